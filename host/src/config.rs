@@ -1,0 +1,337 @@
+//! `isthmus.toml`: parsing and validation. Every error names the file, the key and
+//! what is wrong; unknown keys are errors. Relative paths are taken from the
+//! config file's folder.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::limits;
+use crate::routing::FailMode;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {key}: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted path of the offending key, e.g. `upstreams.django.url`.
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: Listen,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    pub upstreams: BTreeMap<String, Upstream>,
+    #[serde(default, rename = "static")]
+    pub static_mounts: BTreeMap<String, StaticMount>,
+    pub routing: Routing,
+    /// Folder of the config file; relative paths below were joined to it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// Tokio worker threads; 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Proxies in front of the gateway whose X-Forwarded-* headers are kept.
+    #[serde(default)]
+    pub trusted_hops: usize,
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    #[serde(with = "humantime_serde")]
+    pub response_header: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub client_header: Duration,
+    #[serde(with = "humantime_serde")]
+    pub pool_idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: limits::CONNECT_TIMEOUT,
+            response_header: limits::RESPONSE_HEADER_TIMEOUT,
+            idle: limits::IDLE_TIMEOUT,
+            client_header: limits::CLIENT_HEADER_TIMEOUT,
+            pool_idle: limits::POOL_IDLE_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// `http://host:port`, no path.
+    pub url: String,
+    /// Command `isthmus run` starts; `{port}` is replaced by the url's port.
+    pub run: Option<String>,
+    pub cwd: Option<PathBuf>,
+    /// Path answering 2xx once the upstream is ready.
+    pub health: Option<String>,
+    #[serde(skip)]
+    pub uri: http::Uri,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticMount {
+    pub root: PathBuf,
+    /// File under `root` served for paths that match no file (an SPA's index.html).
+    pub fallback: Option<String>,
+    /// URL prefix removed before looking up the file, e.g. `/static`.
+    pub strip_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+    /// Where compiled plugins are cached; defaults to `<plugins_dir>/.cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Watch plugin files and reload them when they change.
+    #[serde(default = "default_true")]
+    pub hot_reload: bool,
+    pub routers: Vec<PluginEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceMode {
+    /// Warm instances reused across calls, recycled after `recycle_after` calls or a trap.
+    #[default]
+    Pooled,
+    /// A fresh instance for every call.
+    Fresh,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// File name under `plugins_dir`.
+    pub plugin: String,
+    /// Name in logs and replies; defaults to the file name without `.wasm`.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub fail: FailMode,
+    #[serde(default = "default_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Linear memory cap in bytes.
+    #[serde(default = "default_max_memory")]
+    pub max_memory: usize,
+    #[serde(default)]
+    pub instance: InstanceMode,
+    #[serde(default = "default_recycle_after")]
+    pub recycle_after: u64,
+    /// Handed to the plugin's `init` as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+impl PluginEntry {
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or_else(|| self.plugin.strip_suffix(".wasm").unwrap_or(&self.plugin))
+    }
+
+    pub fn config_json(&self) -> String {
+        serde_json::to_string(&self.config).expect("a TOML table is always valid JSON")
+    }
+}
+
+fn default_grace() -> Duration {
+    limits::SHUTDOWN_GRACE
+}
+fn default_max_header_bytes() -> usize {
+    limits::MAX_HEADER_BYTES
+}
+fn default_max_headers() -> usize {
+    limits::MAX_HEADERS
+}
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+fn default_true() -> bool {
+    true
+}
+fn default_deadline() -> Duration {
+    limits::PLUGIN_DEADLINE
+}
+fn default_max_memory() -> usize {
+    limits::PLUGIN_MAX_MEMORY
+}
+fn default_recycle_after() -> u64 {
+    limits::PLUGIN_RECYCLE_AFTER
+}
+
+impl Config {
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError { file: file.to_owned(), key: "(file)".into(), message: format!("cannot read: {e}") })?;
+        Self::parse(&text, file)
+    }
+
+    /// Parse and validate `text` as if read from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let key = if key == "." { "(syntax)".to_owned() } else { key };
+            ConfigError { file: file.to_owned(), key, message: inner.message().to_owned() + &line_of(text, inner.span()) }
+        })?;
+        config.file = file.to_owned();
+        config.base_dir = file.parent().map(Path::to_owned).unwrap_or_default();
+        if config.base_dir.as_os_str().is_empty() {
+            config.base_dir = PathBuf::from(".");
+        }
+        config.validate().map_err(|(key, message)| ConfigError { file: file.to_owned(), key, message })?;
+        Ok(config)
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.routing.cache_dir.clone().unwrap_or_else(|| self.routing.plugins_dir.join(".cache"))
+    }
+
+    fn validate(&mut self) -> Result<(), (String, String)> {
+        let base = self.base_dir.clone();
+        if self.listen.max_header_bytes < 1024 {
+            return Err(("listen.max_header_bytes".into(), "must be at least 1024".into()));
+        }
+        for (key, value) in [
+            ("timeouts.connect", self.timeouts.connect),
+            ("timeouts.response_header", self.timeouts.response_header),
+            ("timeouts.idle", self.timeouts.idle),
+            ("timeouts.client_header", self.timeouts.client_header),
+        ] {
+            if value.is_zero() {
+                return Err((key.into(), "must be greater than zero".into()));
+            }
+        }
+        if self.upstreams.is_empty() {
+            return Err(("upstreams".into(), "at least one upstream is required".into()));
+        }
+        for (name, upstream) in &mut self.upstreams {
+            let key = |field: &str| format!("upstreams.{name}.{field}");
+            check_name(name).map_err(|m| (format!("upstreams.{name}"), m))?;
+            upstream.uri = parse_upstream_url(&upstream.url).map_err(|m| (key("url"), m))?;
+            if let Some(health) = &upstream.health {
+                if !health.starts_with('/') {
+                    return Err((key("health"), format!("`{health}` must be a path starting with `/`")));
+                }
+            }
+            if upstream.run.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return Err((key("run"), "must not be empty".into()));
+            }
+            if let Some(cwd) = &mut upstream.cwd {
+                *cwd = base.join(&*cwd);
+                if !cwd.is_dir() {
+                    return Err((key("cwd"), format!("`{}` is not a directory", cwd.display())));
+                }
+            }
+        }
+        for (name, mount) in &mut self.static_mounts {
+            let key = |field: &str| format!("static.{name}.{field}");
+            check_name(name).map_err(|m| (format!("static.{name}"), m))?;
+            mount.root = base.join(&mount.root);
+            if !mount.root.is_dir() {
+                return Err((key("root"), format!("`{}` is not a directory", mount.root.display())));
+            }
+            if let Some(fallback) = &mount.fallback {
+                if fallback.contains("..") || fallback.starts_with('/') || !mount.root.join(fallback).is_file() {
+                    return Err((key("fallback"), format!("`{fallback}` is not a file under the root")));
+                }
+            }
+            if let Some(prefix) = &mount.strip_prefix {
+                if !prefix.starts_with('/') || (prefix.len() > 1 && prefix.ends_with('/')) {
+                    return Err((key("strip_prefix"), format!("`{prefix}` must start with `/` and not end with `/`")));
+                }
+            }
+        }
+        self.routing.plugins_dir = base.join(&self.routing.plugins_dir);
+        if let Some(cache) = &mut self.routing.cache_dir {
+            *cache = base.join(&*cache);
+        }
+        if self.routing.routers.is_empty() {
+            return Err(("routing.routers".into(), "at least one router plugin is required".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, entry) in self.routing.routers.iter().enumerate() {
+            let key = |field: &str| format!("routing.routers[{i}].{field}");
+            if entry.plugin.contains('/') || entry.plugin.contains("..") {
+                return Err((key("plugin"), format!("`{}` must be a file name inside plugins_dir", entry.plugin)));
+            }
+            let path = self.routing.plugins_dir.join(&entry.plugin);
+            if !path.is_file() {
+                return Err((key("plugin"), format!("`{}` does not exist", path.display())));
+            }
+            if !seen.insert(entry.display_name().to_owned()) {
+                return Err((key("name"), format!("`{}` names two routers; give one a distinct `name`", entry.display_name())));
+            }
+            if entry.deadline.is_zero() {
+                return Err((key("deadline"), "must be greater than zero".into()));
+            }
+            if entry.max_memory < 64 * 1024 {
+                return Err((key("max_memory"), "must be at least 65536 (one wasm page)".into()));
+            }
+            if entry.recycle_after == 0 {
+                return Err((key("recycle_after"), "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid name (letters, digits, `_`, `-`)"))
+    }
+}
+
+fn parse_upstream_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!("`{url}` must start with http:// (TLS to upstreams is not supported)"));
+    }
+    let authority = uri.authority().ok_or_else(|| format!("`{url}` has no host"))?;
+    if authority.port_u16().is_none() {
+        return Err(format!("`{url}` must name a port"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!("`{url}` must not have a path; use the router's path rewrite"));
+    }
+    Ok(uri)
+}
+
+/// " (line N)" for a byte span into `text`, to point at the bad line.
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => format!(" (line {})", text[..span.start.min(text.len())].matches('\n').count() + 1),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,34 @@
+//! Every limit and default the gateway applies, in one place. Config keys that
+//! override them are named beside each.
+
+use std::time::Duration;
+
+/// `timeouts.connect`: TCP connect to an upstream. Past it: 504.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `timeouts.response_header`: from request sent to upstream response head. Past it: 504.
+pub const RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.idle`: no byte moved on a proxied body or tunnel for this long ends it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// `timeouts.client_header`: a client must send a complete request head within this.
+pub const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// `timeouts.pool_idle`: an idle pooled upstream connection is closed after this.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// `listen.shutdown_grace`: in-flight requests get this long after SIGINT/SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// `listen.max_header_bytes`: a larger request head is refused with 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// `listen.max_headers`: more header fields than this are refused with 431.
+pub const MAX_HEADERS: usize = 100;
+/// Idle pooled connections kept per upstream host.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
+
+/// `routing.routers[].deadline`: wall-clock budget for one plugin call.
+pub const PLUGIN_DEADLINE: Duration = Duration::from_millis(10);
+/// `routing.routers[].max_memory`: linear memory one plugin instance may grow to.
+pub const PLUGIN_MAX_MEMORY: usize = 16 * 1024 * 1024;
+/// `routing.routers[].recycle_after`: a warm instance is replaced after this many calls.
+pub const PLUGIN_RECYCLE_AFTER: u64 = 100_000;
+/// How often the epoch ticker advances; the granularity of plugin deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Largest Reply body or header list a plugin may return before the gateway refuses it.
+pub const PLUGIN_MAX_REPLY_BYTES: usize = 1024 * 1024;
