@@ -1,1 +1,178 @@
-//! (in progress)
+//! The `isthmus` command line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::canonical_path;
+use crate::config::{Config, ConfigError};
+use crate::dispatch::{route_request, Gateway};
+use crate::plugin::{self, PluginError, PluginHost, WasmRouter};
+use crate::proxy::headers::ClientView;
+use crate::routing::{Decision, Outcome, Router, RouterChain, Step};
+use crate::server::{self, ServerSettings};
+
+#[derive(Debug, Parser)]
+#[command(name = "isthmus", version, about = "One origin for a Django project and a Reflex app")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway only (Django and Reflex already running).
+    Serve {
+        #[arg(long, short, default_value = "isthmus.toml")]
+        config: PathBuf,
+    },
+    /// Validate the config and load and init every plugin; exit 0 when all is well.
+    Check {
+        #[arg(long, short, default_value = "isthmus.toml")]
+        config: PathBuf,
+    },
+    /// Show where a request would go, and which router decided.
+    Route {
+        #[arg(long, short, default_value = "isthmus.toml")]
+        config: PathBuf,
+        /// HTTP method, e.g. GET.
+        method: String,
+        /// Request path, optionally with `?query`.
+        path: String,
+        /// Host header the request carries.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// Extra request header, `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Check { config } => check(&config),
+        Command::Route { config, method, path, host, headers } => route(&config, &method, &path, &host, &headers),
+    }
+}
+
+/// Load the config and every router plugin, in config order.
+fn load(config_path: &Path) -> Result<(Config, Vec<Arc<WasmRouter>>, RouterChain), CliError> {
+    let config = Config::load(config_path)?;
+    let host = PluginHost::new()?;
+    let routers = host.load_routers(&config)?;
+    let chain = RouterChain::new(routers.iter().map(|r| r.clone() as Arc<dyn Router>).collect());
+    Ok((config, routers, chain))
+}
+
+fn serve(config_path: &Path) -> Result<(), CliError> {
+    let (config, routers, chain) = load(config_path)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.listen.workers > 0 {
+        runtime.worker_threads(config.listen.workers);
+    }
+    let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let gateway = Gateway::new(&config, chain).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
+        let listener = server::bind(config.listen.addr)
+            .await
+            .map_err(|e| CliError::Io(format!("{}: listen.addr: cannot listen on {}: {e}", config.file.display(), config.listen.addr)))?;
+        tracing::info!(addr = %config.listen.addr, routers = routers.len(), "isthmus listening");
+        let _reloader = plugin::spawn_reloader(routers, config.routing.plugins_dir.clone(), config.routing.hot_reload);
+        server::serve(listener, Arc::new(gateway), ServerSettings::from_config(&config), server::shutdown_signal()).await;
+        tracing::info!("isthmus stopped");
+        Ok(())
+    })
+}
+
+fn check(config_path: &Path) -> Result<(), CliError> {
+    let (config, routers, _) = load(config_path)?;
+    Gateway::new(&config, RouterChain::default()).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
+    println!(
+        "{}: ok ({} upstreams, {} static mounts, routers: {})",
+        config_path.display(),
+        config.upstreams.len(),
+        config.static_mounts.len(),
+        routers.iter().map(|r| r.name().to_owned()).collect::<Vec<_>>().join(" → ")
+    );
+    Ok(())
+}
+
+fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[String]) -> Result<(), CliError> {
+    let (config, _, chain) = load(config_path)?;
+    let mut builder = http::Request::builder().method(method.to_ascii_uppercase().as_str()).uri(target).header(http::header::HOST, host);
+    for h in headers {
+        let (name, value) = h.split_once(':').ok_or_else(|| CliError::Usage(format!("header `{h}` is not `Name: value`")))?;
+        builder = builder.header(name.trim(), value.trim());
+    }
+    let req = builder.body(()).map_err(|e| CliError::Usage(format!("not a valid request: {e}")))?;
+
+    println!("{} {}", req.method(), req.uri());
+    let path = match canonical_path::canonicalize(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("  refused with 400 before routing: {e}");
+            return Ok(());
+        }
+    };
+    if path != req.uri().path() {
+        println!("  canonical path: {path}");
+    }
+    let client = ClientView::new(req.headers(), "127.0.0.1", host, 0);
+    let route_req = route_request(&req, path, &client);
+    let mut trace = Vec::new();
+    let outcome = chain.route(&route_req, Some(&mut trace));
+    for (i, (router, step)) in trace.iter().enumerate() {
+        let what = match step {
+            Step::Decided(d) => describe(&config, d),
+            Step::Passed => "pass".to_owned(),
+            Step::FailedOpen(f) => format!("failed ({f}); fail = \"open\", so the next router decides"),
+            Step::FailedClosed(f) => format!("failed ({f}); fail = \"closed\""),
+        };
+        println!("  {}. {router}: {what}", i + 1);
+    }
+    match outcome {
+        Outcome::Decided { router, decision } => println!("→ {} (decided by `{router}`)", describe(&config, &decision)),
+        Outcome::Failed { router, .. } => println!("→ 503 Service Unavailable (router `{router}` failed closed)"),
+        Outcome::NoRoute => println!("→ 404 Not Found (every router passed)"),
+    }
+    Ok(())
+}
+
+fn describe(config: &Config, decision: &Decision) -> String {
+    match decision {
+        Decision::Forward(f) => {
+            let at = match config.upstreams.get(&f.upstream) {
+                Some(u) => format!("at {}", u.url),
+                None => "which is not configured: 502".to_owned(),
+            };
+            let mut s = format!("forward to upstream `{}` {at}", f.upstream);
+            if let Some(p) = &f.path {
+                s += &format!(", path rewritten to {p}");
+            }
+            if !f.set_headers.is_empty() || !f.remove_headers.is_empty() {
+                s += &format!(", set headers {:?}, remove headers {:?}", f.set_headers, f.remove_headers);
+            }
+            s
+        }
+        Decision::ServeStatic(mount) => match config.static_mounts.get(mount) {
+            Some(m) => format!("serve from static mount `{mount}` ({})", m.root.display()),
+            None => format!("serve from static mount `{mount}`, which is not configured: 502"),
+        },
+        Decision::Reply(r) => format!("reply {} with {} header(s) and a {}-byte body", r.status, r.headers.len(), r.body.len()),
+        Decision::Pass => "pass".to_owned(),
+    }
+}

@@ -218,8 +218,9 @@ impl Config {
 
     fn validate(&mut self) -> Result<(), (String, String)> {
         let base = self.base_dir.clone();
-        if self.listen.max_header_bytes < 1024 {
-            return Err(("listen.max_header_bytes".into(), "must be at least 1024".into()));
+        // hyper's smallest read buffer.
+        if self.listen.max_header_bytes < 8192 {
+            return Err(("listen.max_header_bytes".into(), "must be at least 8192".into()));
         }
         for (key, value) in [
             ("timeouts.connect", self.timeouts.connect),

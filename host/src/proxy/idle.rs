@@ -1,0 +1,144 @@
+//! Idle timeouts for streamed bodies and tunnels: a transfer that moves no byte for
+//! the configured time is ended, so a stalled peer cannot hold a connection forever.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::body::BoxError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("no data for {0:?}: idle timeout")]
+pub struct IdleTimeout(pub Duration);
+
+pin_project! {
+    /// A body that fails with `IdleTimeout` when no frame arrives for `timeout`.
+    pub struct IdleBody<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        sleep: Sleep,
+        timeout: Duration,
+    }
+}
+
+impl<B> IdleBody<B> {
+    pub fn new(inner: B, timeout: Duration) -> Self {
+        Self { inner, sleep: tokio::time::sleep(timeout), timeout }
+    }
+}
+
+impl<B> Body for IdleBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.sleep.as_mut().reset(Instant::now() + *this.timeout);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.sleep.poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(IdleTimeout(*this.timeout).into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Last time (ms since `epoch`) either side of a tunnel moved a byte.
+#[derive(Clone)]
+pub struct Activity {
+    epoch: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Self { epoch: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `timeout`.
+    pub async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let last = self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+pin_project! {
+    /// An IO stream that records activity on every read or write.
+    pub struct ActiveIo<T> {
+        #[pin]
+        inner: T,
+        activity: Activity,
+    }
+}
+
+impl<T> ActiveIo<T> {
+    pub fn new(inner: T, activity: Activity) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for ActiveIo<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let res = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.touch();
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for ActiveIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let res = this.inner.poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        res
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}

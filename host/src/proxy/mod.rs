@@ -1,0 +1,190 @@
+//! Forwarding to upstreams: pooled keep-alive HTTP/1.1 connections, streamed bodies
+//! both ways, upgrades tunneled, timeouts turned into 502/504.
+
+mod error;
+pub mod headers;
+mod idle;
+mod tunnel;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use error::ProxyError;
+use headers::ClientView;
+pub use idle::IdleBody;
+
+use crate::body::{self, Body};
+use crate::config::{Config, Timeouts};
+use crate::limits;
+use crate::routing::Forward;
+
+/// Per-request facts the forwarder needs beside the decision.
+pub struct ForwardContext<'a> {
+    pub client: &'a ClientView,
+    pub request_id: &'a HeaderValue,
+    /// Canonical path and the raw query, as the router saw them.
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    upstreams: HashMap<String, Authority>,
+    timeouts: Timeouts,
+    /// Upgraded tunnels outlive their request; shutdown ends them after the grace period.
+    tunnels: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Proxy {
+    pub fn new(config: &Config) -> Proxy {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.timeouts.connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.timeouts.pool_idle)
+            .pool_max_idle_per_host(limits::POOL_MAX_IDLE_PER_HOST)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|(name, u)| (name.clone(), u.uri.authority().expect("validated by config").clone()))
+            .collect();
+        Proxy { client, upstreams, timeouts: config.timeouts.clone(), tunnels: TaskTracker::new(), shutdown: CancellationToken::new() }
+    }
+
+    /// Stop accepting tunnels, give open ones `grace` to finish, then end them.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tunnels.close();
+        if tokio::time::timeout(grace, self.tunnels.wait()).await.is_err() {
+            self.shutdown.cancel();
+            self.tunnels.wait().await;
+        }
+    }
+
+    pub async fn forward(&self, req: Request<Incoming>, decision: &Forward, ctx: &ForwardContext<'_>) -> Response<Body> {
+        match self.try_forward(req, decision, ctx).await {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::warn!(error = %e, "proxy error");
+                e.into_response()
+            }
+        }
+    }
+
+    async fn try_forward(&self, mut req: Request<Incoming>, decision: &Forward, ctx: &ForwardContext<'_>) -> Result<Response<Body>, ProxyError> {
+        let name = &decision.upstream;
+        let authority = self.upstreams.get(name).ok_or_else(|| ProxyError::UnknownUpstream(name.clone()))?;
+        let bad = |reason: String| ProxyError::BadForward { upstream: name.clone(), reason };
+
+        let path_and_query = match &decision.path {
+            Some(p) if p.starts_with('/') => PathAndQuery::try_from(p.as_str()).map_err(|e| bad(format!("path `{p}`: {e}")))?,
+            Some(p) => return Err(bad(format!("path `{p}` does not start with `/`"))),
+            None if ctx.query.is_empty() => PathAndQuery::try_from(ctx.path).map_err(|e| bad(e.to_string()))?,
+            None => PathAndQuery::try_from(format!("{}?{}", ctx.path, ctx.query)).map_err(|e| bad(e.to_string()))?,
+        };
+        let uri = Uri::builder().scheme("http").authority(authority.clone()).path_and_query(path_and_query).build().map_err(|e| bad(e.to_string()))?;
+
+        let upgrade = headers::upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let (mut parts, incoming) = req.into_parts();
+
+        // HTTP/2 carries the host in :authority; the upstream speaks HTTP/1.1 and needs Host.
+        if !parts.headers.contains_key(header::HOST) {
+            if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+        headers::remove_hop_by_hop(&mut parts.headers);
+        for name in &decision.remove_headers {
+            parts.headers.remove(name.as_str());
+        }
+        for (name, value) in &decision.set_headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(format!("header name `{name}`: {e}")))?;
+            let value = HeaderValue::from_str(value).map_err(|e| bad(format!("header `{name}` value: {e}")))?;
+            parts.headers.insert(name, value);
+        }
+        ctx.client.write(&mut parts.headers);
+        parts.headers.insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
+        if let Some(protocol) = &upgrade {
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol.clone());
+        }
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+
+        let body = self.stream_body(incoming);
+        let out = Request::from_parts(parts, body);
+
+        let mut res = match tokio::time::timeout(self.timeouts.response_header, self.client.request(out)).await {
+            Err(_) => return Err(ProxyError::ResponseTimeout { upstream: name.clone(), timeout: self.timeouts.response_header }),
+            Ok(Err(e)) => return Err(self.classify(name, &e)),
+            Ok(Ok(res)) => res,
+        };
+
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(ProxyError::Failed { upstream: name.clone(), reason: "switched protocols without being asked".into() });
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut res);
+            let (mut parts, _) = res.into_parts();
+            let protocol = parts.headers.get(header::UPGRADE).cloned();
+            headers::remove_hop_by_hop(&mut parts.headers);
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(protocol) = protocol {
+                parts.headers.insert(header::UPGRADE, protocol);
+            }
+            if self.tunnels.is_closed() {
+                return Err(ProxyError::Failed { upstream: name.clone(), reason: "gateway is shutting down".into() });
+            }
+            self.tunnels.spawn(tunnel::run(client_upgrade, upstream_upgrade, self.timeouts.idle, self.shutdown.clone(), name.clone()));
+            return Ok(Response::from_parts(parts, body::empty()));
+        }
+
+        let (mut parts, incoming) = res.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        let body = self.stream_body(incoming);
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// A streamed body with the idle timeout; a body known to be empty stays cheap.
+    fn stream_body(&self, incoming: Incoming) -> Body {
+        if incoming.is_end_stream() {
+            body::empty()
+        } else {
+            IdleBody::new(incoming, self.timeouts.idle).boxed_unsync()
+        }
+    }
+
+    fn classify(&self, upstream: &str, error: &hyper_util::client::legacy::Error) -> ProxyError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        let mut reason = error.to_string();
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::TimedOut && error.is_connect() {
+                    return ProxyError::ConnectTimeout { upstream: upstream.to_owned(), timeout: self.timeouts.connect };
+                }
+                reason = io.to_string();
+            }
+            source = e.source();
+        }
+        if error.is_connect() {
+            ProxyError::Unreachable { upstream: upstream.to_owned(), reason }
+        } else {
+            ProxyError::Failed { upstream: upstream.to_owned(), reason }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The real `isthmus` binary: check, route, serve with the default prefix-router
+//! plugin, access logs, signals, and constant memory on huge bodies.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+
+fn isthmus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isthmus"))
+}
+
+/// A site using the real prefix-router component, with Django and Reflex at the given addresses.
+fn site_with_prefix_router(django: std::net::SocketAddr, reflex: std::net::SocketAddr, listen: &str) -> Site {
+    let site = Site::new();
+    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/prefix_router.wasm")).unwrap();
+    site.write("spa/index.html", "<h1>spa</h1>");
+    site.write("staticfiles/admin/base.css", "body{}");
+    site.write(
+        "isthmus.toml",
+        format!(
+            r#"
+[listen]
+addr = "{listen}"
+shutdown_grace = "3s"
+
+[upstreams.django]
+url = "http://{django}"
+
+[upstreams.reflex]
+url = "http://{reflex}"
+
+[static.frontend]
+root = "spa"
+fallback = "index.html"
+
+[static.django_static]
+root = "staticfiles"
+strip_prefix = "/static"
+
+[[routing.routers]]
+plugin = "prefix_router.wasm"
+config = {{ django_prefixes = ["/admin", "/api", "/webhooks"], static_prefix = "/static", static_mount = "django_static", spa_mount = "frontend" }}
+"#
+        ),
+    );
+    site
+}
+
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn every_command_has_help() {
+    for sub in [&["--help"][..], &["serve", "--help"], &["check", "--help"], &["route", "--help"]] {
+        let (code, out, _) = output(isthmus().args(sub));
+        assert_eq!(code, 0);
+        assert!(out.contains("Usage"), "{out}");
+    }
+}
+
+#[test]
+fn check_accepts_a_good_config_and_refuses_a_bad_one() {
+    let site = site_with_prefix_router("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap(), "127.0.0.1:0");
+    let config = site.path().join("isthmus.toml");
+    let (code, out, err) = output(isthmus().arg("check").arg("--config").arg(&config));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok") && out.contains("prefix_router"), "{out}");
+
+    let text = std::fs::read_to_string(&config).unwrap().replace("shutdown_grace", "shutdown_grase");
+    std::fs::write(&config, text).unwrap();
+    let (code, _, err) = output(isthmus().arg("check").arg("--config").arg(&config));
+    assert_eq!(code, 1);
+    assert!(err.contains("isthmus.toml") && err.contains("shutdown_grase"), "{err}");
+}
+
+#[test]
+fn check_reports_a_plugin_init_error_with_the_guest_text() {
+    let site = site_with_prefix_router("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap(), "127.0.0.1:0");
+    let config = site.path().join("isthmus.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(r#""/webhooks""#, r#""/_event""#);
+    std::fs::write(&config, text).unwrap();
+    let (code, _, err) = output(isthmus().arg("check").arg("--config").arg(&config));
+    assert_eq!(code, 1);
+    assert!(err.contains("prefix_router") && err.contains("/_event"), "{err}");
+}
+
+#[test]
+fn route_explains_each_decision() {
+    let site = site_with_prefix_router("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap(), "127.0.0.1:0");
+    let config = site.path().join("isthmus.toml");
+    let route = |method: &str, path: &str| {
+        let (code, out, err) = output(isthmus().args(["route", "--config"]).arg(&config).args([method, path]));
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let out = route("GET", "/admin/login/");
+    assert!(out.contains("prefix_router") && out.contains("forward to upstream `django`"), "{out}");
+    let out = route("GET", "/%61dmin/");
+    assert!(out.contains("canonical path: /admin/") && out.contains("upstream `django`"), "{out}");
+    let out = route("GET", "/_event/../admin/");
+    assert!(out.contains("upstream `django`"), "{out}");
+    let out = route("GET", "/_event/?EIO=4&transport=websocket");
+    assert!(out.contains("upstream `reflex`"), "{out}");
+    let out = route("GET", "/static/admin/base.css");
+    assert!(out.contains("static mount `django_static`"), "{out}");
+    let out = route("GET", "/products");
+    assert!(out.contains("static mount `frontend`"), "{out}");
+    let out = route("GET", "/administrator");
+    assert!(out.contains("static mount `frontend`"), "{out}");
+    let out = route("GET", "/a%2Fb");
+    assert!(out.contains("400"), "{out}");
+}
+
+struct Server {
+    child: Child,
+    addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(site: &Site) -> Server {
+        let mut child = isthmus()
+            .arg("serve")
+            .arg("--config")
+            .arg(site.path().join("isthmus.toml"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                sink.lock().unwrap().push(line);
+            }
+        });
+        // The listener's address comes from the config; wait for the ready line.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("gateway never said it was listening");
+            if line.contains("isthmus listening") {
+                let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+                return Server { child, addr, log };
+            }
+        }
+    }
+
+    fn rss_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_routes_logs_and_stops_cleanly_on_sigterm() {
+    let django = upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("django saw {}", req.uri())) }).await;
+    let reflex = upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("reflex saw {}", req.uri())) }).await;
+    let site = site_with_prefix_router(django, reflex, &format!("127.0.0.1:{}", free_port()));
+    let mut server = Server::start(&site);
+    let url = |p: &str| format!("http://{}{}", server.addr, p);
+
+    let (status, _, body) = get(&url("/admin/login/?next=/")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"django saw /admin/login/?next=/"[..]));
+    let (_, _, body) = get(&url("/%61pi/x")).await;
+    assert_eq!(&body[..], b"django saw /api/x");
+    let (_, _, body) = get(&url("/ping")).await;
+    assert_eq!(&body[..], b"reflex saw /ping");
+    let (_, _, body) = get(&url("/static/admin/base.css")).await;
+    assert_eq!(&body[..], b"body{}");
+    let (_, _, body) = get(&url("/products/42")).await;
+    assert_eq!(&body[..], b"<h1>spa</h1>");
+
+    let log = server.log.lock().unwrap().join("\n");
+    let line = log.lines().find(|l| l.contains("/admin/login/")).unwrap_or_else(|| panic!("no access line:\n{log}"));
+    for field in ["method=GET", "status=200", "target=upstream:django", "duration_us=", "request_id="] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+
+    server.sigterm();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "exit 0 after SIGTERM");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gigabyte_each_way_does_not_grow_memory() {
+    const GIB: usize = 1 << 30;
+    const CHUNK: usize = 256 * 1024;
+    let django = upstream(|req: Request<hyper::body::Incoming>| async move {
+        if req.method() == http::Method::POST {
+            let mut body = req.into_body();
+            let mut n = 0usize;
+            while let Some(frame) = body.frame().await {
+                n += frame.unwrap().data_ref().map_or(0, |d| d.len());
+            }
+            text(n.to_string())
+        } else {
+            let chunk = Bytes::from(vec![b'x'; CHUNK]);
+            let stream = futures_util::stream::iter((0..GIB / CHUNK).map(move |_| Ok::<_, isthmus::body::BoxError>(Frame::data(chunk.clone()))));
+            Response::new(StreamBody::new(stream).boxed_unsync())
+        }
+    })
+    .await;
+    let site = site_with_prefix_router(django, dead_port().await, &format!("127.0.0.1:{}", free_port()));
+    let server = Server::start(&site);
+    // Warm up so pools and buffers exist before the baseline.
+    get(&format!("http://{}/api/warm", server.addr)).await;
+    let baseline = server.rss_kib("VmRSS:");
+    // Reset the peak so start-up (plugin compilation) does not count.
+    std::fs::write(format!("/proc/{}/clear_refs", server.child.id()), "5").unwrap();
+
+    let chunk = Bytes::from(vec![b'u'; CHUNK]);
+    let upload = futures_util::stream::iter((0..GIB / CHUNK).map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone()))));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let res = client.request(Request::post(format!("http://{}/api/upload", server.addr)).body(StreamBody::new(upload)).unwrap()).await.unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), GIB.to_string());
+
+    let res = client
+        .request(Request::get(format!("http://{}/api/download", server.addr)).body(StreamBody::new(futures_util::stream::empty::<Result<Frame<Bytes>, std::convert::Infallible>>())).unwrap())
+        .await
+        .unwrap();
+    let mut body = res.into_body();
+    let mut n = 0usize;
+    while let Some(frame) = body.frame().await {
+        n += frame.unwrap().data_ref().map_or(0, |d| d.len());
+    }
+    assert_eq!(n, GIB);
+
+    let peak = server.rss_kib("VmHWM:");
+    let grown_mib = peak.saturating_sub(baseline) / 1024;
+    eprintln!("gateway RSS: baseline {} MiB, peak {} MiB", baseline / 1024, peak / 1024);
+    assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB while 2 GiB passed through");
+}

@@ -1,0 +1,182 @@
+//! Test harness: upstreams served in-process on loopback, a plain-Rust router for
+//! the gateway's own HTTP behaviour, and a gateway started in-process on a free port.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use isthmus::body::Body;
+use isthmus::config::Config;
+use isthmus::dispatch::Gateway;
+use isthmus::routing::{Decision, FailMode, PolicyFailure, RouteRequest, Router, RouterChain};
+use isthmus::server::{self, ServerSettings};
+
+/// A router written in Rust for tests: the production chain holds WebAssembly routers.
+pub struct FnRouter<F> {
+    pub name: String,
+    pub fail: FailMode,
+    pub f: F,
+}
+
+impl<F> Router for FnRouter<F>
+where
+    F: Fn(&RouteRequest) -> Result<Decision, PolicyFailure> + Send + Sync,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn fail_mode(&self) -> FailMode {
+        self.fail
+    }
+    fn route(&self, req: &RouteRequest) -> Result<Decision, PolicyFailure> {
+        (self.f)(req)
+    }
+}
+
+pub fn router(name: &str, f: impl Fn(&RouteRequest) -> Result<Decision, PolicyFailure> + Send + Sync + 'static) -> Arc<dyn Router> {
+    Arc::new(FnRouter { name: name.to_owned(), fail: FailMode::Closed, f })
+}
+
+pub fn forward(upstream: &str) -> Decision {
+    Decision::Forward(isthmus::routing::Forward { upstream: upstream.to_owned(), path: None, set_headers: vec![], remove_headers: vec![] })
+}
+
+/// Serve `handler` on a fresh loopback port (HTTP/1.1 and h2c) until the test ends.
+pub async fn upstream<H, Fut>(handler: H) -> SocketAddr
+where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A port nothing listens on.
+pub async fn dead_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+/// A temp folder holding the config, a placeholder plugin file (validation wants one;
+/// these tests supply their routers in Rust) and any static files.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        std::fs::write(dir.path().join("plugins/test.wasm"), b"placeholder").unwrap();
+        Site { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Config with `[upstreams]` from `upstreams` (name → addr) plus `extra` TOML.
+    pub fn config(&self, upstreams: &[(&str, SocketAddr)], extra: &str) -> Config {
+        let mut text = String::from("[listen]\naddr = \"127.0.0.1:0\"\n");
+        text += extra;
+        for (name, addr) in upstreams {
+            text += &format!("\n[upstreams.{name}]\nurl = \"http://{addr}\"\n");
+        }
+        text += "\n[[routing.routers]]\nplugin = \"test.wasm\"\n";
+        let file = self.write("isthmus.toml", &text);
+        Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+}
+
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+impl RunningGateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Signal shutdown (as SIGTERM would); `done` resolves when the server has stopped.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn start_gateway(config: &Config, routers: Vec<Arc<dyn Router>>) -> RunningGateway {
+    let gateway = Arc::new(Gateway::new(config, RouterChain::new(routers)).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let settings = ServerSettings::from_config(config);
+    let done = tokio::spawn(server::serve(listener, gateway, settings, async {
+        let _ = rx.await;
+    }));
+    RunningGateway { addr, stop: Some(tx), done }
+}
+
+/// An HTTP/1.1 client with a connection pool.
+pub fn client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn get(url: &str) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}
+
+pub async fn send(req: Request<Full<Bytes>>) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    let res = client().request(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+pub fn text(s: impl Into<String>) -> Response<Body> {
+    Response::new(isthmus::body::full(s.into()))
+}
+
+/// Where the build script puts guest components.
+pub fn plugin_path(file: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(file);
+    assert!(p.is_file(), "{} is missing: run `bash guest-plugins/build.sh` first", p.display());
+    p
+}

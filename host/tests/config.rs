@@ -1,0 +1,111 @@
+//! Config errors name the file, the key and what is wrong.
+
+use std::path::Path;
+
+use isthmus::config::Config;
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::write(dir.path().join("plugins/router.wasm"), b"x").unwrap();
+    std::fs::create_dir_all(dir.path().join("spa")).unwrap();
+    std::fs::write(dir.path().join("spa/index.html"), b"<html>").unwrap();
+    dir
+}
+
+const GOOD: &str = r#"
+[listen]
+addr = "127.0.0.1:3000"
+
+[upstreams.django]
+url = "http://127.0.0.1:8001"
+health = "/healthz"
+
+[static.frontend]
+root = "spa"
+fallback = "index.html"
+
+[[routing.routers]]
+plugin = "router.wasm"
+deadline = "5ms"
+config = { django_prefixes = ["/admin"] }
+"#;
+
+fn error(text: &str) -> String {
+    let dir = site();
+    let file = dir.path().join("isthmus.toml");
+    match Config::parse(text, &file) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with(&file.display().to_string()), "names the file: {msg}");
+            msg
+        }
+    }
+}
+
+fn with(find: &str, replace: &str) -> String {
+    assert!(GOOD.contains(find), "{find}");
+    GOOD.replace(find, replace)
+}
+
+#[test]
+fn a_good_config_loads_with_defaults_and_resolved_paths() {
+    let dir = site();
+    let config = Config::parse(GOOD, &dir.path().join("isthmus.toml")).unwrap();
+    assert_eq!(config.listen.addr.port(), 3000);
+    assert_eq!(config.timeouts.connect, isthmus::limits::CONNECT_TIMEOUT);
+    assert_eq!(config.static_mounts["frontend"].root, dir.path().join("spa"));
+    assert_eq!(config.routing.plugins_dir, dir.path().join("plugins"));
+    let router = &config.routing.routers[0];
+    assert_eq!(router.display_name(), "router");
+    assert_eq!(router.deadline, std::time::Duration::from_millis(5));
+    assert_eq!(router.config_json(), r#"{"django_prefixes":["/admin"]}"#);
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    let msg = error(&with("health = \"/healthz\"", "health = \"/healthz\"\nhealth_check = \"/x\""));
+    assert!(msg.contains("upstreams.django") && msg.contains("health_check"), "{msg}");
+    let msg = error(&format!("colour = \"blue\"\n{GOOD}"));
+    assert!(msg.contains("colour"), "{msg}");
+    let msg = error(&with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\nworkerz = 1"));
+    assert!(msg.contains("listen") && msg.contains("workerz"), "{msg}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let cases = [
+        (with("127.0.0.1:3000", "localhost"), "listen.addr"),
+        (with("http://127.0.0.1:8001", "https://127.0.0.1:8001"), "upstreams.django.url"),
+        (with("http://127.0.0.1:8001", "http://127.0.0.1"), "upstreams.django.url"),
+        (with("http://127.0.0.1:8001", "http://127.0.0.1:8001/app"), "upstreams.django.url"),
+        (with("/healthz", "healthz"), "upstreams.django.health"),
+        (with("root = \"spa\"", "root = \"missing\""), "static.frontend.root"),
+        (with("fallback = \"index.html\"", "fallback = \"../isthmus.toml\""), "static.frontend.fallback"),
+        (with("router.wasm", "missing.wasm"), "routing.routers[0].plugin"),
+        (with("router.wasm", "../router.wasm"), "routing.routers[0].plugin"),
+        (with("deadline = \"5ms\"", "deadline = \"soon\""), "routing.routers[0].deadline"),
+        (with("deadline = \"5ms\"", "deadline = \"5ms\"\nfail = \"sometimes\""), "routing.routers[0].fail"),
+        (with("[upstreams.django]", "[upstreams.\"dj ango\"]"), "upstreams.dj ango"),
+        (with("[listen]", "[timeouts]\nconnect = \"0s\"\n[listen]"), "timeouts.connect"),
+    ];
+    for (text, key) in cases {
+        let msg = error(&text);
+        assert!(msg.contains(key), "expected key `{key}` in: {msg}");
+    }
+}
+
+#[test]
+fn missing_sections_and_syntax_errors_are_named() {
+    let msg = error(&GOOD.replace("[listen]\naddr = \"127.0.0.1:3000\"\n", ""));
+    assert!(msg.contains("listen"), "{msg}");
+    let msg = error("[listen\naddr = 1");
+    assert!(msg.contains("line 1"), "{msg}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let err = Config::load(Path::new("/nonexistent/isthmus.toml")).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/isthmus.toml") && err.contains("cannot read"), "{err}");
+}

@@ -1,0 +1,463 @@
+//! The gateway's own HTTP behaviour against in-process upstreams on loopback.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use isthmus::routing::{Decision, FailMode, Forward, PolicyFailure, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Upstream that answers with what it received, as JSON.
+async fn echo_upstream() -> std::net::SocketAddr {
+    upstream(|req: Request<hyper::body::Incoming>| async move {
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").into()))
+            .collect();
+        let json = serde_json::json!({
+            "method": req.method().as_str(),
+            "uri": req.uri().to_string(),
+            "version": format!("{:?}", req.version()),
+            "headers": headers,
+        });
+        let mut res = text(json.to_string());
+        res.headers_mut().insert("connection", "x-upstream-secret".parse().unwrap());
+        res.headers_mut().insert("x-upstream-secret", "1".parse().unwrap());
+        res
+    })
+    .await
+}
+
+fn json(bytes: &Bytes) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+}
+
+#[tokio::test]
+async fn forwards_with_clean_and_gateway_written_headers() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let config = site.config(&[("app", up)], "");
+    let gw = start_gateway(
+        &config,
+        vec![router("r", |_| {
+            Ok(Decision::Forward(Forward {
+                upstream: "app".into(),
+                path: None,
+                set_headers: vec![("x-set".into(), "yes".into())],
+                remove_headers: vec!["x-drop".into()],
+            }))
+        })],
+    )
+    .await;
+    let req = Request::get(gw.url("/%61pi/./x/../items?q=1&r=%2F"))
+        .header("host", "shop.example")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-request-id", "client-chosen")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "secret")
+        .header("te", "trailers")
+        .header("x-drop", "1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, headers, body) = send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = json(&body);
+    let h = &seen["headers"];
+    assert_eq!(seen["uri"], "/api/items?q=1&r=%2F", "canonical path, raw query");
+    assert_eq!(h["host"], "shop.example", "Host preserved");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "shop.example");
+    assert_eq!(h["x-set"], "yes");
+    for gone in ["x-hop", "te", "x-drop", "connection"] {
+        assert!(h.get(gone).is_none(), "{gone} must not reach the upstream: {h}");
+    }
+    let id = h["x-request-id"].as_str().unwrap();
+    assert_ne!(id, "client-chosen");
+    assert_eq!(id.len(), 32);
+    assert_eq!(headers["x-request-id"], id, "the same id goes back to the client");
+    assert!(!headers.contains_key("x-upstream-secret"), "response hop-by-hop headers removed");
+}
+
+#[tokio::test]
+async fn request_ids_are_unique() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let (_, headers, _) = get(&gw.url("/")).await;
+        assert!(ids.insert(headers["x-request-id"].to_str().unwrap().to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn trusted_hops_keep_the_proxy_chain() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let config = site.config(&[("app", up)], "trusted_hops = 1\n");
+    let seen_ip = Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = seen_ip.clone();
+    let gw = start_gateway(
+        &config,
+        vec![router("r", move |req| {
+            *seen.lock().unwrap() = format!("{} {}", req.client_ip, req.scheme);
+            Ok(forward("app"))
+        })],
+    )
+    .await;
+    let req = Request::get(gw.url("/"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .header("x-request-id", "from-the-edge")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (_, headers, body) = send(req).await;
+    let h = &json(&body)["headers"];
+    assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-request-id"], "from-the-edge");
+    assert_eq!(headers["x-request-id"], "from-the-edge");
+    assert_eq!(*seen_ip.lock().unwrap(), "203.0.113.7 https");
+}
+
+#[tokio::test]
+async fn path_rewrite_is_sent_upstream() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let gw = start_gateway(
+        &site.config(&[("app", up)], ""),
+        vec![router("r", |req| {
+            Ok(Decision::Forward(Forward {
+                upstream: "app".into(),
+                path: Some(format!("/v2{}?rewritten=1", req.path)),
+                set_headers: vec![],
+                remove_headers: vec![],
+            }))
+        })],
+    )
+    .await;
+    let (_, _, body) = get(&gw.url("/items?dropped=1")).await;
+    assert_eq!(json(&body)["uri"], "/v2/items?rewritten=1");
+}
+
+#[tokio::test]
+async fn http2_cleartext_clients_are_served() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let res = client.request(Request::get(gw.url("/h2")).body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let seen = json(&body);
+    assert_eq!(seen["version"], "HTTP/1.1", "upstreams are spoken to in HTTP/1.1");
+    assert_eq!(seen["headers"]["host"], gw.addr.to_string(), "Host comes from :authority");
+}
+
+#[tokio::test]
+async fn upstream_connections_are_pooled() {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper::service::service_fn(|_| async { Ok::<_, std::convert::Infallible>(text("ok")) }),
+                ),
+            );
+        }
+    });
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    for _ in 0..30 {
+        assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "30 sequential requests share one upstream connection");
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    // Upstream counts what it receives, then streams back SIZE bytes in 64 KiB frames.
+    let up = upstream(|req: Request<hyper::body::Incoming>| async move {
+        let mut body = req.into_body();
+        let mut received = 0usize;
+        while let Some(frame) = body.frame().await {
+            received += frame.unwrap().data_ref().map_or(0, |d| d.len());
+        }
+        let chunks = futures_util::stream::iter((0..SIZE / 65536).map(|_| Ok::<_, isthmus::body::BoxError>(Frame::data(Bytes::from(vec![7u8; 65536])))));
+        let mut res = Response::new(StreamBody::new(chunks).boxed_unsync());
+        res.headers_mut().insert("x-received", received.to_string().parse().unwrap());
+        res
+    })
+    .await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    let upload = futures_util::stream::iter((0..SIZE / 65536).map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![1u8; 65536])))));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let res = client.request(Request::post(gw.url("/upload")).body(StreamBody::new(upload)).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-received"], SIZE.to_string().as_str());
+    let mut body = res.into_body();
+    let mut got = 0usize;
+    while let Some(frame) = body.frame().await {
+        got += frame.unwrap().data_ref().map_or(0, |d| d.len());
+    }
+    assert_eq!(got, SIZE);
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_tunneled() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        ws.send(msg).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("ws", up)], ""), vec![router("r", |_| Ok(forward("ws")))]).await;
+    let (mut ws, res) = tokio_tungstenite::connect_async(format!("ws://{}/_event/?EIO=4&transport=websocket", gw.addr)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for i in 0..100 {
+        let msg = format!("42/_event,[\"event\",{{\"n\":{i}}}]");
+        ws.send(tokio_tungstenite::tungstenite::Message::text(msg.clone())).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), msg);
+    }
+    ws.send(tokio_tungstenite::tungstenite::Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_data().as_ref(), &[0u8, 1, 2, 255]);
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502_naming_it() {
+    let dead = dead_port().await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("django", dead)], ""), vec![router("r", |_| Ok(forward("django")))]).await;
+    let (status, _, body) = get(&gw.url("/admin/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("upstream `django` is unreachable"), "{body}");
+}
+
+#[tokio::test]
+async fn unknown_upstream_is_502_naming_it() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("nowhere")))]).await;
+    let (status, _, body) = get(&gw.url("/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(String::from_utf8_lossy(&body).contains("upstream `nowhere` is not configured"));
+}
+
+#[tokio::test]
+async fn silent_upstream_is_504_within_the_timeout() {
+    // Accepts connections, reads, never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            held.push(s);
+        }
+    });
+    let site = Site::new();
+    let config = site.config(&[("slow", up)], "[timeouts]\nresponse_header = \"300ms\"\n");
+    let gw = start_gateway(&config, vec![router("r", |_| Ok(forward("slow")))]).await;
+    let start = Instant::now();
+    let (status, _, body) = get(&gw.url("/")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(String::from_utf8_lossy(&body).contains("upstream `slow` did not answer within 300ms"));
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn stalled_response_body_is_cut_by_the_idle_timeout() {
+    let up = upstream(|_| async {
+        let stream = futures_util::stream::once(async { Ok::<_, isthmus::body::BoxError>(Frame::data(Bytes::from_static(b"first"))) })
+            .chain(futures_util::stream::pending());
+        Response::new(StreamBody::new(stream).boxed_unsync())
+    })
+    .await;
+    let site = Site::new();
+    let config = site.config(&[("app", up)], "[timeouts]\nidle = \"300ms\"\n");
+    let gw = start_gateway(&config, vec![router("r", |_| Ok(forward("app")))]).await;
+    let res = client().request(Request::get(gw.url("/")).body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let start = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(5), res.into_body().collect()).await.expect("the gateway must end the stalled body");
+    assert!(result.is_err(), "a cut body is an error for the client, not a clean end");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn replies_failures_and_the_chain() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let config = site.config(&[("app", up)], "");
+    let gw = start_gateway(
+        &config,
+        vec![
+            router("maintenance", |req| {
+                Ok(if req.path == "/down" {
+                    Decision::Reply(Reply { status: 503, headers: vec![("retry-after".into(), "30".into())], body: b"maintenance".to_vec() })
+                } else {
+                    Decision::Pass
+                })
+            }),
+            Arc::new(FnRouter {
+                name: "flaky-open".into(),
+                fail: FailMode::Open,
+                f: |req: &isthmus::routing::RouteRequest| if req.path == "/flaky" { Err(PolicyFailure::Trap("boom".into())) } else { Ok(Decision::Pass) },
+            }),
+            router("strict", |req| match req.path.as_str() {
+                "/broken" => Err(PolicyFailure::Deadline(Duration::from_millis(10))),
+                "/flaky" | "/app" => Ok(forward("app")),
+                "/bad-reply" => Ok(Decision::Reply(Reply { status: 1000, headers: vec![], body: vec![] })),
+                "/no-mount" => Ok(Decision::ServeStatic("nope".into())),
+                _ => Ok(Decision::Pass),
+            }),
+        ],
+    )
+    .await;
+    let (status, headers, body) = get(&gw.url("/down")).await;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap(), &body[..]), (StatusCode::SERVICE_UNAVAILABLE, "30", &b"maintenance"[..]));
+    let (status, _, _) = get(&gw.url("/flaky")).await;
+    assert_eq!(status, StatusCode::OK, "a fail-open router is skipped");
+    let (status, _, body) = get(&gw.url("/broken")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(String::from_utf8_lossy(&body).contains("router `strict` failed"), "{body:?}");
+    let (status, _, _) = get(&gw.url("/bad-reply")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let (status, _, body) = get(&gw.url("/no-mount")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(String::from_utf8_lossy(&body).contains("static mount `nope`"));
+    let (status, _, _) = get(&gw.url("/elsewhere")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "every router passed");
+}
+
+#[tokio::test]
+async fn static_decisions_serve_from_the_mount() {
+    let site = Site::new();
+    site.write("spa/index.html", "<h1>spa</h1>");
+    site.write("spa/assets/app-4KQ2ZJ7M.js", "console.log(1)");
+    let up = echo_upstream().await;
+    let config = site.config(&[("app", up)], "\n[static.frontend]\nroot = \"spa\"\nfallback = \"index.html\"\n");
+    let gw = start_gateway(&config, vec![router("r", |_| Ok(Decision::ServeStatic("frontend".into())))]).await;
+    let (status, headers, body) = get(&gw.url("/assets/app-4KQ2ZJ7M.js")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&body[..], b"console.log(1)");
+    assert!(headers["content-type"].to_str().unwrap().contains("javascript"));
+    assert!(headers["x-request-id"].len() == 32);
+    let (status, _, body) = get(&gw.url("/some/page")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"<h1>spa</h1>"[..]), "SPA fallback");
+    let (status, _, _) = get(&gw.url("/%2e%2e/isthmus.toml")).await;
+    assert_ne!(status, StatusCode::OK);
+}
+
+/// Send raw bytes, read until the server closes or 2 s pass.
+async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_status() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    assert!(raw(gw.addr, b"NOT HTTP AT ALL\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+    assert!(raw(gw.addr, b"GET /admin%2Fsecret HTTP/1.1\r\nHost: x\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+    assert!(raw(gw.addr, b"GET /a\\b HTTP/1.1\r\nHost: x\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+    assert!(raw(gw.addr, b"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+    let huge = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100 * 1024));
+    assert!(raw(gw.addr, huge.as_bytes()).await.starts_with("HTTP/1.1 431"), "huge header");
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert!(raw(gw.addr, many.as_bytes()).await.starts_with("HTTP/1.1 431"), "too many headers");
+    // The gateway is still serving everyone else.
+    assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let up = echo_upstream().await;
+    let site = Site::new();
+    let config = site.config(&[("app", up)], "[timeouts]\nclient_header = \"300ms\"\n");
+    let gw = start_gateway(&config, vec![router("r", |_| Ok(forward("app")))]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.expect("the gateway closes a slow head").unwrap();
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let up = upstream(|_| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        text("slow but finished")
+    })
+    .await;
+    let site = Site::new();
+    let mut gw = start_gateway(&site.config(&[("app", up)], "shutdown_grace = \"5s\"\n"), vec![router("r", |_| Ok(forward("app")))]).await;
+    let url = gw.url("/");
+    let in_flight = tokio::spawn(async move { get(&url).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gw.stop();
+    let (status, _, body) = in_flight.await.unwrap();
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"slow but finished"[..]));
+    tokio::time::timeout(Duration::from_secs(5), &mut gw.done).await.expect("server stops after its in-flight work").unwrap();
+    assert!(TcpStream::connect(gw.addr).await.is_err(), "no longer accepting");
+}
+
+#[tokio::test]
+async fn shutdown_grace_is_bounded() {
+    let up = upstream(|_| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        text("too late")
+    })
+    .await;
+    let site = Site::new();
+    let mut gw = start_gateway(&site.config(&[("app", up)], "shutdown_grace = \"300ms\"\n"), vec![router("r", |_| Ok(forward("app")))]).await;
+    let url = gw.url("/");
+    tokio::spawn(async move { client().request(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gw.stop();
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), &mut gw.done).await.expect("grace period bounds shutdown").unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+}

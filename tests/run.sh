@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh machine: builds what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "guest plugins (WebAssembly components)"
+bash guest-plugins/build.sh
+
+step "guest plugin unit tests"
+cargo test --manifest-path guest-plugins/Cargo.toml --target "$(rustc -vV | sed -n 's/^host: //p')" --quiet
+
+step "gateway: unit and integration tests"
+cargo test --workspace --quiet
