@@ -1,0 +1,66 @@
+//! Errors of loading plugins: reading, compiling, instantiating, `init`. What goes
+//! wrong during a routing call is a `crate::routing::PolicyFailure`, not this.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The WebAssembly engine could not be set up (e.g. no address space for the pool).
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("plugin `{plugin}`: cannot read {}: {source}", path.display())]
+    Read {
+        plugin: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("plugin `{plugin}`: {} is not a usable component: {reason}", path.display())]
+    Compile { plugin: String, path: PathBuf, reason: String },
+    /// The component does not fit the `router` world or cannot be instantiated.
+    #[error("plugin `{plugin}`: cannot instantiate: {reason}")]
+    Instantiate { plugin: String, reason: String },
+    /// The guest's `init` returned `err`; `message` is the guest's text, verbatim.
+    #[error("plugin `{plugin}`: init failed: {message}")]
+    Init { plugin: String, message: String },
+    /// `init` trapped, ran past its deadline or hit the memory cap.
+    #[error("plugin `{plugin}`: init {failure}")]
+    InitFailed { plugin: String, failure: crate::routing::PolicyFailure },
+    /// A setting of the plugin's entry the host cannot honour.
+    #[error("plugin `{plugin}`: {message}")]
+    Settings { plugin: String, message: String },
+    /// The compiled-plugin cache failed in a way that could not be worked around.
+    #[error("plugin cache {}: {message}", path.display())]
+    Cache { path: PathBuf, message: String },
+}
+
+impl PluginError {
+    /// The plugin this error is about, when it is about one.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            PluginError::Read { plugin, .. }
+            | PluginError::Compile { plugin, .. }
+            | PluginError::Instantiate { plugin, .. }
+            | PluginError::Init { plugin, .. }
+            | PluginError::InitFailed { plugin, .. }
+            | PluginError::Settings { plugin, .. } => Some(plugin),
+            PluginError::Engine(_) | PluginError::Cache { .. } => None,
+        }
+    }
+}
+
+/// A wasmtime error with its whole chain of causes on one line.
+pub(crate) fn chain(err: &wasmtime::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}

@@ -1,0 +1,186 @@
+//! What one plugin instance's `Store` holds: its WASI context, its memory cap and the
+//! state of the current call.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::engine::EngineShared;
+use super::output::{LogSink, Stream};
+
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    stdout: LogSink,
+    stderr: LogSink,
+    /// Until when a host-side wait (`poll`, a blocking write) may last in this call.
+    wait_deadline: Instant,
+    origin: Instant,
+    /// The current call's deadline, for the epoch callback.
+    clock: DeadlineClock,
+}
+
+/// The deadline of guest code, beyond the plain epoch deadline: when it expires, the
+/// call is stopped only if the thread really ran the guest. A worker thread that the
+/// OS preempted (an overloaded machine) must not fail a call that took microseconds of
+/// CPU. So at expiry the thread's CPU clock is read and the call gets a probe window of
+/// a quarter deadline; if the thread used at least half of that window's CPU, the guest
+/// is spinning and the call ends (`Trap::Interrupt`, i.e. `PolicyFailure::Deadline`);
+/// otherwise it gets another window, up to a hard cap of `1 + MAX_PROBES/4` deadlines
+/// of wall-clock time. Costs nothing until a deadline expires.
+#[derive(Default)]
+struct DeadlineClock {
+    probe_ticks: u64,
+    probe_window: Duration,
+    /// Thread CPU time when the current probe window began.
+    probe_start: Option<Duration>,
+    probes: u32,
+}
+
+/// Probe windows (a quarter deadline each) before a call is stopped whatever its CPU use.
+const MAX_PROBES: u32 = 12;
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::MAX; // treated as "spinning": the deadline applies as is
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn on_deadline(state: &mut HostState) -> wasmtime::UpdateDeadline {
+    let c = &mut state.clock;
+    let now = thread_cpu_time();
+    match c.probe_start {
+        Some(start) if now.saturating_sub(start) >= c.probe_window / 2 || c.probes >= MAX_PROBES => {
+            wasmtime::UpdateDeadline::Interrupt
+        }
+        _ if now == Duration::MAX => wasmtime::UpdateDeadline::Interrupt,
+        _ => {
+            c.probe_start = Some(now);
+            c.probes += 1;
+            wasmtime::UpdateDeadline::Continue(c.probe_ticks)
+        }
+    }
+}
+
+/// `StoreLimits` for tables and counts, plus a memory cap whose hit is remembered, so
+/// that the trap it causes is told apart from any other trap.
+pub(crate) struct Limiter {
+    max_memory: usize,
+    /// Set when the guest tried to grow past `max_memory`.
+    pub memory_cap_hit: bool,
+    inner: StoreLimits,
+}
+
+/// The error a memory growth past the cap traps with.
+#[derive(Debug, thiserror::Error)]
+#[error("memory growth to {desired} bytes exceeds the cap of {max} bytes")]
+pub(crate) struct MemoryCapHit {
+    pub desired: usize,
+    pub max: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.memory_cap_hit = true;
+            return Err(MemoryCapHit { desired, max: self.max_memory }.into());
+        }
+        self.inner.memory_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        // The pool slot or the OS refused memory below the cap: still a memory trap.
+        self.memory_cap_hit = true;
+        Err(error.context("memory growth failed"))
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Largest table a guest may grow (function references; generous).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+pub(crate) fn new_store(shared: &EngineShared, plugin: &Arc<str>, max_memory: usize) -> Store<HostState> {
+    let stdout = LogSink::new(plugin.clone(), Stream::Stdout);
+    let stderr = LogSink::new(plugin.clone(), Stream::Stderr);
+    let inner = StoreLimitsBuilder::new()
+        .memory_size(max_memory)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .trap_on_grow_failure(true)
+        .build();
+    let now = Instant::now();
+    let state = HostState {
+        wasi: super::wasi::ctx(&stdout, &stderr),
+        table: ResourceTable::new(),
+        limiter: Limiter { max_memory, memory_cap_hit: false, inner },
+        stdout,
+        stderr,
+        wait_deadline: now,
+        origin: now,
+        clock: DeadlineClock::default(),
+    };
+    let mut store = Store::new(&shared.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|mut ctx| Ok(on_deadline(ctx.data_mut())));
+    store
+}
+
+/// Arm a call's deadline: `ticks` epoch ticks (see `EngineShared::ticks`) for guest
+/// code, `deadline` of wall-clock time for host-side waits.
+pub(crate) fn begin_call(store: &mut Store<HostState>, deadline: Duration, ticks: u64) {
+    store.set_epoch_deadline(ticks);
+    let state = store.data_mut();
+    state.wait_deadline = Instant::now() + deadline;
+    state.clock.probe_ticks = (ticks / 4).max(2);
+    state.clock.probe_window = deadline / 4;
+    state.clock.probe_start = None;
+    state.clock.probes = 0;
+}
+
+impl HostState {
+
+    /// Report output dropped over the per-call budget and reset it.
+    pub fn end_call(&mut self) {
+        self.stdout.end_call();
+        self.stderr.end_call();
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl super::wasi::PluginWasiView for HostState {
+    fn wait_deadline(&self) -> Instant {
+        self.wait_deadline
+    }
+    fn clock_origin(&self) -> Instant {
+        self.origin
+    }
+}
