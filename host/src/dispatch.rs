@@ -77,7 +77,12 @@ impl Gateway {
                     (self.proxy.forward(req, &forward, &ctx).await, target)
                 }
                 Decision::ServeStatic(mount) => match self.mounts.get(&mount) {
-                    Some(m) => (m.serve(req.method(), &route_req.path, req.headers()).await, format!("static:{mount}")),
+                    Some(m) => {
+                        // Files are named by decoded text; canonical paths keep reserved
+                        // escapes and can no longer hold an encoded separator.
+                        let file_path = percent_encoding::percent_decode_str(&route_req.path).decode_utf8_lossy();
+                        (m.serve(req.method(), &file_path, req.headers()).await, format!("static:{mount}"))
+                    }
                     None => (
                         body::text(StatusCode::BAD_GATEWAY, format!("router `{router}` chose static mount `{mount}`, which is not configured")),
                         format!("static:{mount}"),

@@ -251,8 +251,8 @@ async fn a_gigabyte_each_way_does_not_grow_memory() {
     let res = client.request(Request::post(format!("http://{}/api/upload", server.addr)).body(StreamBody::new(upload)).unwrap()).await.unwrap();
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), GIB.to_string());
 
-    let res = client
-        .request(Request::get(format!("http://{}/api/download", server.addr)).body(StreamBody::new(futures_util::stream::empty::<Result<Frame<Bytes>, std::convert::Infallible>>())).unwrap())
+    let res = common::client()
+        .request(Request::get(format!("http://{}/api/download", server.addr)).body(http_body_util::Full::new(Bytes::new())).unwrap())
         .await
         .unwrap();
     let mut body = res.into_body();

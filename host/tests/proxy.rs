@@ -65,6 +65,8 @@ async fn forwards_with_clean_and_gateway_written_headers() {
         .header("x-forwarded-proto", "https")
         .header("x-forwarded-host", "evil.example")
         .header("x-request-id", "client-chosen")
+        .header("forwarded", "for=6.6.6.6;proto=https")
+        .header("x-real-ip", "6.6.6.6")
         .header("connection", "keep-alive, x-hop")
         .header("x-hop", "secret")
         .header("te", "trailers")
@@ -81,7 +83,7 @@ async fn forwards_with_clean_and_gateway_written_headers() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "shop.example");
     assert_eq!(h["x-set"], "yes");
-    for gone in ["x-hop", "te", "x-drop", "connection"] {
+    for gone in ["x-hop", "te", "x-drop", "connection", "forwarded", "x-real-ip"] {
         assert!(h.get(gone).is_none(), "{gone} must not reach the upstream: {h}");
     }
     let id = h["x-request-id"].as_str().unwrap();
@@ -370,6 +372,7 @@ async fn static_decisions_serve_from_the_mount() {
     let site = Site::new();
     site.write("spa/index.html", "<h1>spa</h1>");
     site.write("spa/assets/app-4KQ2ZJ7M.js", "console.log(1)");
+    site.write("spa/caf\u{e9} menu.txt", "accents and spaces");
     let up = echo_upstream().await;
     let config = site.config(&[("app", up)], "\n[static.frontend]\nroot = \"spa\"\nfallback = \"index.html\"\n");
     let gw = start_gateway(&config, vec![router("r", |_| Ok(Decision::ServeStatic("frontend".into())))]).await;
@@ -378,6 +381,8 @@ async fn static_decisions_serve_from_the_mount() {
     assert_eq!(&body[..], b"console.log(1)");
     assert!(headers["content-type"].to_str().unwrap().contains("javascript"));
     assert!(headers["x-request-id"].len() == 32);
+    let (status, _, body) = get(&gw.url("/caf%C3%A9%20menu.txt")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"accents and spaces"[..]), "escaped names are decoded for the disk");
     let (status, _, body) = get(&gw.url("/some/page")).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"<h1>spa</h1>"[..]), "SPA fallback");
     let (status, _, _) = get(&gw.url("/%2e%2e/isthmus.toml")).await;

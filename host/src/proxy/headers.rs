@@ -19,6 +19,8 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Other client-address headers an app might believe; dropped unless a hop is trusted.
+const SPOOFABLE: [HeaderName; 2] = [HeaderName::from_static("forwarded"), HeaderName::from_static("x-real-ip")];
 
 /// Remove hop-by-hop headers, including those the Connection header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -62,6 +64,8 @@ pub struct ClientView {
     pub host: String,
     /// Value to send as X-Forwarded-For.
     pub forwarded_for: String,
+    /// Whether client-side forwarding headers came from a trusted proxy.
+    trusted: bool,
 }
 
 impl ClientView {
@@ -74,6 +78,7 @@ impl ClientView {
                 scheme: "http".to_owned(),
                 host: authority.to_owned(),
                 forwarded_for: peer_ip.to_owned(),
+                trusted: false,
             };
         }
         let mut chain: Vec<&str> = headers
@@ -94,11 +99,17 @@ impl ClientView {
             scheme: last(&X_FORWARDED_PROTO).filter(|s| s == "http" || s == "https").unwrap_or_else(|| "http".to_owned()),
             host: last(&X_FORWARDED_HOST).unwrap_or_else(|| authority.to_owned()),
             forwarded_for: chain.join(", "),
+            trusted: true,
         }
     }
 
     /// Overwrite the X-Forwarded-* headers with what the gateway believes.
     pub fn write(&self, headers: &mut HeaderMap) {
+        if !self.trusted {
+            for name in &SPOOFABLE {
+                headers.remove(name);
+            }
+        }
         for (name, value) in [(&X_FORWARDED_FOR, &self.forwarded_for), (&X_FORWARDED_PROTO, &self.scheme), (&X_FORWARDED_HOST, &self.host)] {
             match HeaderValue::from_str(value) {
                 Ok(v) => {
