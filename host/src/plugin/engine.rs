@@ -17,9 +17,10 @@ pub const SLOT_MAX_MEMORY: usize = 1 << 30;
 /// Component instances alive at once, all routers and versions together (warm pools
 /// hold at most about workers×2 per router).
 const POOL_INSTANCES: u32 = 1000;
-/// Bytes of linear memory (and table) reset with memset rather than madvise when a
-/// slot is reused: keeps the pages of a small guest resident, which makes a fresh
-/// instance cheaper.
+/// Bytes of linear memory (1/16 of it for tables) reset in place rather than
+/// madvise'd away when a slot is reused: keeps a small guest's pages resident, which
+/// makes a fresh instance cheaper (no page faults). Measured with prefix_router: tables
+/// not kept resident cost +10 µs per fresh instance.
 const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Engine, linker and epoch ticker, shared by the `PluginHost` and every router.
@@ -55,7 +56,10 @@ fn engine_config() -> Config {
         .total_tables(POOL_INSTANCES * 4)
         .max_memory_size(SLOT_MAX_MEMORY)
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT / 16);
+        .table_keep_resident(KEEP_RESIDENT / 16)
+        // Linux ≥ 6.7: reset only the pages an instance dirtied (measured: a fresh
+        // prefix_router call 38 µs → 12.5 µs). Older kernels: memset + madvise.
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))

@@ -56,7 +56,8 @@ impl WasmRouter {
             }
             Ok(Some(version)) => {
                 let info = version.info.clone();
-                self.current.store(Arc::new(version));
+                let old = self.current.swap(Arc::new(version));
+                old.retire();
                 tracing::info!(
                     plugin = name,
                     generation = info.generation,
@@ -103,7 +104,16 @@ pub fn spawn_reloader(routers: Vec<Arc<WasmRouter>>, plugins_dir: PathBuf, watch
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
     let watcher = if watch_files { start_watcher(&plugins_dir, tx) } else { None };
-    let task = tokio::spawn(run(routers, rx, watcher, cancel.clone()));
+    // Registered here, not in the task: a SIGHUP right after this returns must not
+    // find the default action (terminate) still in place.
+    let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP");
+            None
+        }
+    };
+    let task = tokio::spawn(run(routers, rx, watcher, hangup, cancel.clone()));
     ReloaderHandle { cancel, task: Some(task) }
 }
 
@@ -139,16 +149,10 @@ async fn run(
     routers: Vec<Arc<WasmRouter>>,
     mut events: mpsc::UnboundedReceiver<PathBuf>,
     watcher: Option<notify::RecommendedWatcher>,
+    mut hangup: Option<tokio::signal::unix::Signal>,
     cancel: CancellationToken,
 ) {
     let _watcher = watcher; // dropped (unwatched) when this task ends
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP");
-            None
-        }
-    };
     let mut pending: BTreeSet<usize> = BTreeSet::new();
     let mut quiet_until = tokio::time::Instant::now();
     let mut events_open = true;

@@ -8,7 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -103,6 +103,9 @@ pub(super) struct Version {
     init_export: ComponentExportIndex,
     route_export: ComponentExportIndex,
     pool: Mutex<Vec<Warm>>,
+    /// Set once a newer version serves: instances coming back from calls in flight
+    /// are dropped instead of pooled.
+    retired: AtomicBool,
     pub info: LoadInfo,
 }
 
@@ -164,6 +167,7 @@ impl Version {
             init_export,
             route_export,
             pool: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
             info: LoadInfo {
                 generation,
                 source_sha256,
@@ -211,7 +215,7 @@ impl Version {
     fn give_back(&self, warm: Warm, max_warm: usize) {
         let surplus = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < max_warm {
+            if pool.len() < max_warm && !self.retired.load(Ordering::Relaxed) {
                 pool.push(warm);
                 None
             } else {
@@ -219,6 +223,17 @@ impl Version {
             }
         };
         drop(surplus); // outside the lock
+    }
+
+    /// Stop pooling and drop the idle instances here (on the reloading thread) rather
+    /// than on whichever request thread drops the last reference to this version.
+    pub(super) fn retire(&self) {
+        let idle = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            self.retired.store(true, Ordering::Relaxed);
+            std::mem::take(&mut *pool)
+        };
+        drop(idle);
     }
 
     pub(super) fn warm_count(&self) -> usize {
