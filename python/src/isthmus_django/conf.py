@@ -1,0 +1,46 @@
+"""Settings of the isthmus Django app, each read at call time (so tests can override them)."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+SECRET_SETTING = "ISTHMUS_IDENTITY_SECRET"
+SESSION_KEYS_SETTING = "ISTHMUS_SESSION_KEYS"
+PUBLIC_ORIGIN_SETTING = "ISTHMUS_PUBLIC_ORIGIN"
+
+
+def identity_secret() -> str:
+    """The shared secret the gateway must send, or ``""`` when none is configured.
+
+    The Django setting ``ISTHMUS_IDENTITY_SECRET`` wins; the environment variable of
+    the same name is the fallback.
+    """
+    value = getattr(settings, SECRET_SETTING, None)
+    if not value:
+        value = os.environ.get(SECRET_SETTING, "")
+    return value if isinstance(value, str) else ""
+
+
+def session_keys() -> tuple[str, ...]:
+    """Session keys copied into the identity (``ISTHMUS_SESSION_KEYS``, default none)."""
+    raw = getattr(settings, SESSION_KEYS_SETTING, ())
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple, set, frozenset)):
+        return ()
+    return tuple(k for k in raw if isinstance(k, str))
+
+
+def public_origin() -> tuple[str, str] | None:
+    """``(origin, host)`` of ``ISTHMUS_PUBLIC_ORIGIN``, or None when unset or malformed.
+
+    ``"http://127.0.0.1:3000/"`` gives ``("http://127.0.0.1:3000", "127.0.0.1")``.
+    """
+    raw = getattr(settings, PUBLIC_ORIGIN_SETTING, None)
+    if not raw or not isinstance(raw, str):
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower(), parts.hostname.lower()

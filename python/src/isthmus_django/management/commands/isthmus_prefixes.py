@@ -1,0 +1,21 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from isthmus_django.prefixes import prefix_report
+
+
+class Command(BaseCommand):
+    help = (
+        "Print, as JSON, the top-level URL prefixes of ROOT_URLCONF (the paths the isthmus "
+        "gateway should send to Django), STATIC_URL/STATIC_ROOT and MEDIA_URL/MEDIA_ROOT."
+    )
+    requires_system_checks: list = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("--urlconf", help="URLconf module to read instead of ROOT_URLCONF.")
+        parser.add_argument("--indent", type=int, default=None, help="Pretty-print with this indent.")
+
+    def handle(self, *args, **options):
+        report = prefix_report(options.get("urlconf"))
+        self.stdout.write(json.dumps(report, indent=options.get("indent")))

@@ -1,0 +1,86 @@
+"""Reflex side of isthmus.
+
+- :func:`configure_django` — Django (and its ORM) inside the Reflex process;
+- :func:`verify_injection`, :class:`Identity`, :class:`BridgeContext` — the signed
+  identity the gateway puts in every event's ``router_data``;
+- ``DjangoUserMixin`` — ``self.django_user`` / ``django_session`` / ``django_query`` and
+  ``await self.get_user()`` in handlers (imports ``reflex``);
+- ``login_required``, ``permission_required``, ``group_required``, ``staff_required``,
+  ``superuser_required`` — handler guards;
+- :class:`ModelSerializer` — JSON-safe dicts from Django models for Reflex state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .bridge import (
+    ANONYMOUS,
+    INJECTION_KEY,
+    MAX_AGE_SECONDS,
+    MAX_FUTURE_SECONDS,
+    PAYLOAD_VERSION,
+    SECRET_ENV,
+    BridgeContext,
+    Identity,
+    bridge_secret,
+    make_injection,
+    set_bridge_secret,
+    sign_payload,
+    verify_injection,
+)
+from .decorators import (
+    group_required,
+    identity_of,
+    login_required,
+    permission_required,
+    staff_required,
+    superuser_required,
+)
+from .django_setup import configure_django
+
+__all__ = [
+    "ANONYMOUS",
+    "INJECTION_KEY",
+    "MAX_AGE_SECONDS",
+    "MAX_FUTURE_SECONDS",
+    "PAYLOAD_VERSION",
+    "SECRET_ENV",
+    "BridgeContext",
+    "DjangoUserMixin",
+    "Identity",
+    "ModelSerializer",
+    "ReflexDjangoModelSerializer",
+    "bridge_secret",
+    "configure_django",
+    "group_required",
+    "identity_of",
+    "login_required",
+    "make_injection",
+    "permission_required",
+    "set_bridge_secret",
+    "sign_payload",
+    "staff_required",
+    "superuser_required",
+    "user_for_identity",
+    "verify_injection",
+]
+
+_LAZY = {
+    "DjangoUserMixin": "isthmus_reflex.state",
+    "user_for_identity": "isthmus_reflex.users",
+    "ModelSerializer": "isthmus_reflex.serializers",
+    "ReflexDjangoModelSerializer": "isthmus_reflex.serializers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The mixin imports reflex and the serializer imports Django models: load on first use.
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'isthmus_reflex' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,309 @@
+"""Verification of the identity the gateway injects into every event's ``router_data``.
+
+For each allowed event the gateway sets ``router_data["isthmus"]`` to
+``{"payload": "<JSON text>", "sig": "<hex HMAC-SHA256 of the payload's UTF-8 bytes>"}``
+with the bridge secret it shares with this process (``ISTHMUS_BRIDGE_SECRET``). The
+payload decodes to ``{"v": 1, "iat": <unix seconds>, "identity": {...}, "query":
+{...}, "context": {...}}``. Anything unsigned, wrongly signed, malformed, of another
+version or outside the time window is treated as anonymous: never trust it.
+
+This module does not import Reflex or Django.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger("isthmus_reflex")
+
+#: The ``router_data`` key the gateway writes (and strips from what clients send).
+INJECTION_KEY = "isthmus"
+#: Payload version this module understands.
+PAYLOAD_VERSION = 1
+#: Oldest accepted ``iat``, in seconds before now.
+MAX_AGE_SECONDS = 300
+#: Latest accepted ``iat``, in seconds after now (clock skew).
+MAX_FUTURE_SECONDS = 60
+#: Environment variable holding the bridge secret.
+SECRET_ENV = "ISTHMUS_BRIDGE_SECRET"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The Django user behind an event, as the gateway resolved it from the session cookie."""
+
+    authenticated: bool = False
+    user_id: str | None = None
+    username: str = ""
+    email: str = ""
+    is_staff: bool = False
+    is_superuser: bool = False
+    groups: tuple[str, ...] = ()
+    permissions: frozenset[str] = frozenset()
+    #: Whitelisted session keys (``ISTHMUS_SESSION_KEYS``), values decoded from JSON.
+    session: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.authenticated
+
+    @property
+    def is_anonymous(self) -> bool:
+        return not self.authenticated
+
+    @property
+    def pk(self) -> str | None:
+        return self.user_id
+
+    def has_perm(self, perm: str) -> bool:
+        """Like Django's ``User.has_perm``: an authenticated superuser has every permission."""
+        if not self.authenticated:
+            return False
+        return self.is_superuser or perm in self.permissions
+
+    def has_perms(self, perms: "list[str] | tuple[str, ...] | set[str]") -> bool:
+        return all(self.has_perm(p) for p in perms)
+
+    def in_group(self, *names: str) -> bool:
+        """Whether the user belongs to any of ``names``."""
+        return self.authenticated and any(n in self.groups for n in names)
+
+
+#: An anonymous identity (compare with ==; its session dict is not to be mutated).
+ANONYMOUS = Identity()
+
+
+@dataclass(frozen=True)
+class BridgeContext:
+    """Everything one verified injection carries, or the anonymous default with a reason."""
+
+    identity: Identity = field(default_factory=Identity)
+    #: The page's query parameters (str -> str, last value wins).
+    query: dict[str, str] = field(default_factory=dict, hash=False)
+    #: Extra fields the gateway's bridge policy added.
+    context: dict[str, str] = field(default_factory=dict, hash=False)
+    iat: int | None = None
+    #: True only for a payload whose signature, version and time window were checked.
+    verified: bool = False
+    #: Why the injection was refused (None when verified).
+    reason: str | None = None
+
+
+# --- secret ---------------------------------------------------------------------------
+
+_explicit_secret: str | None = None
+
+
+def set_bridge_secret(secret: str | None) -> None:
+    """Use ``secret`` instead of the ``ISTHMUS_BRIDGE_SECRET`` environment variable (None: back to it)."""
+    global _explicit_secret
+    _explicit_secret = secret
+
+
+def bridge_secret() -> str:
+    """The bridge secret: the one set with :func:`set_bridge_secret`, else the environment's."""
+    if _explicit_secret:
+        return _explicit_secret
+    return os.environ.get(SECRET_ENV, "")
+
+
+# --- signing (what the gateway does; for tests and non-gateway setups) ------------------
+
+
+def sign_payload(payload_text: str, secret: str) -> str:
+    """Lowercase hex HMAC-SHA256 of ``payload_text``'s UTF-8 bytes."""
+    return hmac.new(secret.encode("utf-8"), payload_text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def make_injection(
+    identity: Mapping[str, Any],
+    secret: str,
+    *,
+    query: Mapping[str, str] | None = None,
+    context: Mapping[str, str] | None = None,
+    iat: int | None = None,
+    version: int = PAYLOAD_VERSION,
+) -> dict[str, str]:
+    """Build the ``router_data["isthmus"]`` value the gateway would inject."""
+    payload = {
+        "v": version,
+        "iat": int(time.time()) if iat is None else iat,
+        "identity": dict(identity),
+        "query": dict(query or {}),
+        "context": dict(context or {}),
+    }
+    text = json.dumps(payload, separators=(",", ":"))
+    return {"payload": text, "sig": sign_payload(text, secret)}
+
+
+# --- verification ----------------------------------------------------------------------
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _note_rejection(reason: str) -> None:
+    """Log a warning the first time each reason is seen, debug lines after that."""
+    with _warned_lock:
+        first = reason not in _warned
+        _warned.add(reason)
+    if first:
+        logger.warning("isthmus: event identity rejected (%s); treating the user as anonymous", reason)
+    else:
+        logger.debug("isthmus: event identity rejected (%s)", reason)
+
+
+def _reset_warnings() -> None:
+    """Forget which reasons were logged (for tests)."""
+    with _warned_lock:
+        _warned.clear()
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise _Rejected(f"malformed payload: identity.{what} is not a list of strings")
+    return value
+
+
+def _parse_identity(raw: Any) -> Identity:
+    if not isinstance(raw, dict):
+        raise _Rejected("malformed payload: identity is not an object")
+    authenticated = raw.get("authenticated")
+    if not isinstance(authenticated, bool):
+        raise _Rejected("malformed payload: identity.authenticated is not a boolean")
+    user_id = raw.get("user_id")
+    if user_id is not None and not isinstance(user_id, str):
+        raise _Rejected("malformed payload: identity.user_id is not a string or null")
+    if authenticated and not user_id:
+        raise _Rejected("malformed payload: authenticated identity without user_id")
+    for name in ("username", "email"):
+        if not isinstance(raw.get(name, ""), str):
+            raise _Rejected(f"malformed payload: identity.{name} is not a string")
+    for name in ("is_staff", "is_superuser"):
+        if not isinstance(raw.get(name, False), bool):
+            raise _Rejected(f"malformed payload: identity.{name} is not a boolean")
+    groups = _str_list(raw.get("groups", []), "groups")
+    permissions = _str_list(raw.get("permissions", []), "permissions")
+    session_raw = raw.get("session", {})
+    if not _is_str_map(session_raw):
+        raise _Rejected("malformed payload: identity.session is not an object of strings")
+    session: dict[str, Any] = {}
+    for key, text in session_raw.items():
+        try:
+            session[key] = json.loads(text)
+        except ValueError:
+            raise _Rejected("malformed payload: identity.session value is not JSON text") from None
+    if not authenticated:
+        # Flags and lists of an anonymous identity carry nothing; only the session does.
+        return Identity(session=session)
+    return Identity(
+        authenticated=True,
+        user_id=user_id,
+        username=raw.get("username", ""),
+        email=raw.get("email", ""),
+        is_staff=raw.get("is_staff", False),
+        is_superuser=raw.get("is_superuser", False),
+        groups=tuple(groups),
+        permissions=frozenset(permissions),
+        session=session,
+    )
+
+
+def _decode(payload_text: str, sig: str, secret: str) -> BridgeContext:
+    """Check the signature, then decode the payload (fresh objects each call: nothing shared)."""
+    expected = sign_payload(payload_text, secret)
+    try:
+        sig_bytes = sig.lower().encode("ascii")
+    except UnicodeEncodeError:
+        raise _Rejected("bad signature") from None
+    if not hmac.compare_digest(expected.encode("ascii"), sig_bytes):
+        raise _Rejected("bad signature")
+    try:
+        data = json.loads(payload_text)
+    except ValueError:
+        raise _Rejected("payload is not JSON") from None
+    if not isinstance(data, dict):
+        raise _Rejected("payload is not a JSON object")
+    version = data.get("v")
+    if type(version) is not int or version != PAYLOAD_VERSION:
+        raise _Rejected(f"unsupported payload version {version!r}")
+    iat = data.get("iat")
+    if type(iat) is not int:
+        raise _Rejected("malformed payload: iat is not an integer")
+    identity = _parse_identity(data.get("identity"))
+    query = data.get("query", {})
+    context = data.get("context", {})
+    if not _is_str_map(query):
+        raise _Rejected("malformed payload: query is not an object of strings")
+    if not _is_str_map(context):
+        raise _Rejected("malformed payload: context is not an object of strings")
+    return BridgeContext(
+        identity=identity,
+        query=dict(query),
+        context=dict(context),
+        iat=iat,
+        verified=True,
+    )
+
+
+def verify_injection(router_data: Any, secret: str | None = None, now: float | None = None) -> BridgeContext:
+    """Verify ``router_data["isthmus"]`` and return what it carries.
+
+    Args:
+        router_data: An event's (or a state's) ``router_data`` dict.
+        secret: The bridge secret; default :func:`bridge_secret`.
+        now: Unix time to check ``iat`` against; default ``time.time()``.
+
+    Returns:
+        A verified :class:`BridgeContext`, or an anonymous one whose ``reason`` says why
+        the injection was refused (a warning is logged once per reason).
+    """
+    try:
+        return _verify(router_data, bridge_secret() if secret is None else secret, now)
+    except _Rejected as rejected:
+        _note_rejection(rejected.reason)
+        return BridgeContext(reason=rejected.reason)
+
+
+def _verify(router_data: Any, secret: str, now: float | None) -> BridgeContext:
+    if not secret:
+        raise _Rejected(f"no bridge secret configured ({SECRET_ENV})")
+    if not isinstance(router_data, Mapping):
+        raise _Rejected("router_data is not a mapping")
+    injection = router_data.get(INJECTION_KEY)
+    if injection is None:
+        raise _Rejected("no identity injected (is the event coming through the gateway?)")
+    if not isinstance(injection, Mapping):
+        raise _Rejected("injection is not an object")
+    payload_text = injection.get("payload")
+    sig = injection.get("sig")
+    if not isinstance(payload_text, str) or not isinstance(sig, str):
+        raise _Rejected("injection lacks a payload or signature string")
+    ctx = _decode(payload_text, sig, secret)
+    current = time.time() if now is None else now
+    assert ctx.iat is not None
+    if current - ctx.iat > MAX_AGE_SECONDS:
+        raise _Rejected("expired (iat older than 300 s)")
+    if ctx.iat - current > MAX_FUTURE_SECONDS:
+        raise _Rejected("iat in the future")
+    return ctx
