@@ -35,12 +35,14 @@ def session_snapshot(session: Mapping[str, Any] | None, keys: Iterable[str] | No
 
 
 def _email_of(user: Any) -> str:
+    # user.__class__, not type(user): request.user is a SimpleLazyObject.
+    cls = user.__class__
     field_name = None
-    getter = getattr(type(user), "get_email_field_name", None)
+    getter = getattr(cls, "get_email_field_name", None)
     if callable(getter):
         field_name = getter()
-    elif hasattr(type(user), "EMAIL_FIELD"):
-        field_name = type(user).EMAIL_FIELD
+    elif hasattr(cls, "EMAIL_FIELD"):
+        field_name = cls.EMAIL_FIELD
     if not field_name:
         return ""
     value = getattr(user, field_name, "")
