@@ -105,11 +105,13 @@ def prefix_report(urlconf: str | None = None) -> dict[str, Any]:
     """What ``manage.py isthmus_prefixes`` prints."""
     resolver = get_resolver(urlconf)
     prefixes, unresolved = discover_prefixes(resolver.url_patterns)
+    media_url = getattr(settings, "MEDIA_URL", None) or ""
     return {
         "prefixes": prefixes,
         "static_url": getattr(settings, "STATIC_URL", None),
         "static_root": _path_or_none(getattr(settings, "STATIC_ROOT", None)),
-        "media_url": getattr(settings, "MEDIA_URL", None) or None,
+        # Django reads an unset MEDIA_URL as "/" (the script prefix): no media then.
+        "media_url": media_url if media_url not in ("", "/") else None,
         "media_root": _path_or_none(getattr(settings, "MEDIA_ROOT", None)),
         "unresolved": unresolved,
     }
