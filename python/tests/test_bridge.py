@@ -1,0 +1,265 @@
+"""verify_injection: the signed identity in router_data["isthmus"] (no Reflex, no Django needed)."""
+
+import hashlib
+import hmac
+import json
+import logging
+
+import pytest
+
+from isthmus_reflex import (
+    ANONYMOUS,
+    BridgeContext,
+    Identity,
+    make_injection,
+    set_bridge_secret,
+    sign_payload,
+    verify_injection,
+)
+from tests.conftest import BRIDGE_SECRET
+
+NOW = 1_750_000_000
+
+ALICE = {
+    "authenticated": True,
+    "user_id": "1",
+    "username": "alice",
+    "email": "a@x.org",
+    "is_staff": False,
+    "is_superuser": False,
+    "groups": ["editors"],
+    "permissions": ["shop.add_product", "shop.view_product"],
+    "session": {"cart_id": "3", "theme": '"dark"', "prefs": '{"a": [1, 2]}'},
+}
+
+
+def signed(identity=ALICE, secret=BRIDGE_SECRET, iat=NOW, **kw):
+    return {"pathname": "/", "isthmus": make_injection(identity, secret, iat=iat, **kw)}
+
+
+def raw(payload_obj, secret=BRIDGE_SECRET):
+    text = payload_obj if isinstance(payload_obj, str) else json.dumps(payload_obj)
+    return {"isthmus": {"payload": text, "sig": sign_payload(text, secret)}}
+
+
+def good_payload(**overrides):
+    return {"v": 1, "iat": NOW, "identity": ALICE, "query": {"page": "2"}, "context": {}, **overrides}
+
+
+def test_good_injection():
+    ctx = verify_injection(signed(query={"page": "2"}, context={"tenant": "acme"}), now=NOW)
+    assert ctx.verified and ctx.reason is None and ctx.iat == NOW
+    assert ctx.query == {"page": "2"} and ctx.context == {"tenant": "acme"}
+    user = ctx.identity
+    assert user == Identity(
+        authenticated=True,
+        user_id="1",
+        username="alice",
+        email="a@x.org",
+        groups=("editors",),
+        permissions=frozenset({"shop.add_product", "shop.view_product"}),
+        session={"cart_id": 3, "theme": "dark", "prefs": {"a": [1, 2]}},
+    )
+    assert user.is_authenticated and not user.is_anonymous and user.pk == "1"
+    assert user.has_perm("shop.add_product") and not user.has_perm("shop.delete_product")
+    assert user.has_perms(["shop.add_product", "shop.view_product"])
+    assert user.in_group("editors") and user.in_group("x", "editors") and not user.in_group("admins")
+
+
+def test_signature_is_hmac_sha256_hex_of_utf8_payload():
+    text = json.dumps(good_payload(identity={**ALICE, "username": "zoë"}), ensure_ascii=False)
+    sig = hmac.new(BRIDGE_SECRET.encode(), text.encode("utf-8"), hashlib.sha256).hexdigest()
+    assert sign_payload(text, BRIDGE_SECRET) == sig
+    ctx = verify_injection({"isthmus": {"payload": text, "sig": sig}}, now=NOW)
+    assert ctx.verified and ctx.identity.username == "zoë"
+
+
+def test_uppercase_hex_signature_is_accepted():
+    data = signed()
+    data["isthmus"]["sig"] = data["isthmus"]["sig"].upper()
+    assert verify_injection(data, now=NOW).verified
+
+
+def test_superuser_has_every_perm():
+    ctx = verify_injection(signed({**ALICE, "is_superuser": True, "permissions": []}), now=NOW)
+    assert ctx.identity.has_perm("anything.at_all")
+
+
+def test_anonymous_identity_keeps_only_session():
+    anon = {
+        "authenticated": False,
+        "user_id": None,
+        "username": "",
+        "email": "",
+        "is_staff": False,
+        "is_superuser": False,
+        "groups": [],
+        "permissions": [],
+        "session": {"cart_id": "7"},
+    }
+    ctx = verify_injection(signed(anon), now=NOW)
+    assert ctx.verified
+    assert ctx.identity == Identity(session={"cart_id": 7})
+    assert not ctx.identity.has_perm("x.y") and not ctx.identity.in_group("editors")
+
+
+# --- the signature is what makes it trusted ----------------------------------------------
+
+
+def test_forged_identity_is_anonymous():
+    """Fails if the signature check is removed: a client-made payload must never be trusted."""
+    forged = json.dumps(good_payload(identity={**ALICE, "is_superuser": True}))
+    for sig in ("0" * 64, sign_payload(forged, "guessed-secret"), "", "zz"):
+        ctx = verify_injection({"isthmus": {"payload": forged, "sig": sig}}, now=NOW)
+        assert ctx == BridgeContext(reason="bad signature")
+        assert ctx.identity.authenticated is False
+
+
+def test_tampered_payload_is_anonymous():
+    data = signed()
+    data["isthmus"]["payload"] = data["isthmus"]["payload"].replace('"is_superuser":false', '"is_superuser":true')
+    assert '"is_superuser":true' in data["isthmus"]["payload"]
+    ctx = verify_injection(data, now=NOW)
+    assert not ctx.verified and ctx.identity == ANONYMOUS and ctx.reason == "bad signature"
+
+
+def test_wrong_secret_is_anonymous():
+    ctx = verify_injection(signed(), secret="another-secret", now=NOW)
+    assert ctx.reason == "bad signature"
+
+
+def test_secret_from_environment_and_explicit(monkeypatch):
+    data = signed(secret="explicit-secret-xyz")
+    assert verify_injection(data, now=NOW).reason == "bad signature"
+    set_bridge_secret("explicit-secret-xyz")
+    assert verify_injection(data, now=NOW).verified
+    set_bridge_secret(None)
+    monkeypatch.setenv("ISTHMUS_BRIDGE_SECRET", "explicit-secret-xyz")
+    assert verify_injection(data, now=NOW).verified
+
+
+def test_no_secret_configured_trusts_nothing(monkeypatch):
+    monkeypatch.delenv("ISTHMUS_BRIDGE_SECRET")
+    ctx = verify_injection(signed(secret=""), now=NOW)
+    assert not ctx.verified and "no bridge secret" in ctx.reason
+
+
+# --- time window ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "ok"),
+    [(0, True), (300, True), (301, False), (10_000, False), (-60, True), (-61, False), (-10_000, False)],
+)
+def test_iat_window(age, ok):
+    ctx = verify_injection(signed(iat=NOW - age), now=NOW)
+    assert ctx.verified is ok
+    if not ok:
+        assert ctx.identity == ANONYMOUS
+        assert ctx.reason in ("expired (iat older than 300 s)", "iat in the future")
+
+
+def test_default_now_is_the_clock():
+    assert verify_injection(signed(iat=None)).verified
+    assert not verify_injection(signed(iat=NOW - 10 * 365 * 86400)).verified
+
+
+# --- absent or malformed ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "router_data",
+    [None, {}, {"pathname": "/"}, {"isthmus": None}, [], "isthmus", 42],
+)
+def test_missing_is_anonymous(router_data):
+    ctx = verify_injection(router_data, now=NOW)
+    assert not ctx.verified and ctx.identity == ANONYMOUS and ctx.reason
+
+
+@pytest.mark.parametrize(
+    "injection",
+    [
+        "a string",
+        ["payload", "sig"],
+        {"payload": "{}"},
+        {"sig": "00"},
+        {"payload": 1, "sig": "00"},
+        {"payload": {"v": 1}, "sig": "00"},
+        {"payload": "{}", "sig": None},
+        {"payload": "{}", "sig": "é" * 64},
+    ],
+)
+def test_malformed_injection(injection):
+    ctx = verify_injection({"isthmus": injection}, now=NOW)
+    assert not ctx.verified and ctx.identity == ANONYMOUS
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("not json", "payload is not JSON"),
+        ('["v", 1]', "payload is not a JSON object"),
+        (good_payload(v=2), "unsupported payload version 2"),
+        (good_payload(v="1"), "unsupported payload version '1'"),
+        (good_payload(v=True), "unsupported payload version True"),
+        ({k: v for k, v in good_payload().items() if k != "v"}, "unsupported payload version None"),
+        (good_payload(iat="1750000000"), "iat is not an integer"),
+        (good_payload(iat=1750000000.5), "iat is not an integer"),
+        (good_payload(iat=None), "iat is not an integer"),
+        (good_payload(identity=None), "identity is not an object"),
+        (good_payload(identity={**ALICE, "authenticated": "yes"}), "authenticated is not a boolean"),
+        (good_payload(identity={**ALICE, "user_id": 1}), "user_id is not a string"),
+        (good_payload(identity={**ALICE, "user_id": None}), "authenticated identity without user_id"),
+        (good_payload(identity={**ALICE, "username": None}), "username is not a string"),
+        (good_payload(identity={**ALICE, "is_staff": 1}), "is_staff is not a boolean"),
+        (good_payload(identity={**ALICE, "groups": "editors"}), "groups is not a list of strings"),
+        (good_payload(identity={**ALICE, "permissions": [1]}), "permissions is not a list of strings"),
+        (good_payload(identity={**ALICE, "session": {"cart_id": 3}}), "session is not an object of strings"),
+        (good_payload(identity={**ALICE, "session": {"cart_id": "{oops"}}), "session value is not JSON text"),
+        (good_payload(query={"page": 2}), "query is not an object of strings"),
+        (good_payload(query=["page"]), "query is not an object of strings"),
+        (good_payload(context={"k": None}), "context is not an object of strings"),
+    ],
+)
+def test_garbage_types_even_when_signed(payload, reason):
+    ctx = verify_injection(raw(payload), now=NOW)
+    assert not ctx.verified and ctx.identity == ANONYMOUS
+    assert reason in ctx.reason
+
+
+def test_missing_query_and_context_default_to_empty():
+    payload = {k: v for k, v in good_payload().items() if k not in ("query", "context")}
+    ctx = verify_injection(raw(payload), now=NOW)
+    assert ctx.verified and ctx.query == {} and ctx.context == {}
+
+
+def test_unknown_keys_are_ignored():
+    ctx = verify_injection(raw(good_payload(extra=1, identity={**ALICE, "future": True})), now=NOW)
+    assert ctx.verified
+
+
+def test_results_do_not_share_mutable_state():
+    data = signed()
+    first = verify_injection(data, now=NOW)
+    first.identity.session["prefs"]["a"].append(99)
+    first.query["x"] = "y"
+    second = verify_injection(data, now=NOW)
+    assert second.identity.session["prefs"] == {"a": [1, 2]} and "x" not in second.query
+    anon = verify_injection(None)
+    anon.identity.session["k"] = 1
+    assert verify_injection(None).identity.session == {}
+
+
+# --- logging ---------------------------------------------------------------------------
+
+
+def test_warns_once_per_reason(caplog):
+    caplog.set_level(logging.DEBUG, logger="isthmus_reflex")
+    for _ in range(3):
+        verify_injection({}, now=NOW)
+        verify_injection(signed(iat=NOW - 1000), now=NOW)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "no identity injected" in warnings[0].getMessage()
+    assert "expired" in warnings[1].getMessage()
+    assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 4
