@@ -86,7 +86,7 @@ fn serve(config_path: &Path) -> Result<(), CliError> {
     }
     let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
-        let gateway = Gateway::new(&config, chain).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
+        let gateway = Gateway::new(&config, chain, None).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
         let listener = server::bind(config.listen.addr)
             .await
             .map_err(|e| CliError::Io(format!("{}: listen.addr: cannot listen on {}: {e}", config.file.display(), config.listen.addr)))?;
@@ -100,7 +100,7 @@ fn serve(config_path: &Path) -> Result<(), CliError> {
 
 fn check(config_path: &Path) -> Result<(), CliError> {
     let (config, routers, _) = load(config_path)?;
-    Gateway::new(&config, RouterChain::default()).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
+    Gateway::new(&config, RouterChain::default(), None).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
     println!(
         "{}: ok ({} upstreams, {} static mounts, routers: {})",
         config_path.display(),

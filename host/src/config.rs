@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default, rename = "static")]
     pub static_mounts: BTreeMap<String, StaticMount>,
     pub routing: Routing,
+    /// The event bridge on Reflex's WebSocket; absent: `/_event` is a plain tunnel.
+    pub bridge: Option<BridgeConfig>,
     /// Folder of the config file; relative paths below were joined to it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -163,6 +165,93 @@ impl PluginEntry {
     }
 }
 
+/// What the bridge does when the identity endpoint is down or slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityFailure {
+    /// Judge the event as anonymous: rules that need a login refuse it.
+    #[default]
+    Anonymous,
+    /// Refuse every event until the endpoint answers again.
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// Path of Reflex's Socket.IO endpoint; WebSockets on it or under it are bridged.
+    #[serde(default = "default_bridge_path")]
+    pub path: String,
+    /// Upstream serving the identity endpoint (the Django app with `isthmus_django`).
+    #[serde(default = "default_identity_upstream")]
+    pub identity_upstream: String,
+    #[serde(default = "default_identity_path")]
+    pub identity_path: String,
+    /// Shared with Django (`ISTHMUS_IDENTITY_SECRET`); `env:NAME` reads an environment variable.
+    pub identity_secret: Secret,
+    /// Shared with the Reflex process (`ISTHMUS_BRIDGE_SECRET`) to sign the injected identity.
+    pub bridge_secret: Secret,
+    /// Django's SESSION_COOKIE_NAME.
+    #[serde(default = "default_session_cookie")]
+    pub session_cookie: String,
+    #[serde(default = "default_identity_ttl", with = "humantime_serde")]
+    pub identity_ttl: Duration,
+    #[serde(default = "default_identity_timeout", with = "humantime_serde")]
+    pub identity_timeout: Duration,
+    #[serde(default)]
+    pub on_identity_error: IdentityFailure,
+    /// Key of `router_data` that carries the signed identity.
+    #[serde(default = "default_inject_key")]
+    pub inject_key: String,
+    /// Largest WebSocket message a client may send.
+    #[serde(default = "default_max_frame_bytes")]
+    pub max_frame_bytes: usize,
+    /// The bridge policy plugin (world `bridge`).
+    pub policy: PluginEntry,
+}
+
+/// A secret given inline or as `env:NAME`; resolved at load, never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+fn default_bridge_path() -> String {
+    "/_event".into()
+}
+fn default_identity_upstream() -> String {
+    "django".into()
+}
+fn default_identity_path() -> String {
+    "/_isthmus/identity".into()
+}
+fn default_session_cookie() -> String {
+    "sessionid".into()
+}
+fn default_identity_ttl() -> Duration {
+    limits::IDENTITY_TTL
+}
+fn default_identity_timeout() -> Duration {
+    limits::IDENTITY_TIMEOUT
+}
+fn default_inject_key() -> String {
+    "isthmus".into()
+}
+fn default_max_frame_bytes() -> usize {
+    limits::BRIDGE_MAX_FRAME_BYTES
+}
+
 fn default_grace() -> Duration {
     limits::SHUTDOWN_GRACE
 }
@@ -281,29 +370,74 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, entry) in self.routing.routers.iter().enumerate() {
-            let key = |field: &str| format!("routing.routers[{i}].{field}");
-            if entry.plugin.contains('/') || entry.plugin.contains("..") {
-                return Err((key("plugin"), format!("`{}` must be a file name inside plugins_dir", entry.plugin)));
-            }
-            let path = self.routing.plugins_dir.join(&entry.plugin);
-            if !path.is_file() {
-                return Err((key("plugin"), format!("`{}` does not exist", path.display())));
-            }
+            let prefix = format!("routing.routers[{i}]");
+            self.check_plugin(entry, &prefix)?;
             if !seen.insert(entry.display_name().to_owned()) {
-                return Err((key("name"), format!("`{}` names two routers; give one a distinct `name`", entry.display_name())));
+                return Err((format!("{prefix}.name"), format!("`{}` names two routers; give one a distinct `name`", entry.display_name())));
             }
-            if entry.deadline.is_zero() {
-                return Err((key("deadline"), "must be greater than zero".into()));
+        }
+        if let Some(bridge) = self.bridge.as_mut() {
+            let key = |field: &str| format!("bridge.{field}");
+            for (field, path) in [("path", &bridge.path), ("identity_path", &bridge.identity_path)] {
+                if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
+                    return Err((key(field), format!("`{path}` must start with `/`, not end with `/` and not be `/`")));
+                }
             }
-            if entry.max_memory < 64 * 1024 {
-                return Err((key("max_memory"), "must be at least 65536 (one wasm page)".into()));
+            if !self.upstreams.contains_key(&bridge.identity_upstream) {
+                return Err((key("identity_upstream"), format!("`{}` is not in [upstreams]", bridge.identity_upstream)));
             }
-            if entry.recycle_after == 0 {
-                return Err((key("recycle_after"), "must be at least 1".into()));
+            for (field, secret) in [("identity_secret", &mut bridge.identity_secret), ("bridge_secret", &mut bridge.bridge_secret)] {
+                resolve_secret(secret).map_err(|m| (key(field), m))?;
             }
+            if bridge.session_cookie.is_empty() || bridge.session_cookie.bytes().any(|b| b <= b' ' || b"=;,\"".contains(&b)) {
+                return Err((key("session_cookie"), format!("`{}` is not a cookie name", bridge.session_cookie)));
+            }
+            if bridge.inject_key.is_empty() {
+                return Err((key("inject_key"), "must not be empty".into()));
+            }
+            if bridge.identity_timeout.is_zero() {
+                return Err((key("identity_timeout"), "must be greater than zero".into()));
+            }
+            if bridge.max_frame_bytes < 1024 {
+                return Err((key("max_frame_bytes"), "must be at least 1024".into()));
+            }
+            let policy = bridge.policy.clone();
+            self.check_plugin(&policy, "bridge.policy")?;
         }
         Ok(())
     }
+
+    fn check_plugin(&self, entry: &PluginEntry, prefix: &str) -> Result<(), (String, String)> {
+        let key = |field: &str| format!("{prefix}.{field}");
+        if entry.plugin.contains('/') || entry.plugin.contains("..") {
+            return Err((key("plugin"), format!("`{}` must be a file name inside plugins_dir", entry.plugin)));
+        }
+        let path = self.routing.plugins_dir.join(&entry.plugin);
+        if !path.is_file() {
+            return Err((key("plugin"), format!("`{}` does not exist", path.display())));
+        }
+        if entry.deadline.is_zero() {
+            return Err((key("deadline"), "must be greater than zero".into()));
+        }
+        if entry.max_memory < 64 * 1024 {
+            return Err((key("max_memory"), "must be at least 65536 (one wasm page)".into()));
+        }
+        if entry.recycle_after == 0 {
+            return Err((key("recycle_after"), "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// `env:NAME` becomes the variable's value; every secret must be long enough to resist guessing.
+fn resolve_secret(secret: &mut Secret) -> Result<(), String> {
+    if let Some(var) = secret.0.strip_prefix("env:") {
+        secret.0 = std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?;
+    }
+    if secret.0.len() < 32 {
+        return Err("must be at least 32 characters (generate one with `openssl rand -hex 32`)".into());
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), String> {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -11,6 +12,8 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
+use crate::bridge::policy::BridgePolicy;
+use crate::bridge::Bridge;
 use crate::canonical_path;
 use crate::config::Config;
 use crate::proxy::headers::{ClientView, X_REQUEST_ID};
@@ -27,12 +30,17 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: &Config, chain: RouterChain) -> std::io::Result<Gateway> {
+    /// `bridge_policy` is required when the config has a `[bridge]` section.
+    pub fn new(config: &Config, chain: RouterChain, bridge_policy: Option<Arc<dyn BridgePolicy>>) -> std::io::Result<Gateway> {
         let mut mounts = HashMap::new();
         for (name, mount) in &config.static_mounts {
             mounts.insert(name.clone(), Mount::new(name, mount)?);
         }
-        Ok(Gateway { chain, proxy: Proxy::new(config), mounts, trusted_hops: config.listen.trusted_hops, ids: RequestIds::new() })
+        let mut proxy = Proxy::new(config);
+        if let (Some(bridge), Some(policy)) = (&config.bridge, bridge_policy) {
+            proxy.set_bridge(Arc::new(Bridge::new(config, bridge, proxy.client(), policy)));
+        }
+        Ok(Gateway { chain, proxy, mounts, trusted_hops: config.listen.trusted_hops, ids: RequestIds::new() })
     }
 
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -73,7 +81,7 @@ impl Gateway {
             Outcome::Decided { router, decision } => match decision {
                 Decision::Forward(forward) => {
                     let target = format!("upstream:{}", forward.upstream);
-                    let ctx = ForwardContext { client: &client, request_id, path: &route_req.path, query: &route_req.query };
+                    let ctx = ForwardContext { client: &client, request_id, route: &route_req };
                     (self.proxy.forward(req, &forward, &ctx).await, target)
                 }
                 Decision::ServeStatic(mount) => match self.mounts.get(&mount) {

@@ -6,6 +6,7 @@
 //! from disk, or a direct reply.
 
 pub mod body;
+pub mod bridge;
 pub mod canonical_path;
 pub mod cli;
 pub mod config;

@@ -32,3 +32,12 @@ pub const PLUGIN_RECYCLE_AFTER: u64 = 100_000;
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Largest Reply body or header list a plugin may return before the gateway refuses it.
 pub const PLUGIN_MAX_REPLY_BYTES: usize = 1024 * 1024;
+
+/// `bridge.identity_ttl`: how long a session's identity is reused before Django is asked again.
+pub const IDENTITY_TTL: Duration = Duration::from_secs(5);
+/// `bridge.identity_timeout`: the identity endpoint must answer within this.
+pub const IDENTITY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Distinct session cookies whose identities are cached at once.
+pub const IDENTITY_CACHE_ENTRIES: usize = 100_000;
+/// `bridge.max_frame_bytes`: largest client WebSocket message on the bridge (Reflex's maxPayload).
+pub const BRIDGE_MAX_FRAME_BYTES: usize = 1_000_000;

@@ -148,13 +148,15 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
+        // Owned from here on, so the child is killed even if waiting for it fails.
+        let mut server = Server { child, addr: "0.0.0.0:0".parse().unwrap(), log };
         // The listener's address comes from the config; wait for the ready line.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("gateway never said it was listening");
-            if line.contains("isthmus listening") {
-                let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-                return Server { child, addr, log };
+            if let Some(addr) = line.split("addr=").nth(1).filter(|_| line.contains("isthmus listening")) {
+                server.addr = addr.split_whitespace().next().unwrap().parse().unwrap();
+                return server;
             }
         }
     }

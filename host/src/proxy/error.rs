@@ -16,6 +16,8 @@ pub enum ProxyError {
     ResponseTimeout { upstream: String, timeout: std::time::Duration },
     #[error("upstream `{upstream}` failed: {reason}")]
     Failed { upstream: String, reason: String },
+    #[error("{0}")]
+    BadRequest(String),
     #[error("invalid forward to `{upstream}`: {reason}")]
     BadForward { upstream: String, reason: String },
 }
@@ -24,6 +26,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::ConnectTimeout { .. } | ProxyError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         }
     }

@@ -7,6 +7,7 @@ mod idle;
 mod tunnel;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -25,17 +26,17 @@ use headers::ClientView;
 pub use idle::IdleBody;
 
 use crate::body::{self, Body};
+use crate::bridge::{Bridge, Session, IDENTITY_SECRET_HEADER};
 use crate::config::{Config, Timeouts};
 use crate::limits;
-use crate::routing::Forward;
+use crate::routing::{Forward, RouteRequest};
 
 /// Per-request facts the forwarder needs beside the decision.
 pub struct ForwardContext<'a> {
     pub client: &'a ClientView,
     pub request_id: &'a HeaderValue,
-    /// Canonical path and the raw query, as the router saw them.
-    pub path: &'a str,
-    pub query: &'a str,
+    /// The request as the routers saw it (canonical path, raw query).
+    pub route: &'a RouteRequest,
 }
 
 pub struct Proxy {
@@ -45,6 +46,7 @@ pub struct Proxy {
     /// Upgraded tunnels outlive their request; shutdown ends them after the grace period.
     tunnels: TaskTracker,
     shutdown: CancellationToken,
+    bridge: Option<Arc<Bridge>>,
 }
 
 impl Proxy {
@@ -63,7 +65,17 @@ impl Proxy {
             .iter()
             .map(|(name, u)| (name.clone(), u.uri.authority().expect("validated by config").clone()))
             .collect();
-        Proxy { client, upstreams, timeouts: config.timeouts.clone(), tunnels: TaskTracker::new(), shutdown: CancellationToken::new() }
+        Proxy { client, upstreams, timeouts: config.timeouts.clone(), tunnels: TaskTracker::new(), shutdown: CancellationToken::new(), bridge: None }
+    }
+
+    /// The pooled upstream client, for the gateway's own calls (the identity endpoint).
+    pub fn client(&self) -> Client<HttpConnector, Body> {
+        self.client.clone()
+    }
+
+    /// Bridge WebSockets on the bridge's path instead of tunneling them blindly.
+    pub fn set_bridge(&mut self, bridge: Arc<Bridge>) {
+        self.bridge = Some(bridge);
     }
 
     /// Stop accepting tunnels, give open ones `grace` to finish, then end them.
@@ -93,12 +105,19 @@ impl Proxy {
         let path_and_query = match &decision.path {
             Some(p) if p.starts_with('/') => PathAndQuery::try_from(p.as_str()).map_err(|e| bad(format!("path `{p}`: {e}")))?,
             Some(p) => return Err(bad(format!("path `{p}` does not start with `/`"))),
-            None if ctx.query.is_empty() => PathAndQuery::try_from(ctx.path).map_err(|e| bad(e.to_string()))?,
-            None => PathAndQuery::try_from(format!("{}?{}", ctx.path, ctx.query)).map_err(|e| bad(e.to_string()))?,
+            None if ctx.route.query.is_empty() => PathAndQuery::try_from(ctx.route.path.as_str()).map_err(|e| bad(e.to_string()))?,
+            None => PathAndQuery::try_from(format!("{}?{}", ctx.route.path, ctx.route.query)).map_err(|e| bad(e.to_string()))?,
         };
+        // The bridge judges by the path the upstream will see, rewrites included.
+        let bridged = self.bridge.as_ref().filter(|b| b.covers(path_and_query.path()));
         let uri = Uri::builder().scheme("http").authority(authority.clone()).path_and_query(path_and_query).build().map_err(|e| bad(e.to_string()))?;
 
         let upgrade = headers::upgrade_protocol(req.headers());
+        if bridged.is_some() && upgrade.is_none() {
+            // Socket.IO's polling transport would carry events past the bridge.
+            return Err(ProxyError::BadRequest("the event bridge accepts WebSocket connections only".into()));
+        }
+        let session_cookie = self.bridge.as_ref().and_then(|b| b.session_cookie(req.headers()));
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
 
@@ -109,6 +128,7 @@ impl Proxy {
             }
         }
         headers::remove_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(&IDENTITY_SECRET_HEADER);
         for name in &decision.remove_headers {
             parts.headers.remove(name.as_str());
         }
@@ -150,12 +170,16 @@ impl Proxy {
             if self.tunnels.is_closed() {
                 return Err(ProxyError::Failed { upstream: name.clone(), reason: "gateway is shutting down".into() });
             }
-            self.tunnels.spawn(tunnel::run(client_upgrade, upstream_upgrade, self.timeouts.idle, self.shutdown.clone(), name.clone()));
+            let bridge = bridged.map(|bridge| Session { bridge: bridge.clone(), handshake: ctx.route.clone(), session_cookie });
+            self.tunnels.spawn(tunnel::run(client_upgrade, upstream_upgrade, self.timeouts.idle, self.shutdown.clone(), name.clone(), bridge));
             return Ok(Response::from_parts(parts, body::empty()));
         }
 
         let (mut parts, incoming) = res.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
+        if let Some(bridge) = &self.bridge {
+            bridge.observe_response(session_cookie.as_deref(), &parts.headers);
+        }
         let body = self.stream_body(incoming);
         Ok(Response::from_parts(parts, body))
     }

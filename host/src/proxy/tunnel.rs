@@ -10,7 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::idle::{ActiveIo, Activity};
 
-pub async fn run(client: OnUpgrade, upstream: OnUpgrade, idle: Duration, shutdown: CancellationToken, upstream_name: String) {
+pub async fn run(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    idle: Duration,
+    shutdown: CancellationToken,
+    upstream_name: String,
+    bridge: Option<crate::bridge::Session>,
+) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
         Err(e) => {
@@ -18,6 +25,9 @@ pub async fn run(client: OnUpgrade, upstream: OnUpgrade, idle: Duration, shutdow
             return;
         }
     };
+    if let Some(session) = bridge {
+        return crate::bridge::relay(client, upstream, session, idle, shutdown).await;
+    }
     let activity = Activity::new();
     let mut client = ActiveIo::new(TokioIo::new(client), activity.clone());
     let mut upstream = TokioIo::new(upstream);

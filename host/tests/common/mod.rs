@@ -144,7 +144,7 @@ impl RunningGateway {
 }
 
 pub async fn start_gateway(config: &Config, routers: Vec<Arc<dyn Router>>) -> RunningGateway {
-    let gateway = Arc::new(Gateway::new(config, RouterChain::new(routers)).unwrap());
+    let gateway = Arc::new(Gateway::new(config, RouterChain::new(routers), None).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();

@@ -1,0 +1,214 @@
+//! The Django identity behind a session cookie: fetched from the companion app's
+//! identity endpoint, cached per cookie value for a short TTL, one fetch in flight per
+//! value however many connections ask, and dropped at once when Django sets or
+//! deletes that cookie (login, logout).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+/// What the companion app's identity endpoint answers (python/README.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub authenticated: bool,
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub is_staff: bool,
+    #[serde(default)]
+    pub is_superuser: bool,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Whitelisted session keys; values are JSON texts.
+    #[serde(default)]
+    pub session: BTreeMap<String, String>,
+}
+
+/// An identity with its JSON form, serialized once and reused for every event.
+#[derive(Debug)]
+pub struct Resolved {
+    pub identity: Identity,
+    pub json: String,
+}
+
+impl Resolved {
+    pub fn new(identity: Identity) -> Arc<Resolved> {
+        let json = serde_json::to_string(&identity).expect("identity serializes");
+        Arc::new(Resolved { identity, json })
+    }
+
+    pub fn anonymous() -> Arc<Resolved> {
+        Resolved::new(Identity::default())
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IdentityError {
+    #[error("identity endpoint unreachable: {0}")]
+    Unreachable(String),
+    #[error("identity endpoint did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("identity endpoint answered {0}")]
+    Status(u16),
+    #[error("identity endpoint answered malformed JSON: {0}")]
+    Malformed(String),
+}
+
+/// Where identities come from (the Django upstream in production).
+pub trait IdentitySource: Send + Sync + 'static {
+    fn fetch(&self, session_cookie: &str) -> impl Future<Output = Result<Identity, IdentityError>> + Send;
+}
+
+struct Slot {
+    value: OnceCell<Arc<Resolved>>,
+    born: Instant,
+}
+
+pub struct IdentityCache<S> {
+    source: S,
+    ttl: Duration,
+    capacity: usize,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+impl<S: IdentitySource> IdentityCache<S> {
+    pub fn new(source: S, ttl: Duration, capacity: usize) -> Self {
+        Self { source, ttl, capacity, slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// The identity for a session cookie value; `None` (no cookie) is anonymous without asking.
+    pub async fn get(&self, session_cookie: Option<&str>) -> Result<Arc<Resolved>, IdentityError> {
+        let Some(cookie) = session_cookie else {
+            return Ok(Resolved::anonymous());
+        };
+        let slot = self.slot(cookie);
+        // Failures are not cached: the next caller tries again.
+        slot.value
+            .get_or_try_init(|| async { self.source.fetch(cookie).await.map(Resolved::new) })
+            .await
+            .cloned()
+    }
+
+    fn slot(&self, cookie: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap();
+        let now = Instant::now();
+        if let Some(slot) = slots.get(cookie) {
+            if now.duration_since(slot.born) < self.ttl || !slot.value.initialized() {
+                return slot.clone();
+            }
+        }
+        if slots.len() >= self.capacity {
+            let ttl = self.ttl;
+            slots.retain(|_, s| now.duration_since(s.born) < ttl);
+            // Still full of fresh entries (many distinct cookies): drop some, any.
+            let excess = (slots.len() + 1).saturating_sub(self.capacity);
+            let victims: Vec<String> = slots.keys().take(excess).cloned().collect();
+            for key in victims {
+                slots.remove(&key);
+            }
+        }
+        let slot = Arc::new(Slot { value: OnceCell::new(), born: now });
+        slots.insert(cookie.to_owned(), slot.clone());
+        slot
+    }
+
+    /// Forget a cookie value at once (Django set or deleted the session cookie).
+    pub fn invalidate(&self, session_cookie: &str) {
+        self.slots.lock().unwrap().remove(session_cookie);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl IdentitySource for Counting {
+        async fn fetch(&self, cookie: &str) -> Result<Identity, IdentityError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if self.fail {
+                return Err(IdentityError::Status(500));
+            }
+            Ok(Identity { authenticated: true, username: format!("{cookie}#{n}"), ..Identity::default() })
+        }
+    }
+
+    fn cache(fail: bool, ttl: Duration) -> (Arc<IdentityCache<Counting>>, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        (Arc::new(IdentityCache::new(Counting { calls: calls.clone(), fail }, ttl, 1000)), calls)
+    }
+
+    #[tokio::test]
+    async fn no_cookie_is_anonymous_without_a_fetch() {
+        let (cache, calls) = cache(false, Duration::from_secs(5));
+        assert!(!cache.get(None).await.unwrap().identity.authenticated);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_fetch() {
+        let (cache, calls) = cache(false, Duration::from_secs(5));
+        let tasks: Vec<_> = (0..20).map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get(Some("abc")).await.unwrap().identity.username.clone() })
+        }).collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "abc#0");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        cache.get(Some("other")).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "cached per cookie value");
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_can_be_dropped() {
+        let (cache, calls) = cache(false, Duration::from_millis(100));
+        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#0");
+        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#0");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#1", "expired");
+        cache.invalidate("a");
+        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#2", "invalidated");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached() {
+        let (cache, calls) = cache(true, Duration::from_secs(5));
+        assert!(cache.get(Some("a")).await.is_err());
+        assert!(cache.get(Some("a")).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cache = IdentityCache::new(Counting { calls, fail: false }, Duration::from_millis(10), 4);
+        for i in 0..4 {
+            cache.get(Some(&i.to_string())).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cache.get(Some("new")).await.unwrap();
+        assert_eq!(cache.slots.lock().unwrap().len(), 1, "expired entries swept when full");
+        for i in 0..10 {
+            cache.get(Some(&format!("fresh{i}"))).await.unwrap();
+        }
+        assert!(cache.slots.lock().unwrap().len() <= 4, "never more than the capacity");
+    }
+}

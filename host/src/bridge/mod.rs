@@ -1,0 +1,169 @@
+//! The event bridge: Reflex's Socket.IO WebSocket, understood by the gateway. Each
+//! client event is judged by the bridge policy with the Django identity of the
+//! connection's session cookie, and forwarded with that identity signed into its
+//! `router_data`.
+
+pub mod identity;
+pub mod inject;
+pub mod policy;
+mod relay;
+pub mod socketio;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, Uri};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+
+use crate::body::{self, Body};
+use crate::config::{BridgeConfig, Config, IdentityFailure};
+use crate::limits;
+use identity::{Identity, IdentityCache, IdentityError, IdentitySource, Resolved};
+use inject::Injector;
+use policy::BridgePolicy;
+pub use relay::{run as relay, Session};
+
+/// Header carrying the identity secret to Django; never accepted from clients.
+pub static IDENTITY_SECRET_HEADER: header::HeaderName = header::HeaderName::from_static("x-isthmus-secret");
+
+pub struct Bridge {
+    pub path: String,
+    policy: Arc<dyn BridgePolicy>,
+    identities: IdentityCache<DjangoIdentity>,
+    injector: Injector,
+    on_identity_error: IdentityFailure,
+    session_cookie: String,
+    max_frame_bytes: usize,
+}
+
+impl Bridge {
+    pub fn new(config: &Config, bridge: &BridgeConfig, client: Client<HttpConnector, Body>, policy: Arc<dyn BridgePolicy>) -> Bridge {
+        let authority = config.upstreams[&bridge.identity_upstream].uri.authority().expect("validated").clone();
+        let uri = Uri::builder().scheme("http").authority(authority).path_and_query(bridge.identity_path.as_str()).build().expect("validated path");
+        let source = DjangoIdentity {
+            client,
+            uri,
+            secret: HeaderValue::from_bytes(bridge.identity_secret.expose()).ok(),
+            cookie_name: bridge.session_cookie.clone(),
+            timeout: bridge.identity_timeout,
+        };
+        Bridge {
+            path: bridge.path.clone(),
+            policy,
+            identities: IdentityCache::new(source, bridge.identity_ttl, limits::IDENTITY_CACHE_ENTRIES),
+            injector: Injector::new(bridge.bridge_secret.expose(), &bridge.inject_key),
+            on_identity_error: bridge.on_identity_error,
+            session_cookie: bridge.session_cookie.clone(),
+            max_frame_bytes: bridge.max_frame_bytes,
+        }
+    }
+
+    /// Whether a path (as sent upstream) is the bridge's.
+    pub fn covers(&self, path: &str) -> bool {
+        path.strip_prefix(self.path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// The session cookie's value in a request's Cookie headers.
+    pub fn session_cookie(&self, headers: &HeaderMap) -> Option<String> {
+        cookie_value(headers, &self.session_cookie)
+    }
+
+    /// Drop the cached identity of `old` when a response sets or deletes the session cookie.
+    pub fn observe_response(&self, old: Option<&str>, response_headers: &HeaderMap) {
+        let Some(old) = old else { return };
+        let prefix = format!("{}=", self.session_cookie);
+        let touches = response_headers.get_all(header::SET_COOKIE).iter().any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
+        if touches {
+            tracing::debug!(target: "isthmus::bridge", "session cookie changed: cached identity dropped");
+            self.identities.invalidate(old);
+        }
+    }
+
+    fn connect_event_key(&self) -> &'static str {
+        // reflex constants.CompileVars.CONNECT_AUTH_EVENT
+        "event"
+    }
+
+    /// The identity to judge with now. When Django cannot say, `on_identity_error`
+    /// decides: judge as anonymous, or `None`: refuse without asking the policy.
+    async fn identity(&self, cookie: Option<&str>) -> Option<Arc<Resolved>> {
+        match self.identities.get(cookie).await {
+            Ok(who) => Some(who),
+            Err(e) => {
+                tracing::warn!(target: "isthmus::bridge", error = %e, mode = ?self.on_identity_error, "identity unavailable");
+                match self.on_identity_error {
+                    IdentityFailure::Anonymous => Some(Resolved::anonymous()),
+                    IdentityFailure::Deny => None,
+                }
+            }
+        }
+    }
+}
+
+/// The refusal reason when the identity could not be had and the mode is `deny`.
+const IDENTITY_UNAVAILABLE: &str = "forbidden:identity unavailable";
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The companion Django app's identity endpoint.
+struct DjangoIdentity {
+    client: Client<HttpConnector, Body>,
+    uri: Uri,
+    secret: Option<HeaderValue>,
+    cookie_name: String,
+    timeout: Duration,
+}
+
+impl IdentitySource for DjangoIdentity {
+    async fn fetch(&self, session_cookie: &str) -> Result<Identity, IdentityError> {
+        let cookie = HeaderValue::from_str(&format!("{}={session_cookie}", self.cookie_name)).map_err(|e| IdentityError::Malformed(e.to_string()))?;
+        let mut req = Request::get(self.uri.clone()).header(header::COOKIE, cookie).body(body::empty()).expect("valid request");
+        if let Some(secret) = &self.secret {
+            req.headers_mut().insert(IDENTITY_SECRET_HEADER.clone(), secret.clone());
+        }
+        let fetch = async {
+            let res = self.client.request(req).await.map_err(|e| IdentityError::Unreachable(e.to_string()))?;
+            if !res.status().is_success() {
+                return Err(IdentityError::Status(res.status().as_u16()));
+            }
+            let body: Bytes = http_body_util::Limited::new(res.into_body(), 1024 * 1024)
+                .collect()
+                .await
+                .map_err(|e| IdentityError::Unreachable(e.to_string()))?
+                .to_bytes();
+            serde_json::from_slice(&body).map_err(|e| IdentityError::Malformed(e.to_string()))
+        };
+        tokio::time::timeout(self.timeout, fetch).await.map_err(|_| IdentityError::Timeout(self.timeout))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_values_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "csrftoken=x; sessionid=abc123; theme=dark".parse().unwrap());
+        assert_eq!(cookie_value(&h, "sessionid").as_deref(), Some("abc123"));
+        assert_eq!(cookie_value(&h, "session"), None);
+        h.append(header::COOKIE, "other=1".parse().unwrap());
+        assert_eq!(cookie_value(&h, "other").as_deref(), Some("1"));
+        let mut empty = HeaderMap::new();
+        empty.append(header::COOKIE, "sessionid=".parse().unwrap());
+        assert_eq!(cookie_value(&empty, "sessionid"), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! The bridge policy contract (the `bridge` world, seen from the host).
+
+use crate::routing::{FailMode, PolicyFailure, RouteRequest};
+
+use super::identity::Identity;
+
+/// One Reflex event as the policy sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeEvent {
+    pub name: String,
+    pub payload_json: String,
+    /// The page the event came from (`router_data.pathname`).
+    pub route: String,
+    /// That page's query string, without `?`.
+    pub query: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward, adding these fields to the signed context.
+    Allow(Vec<(String, String)>),
+    /// Do not forward. `login_required:<url>` redirects to the login page; anything
+    /// else (`forbidden:<why>`) is answered as an error.
+    Deny(String),
+    /// Close the WebSocket with this reason.
+    Close(String),
+}
+
+pub trait BridgePolicy: Send + Sync {
+    fn name(&self) -> &str;
+    fn fail_mode(&self) -> FailMode;
+    fn on_connect(&self, handshake: &RouteRequest, who: &Identity) -> Result<Verdict, PolicyFailure>;
+    fn on_event(&self, event: &BridgeEvent, who: &Identity) -> Result<Verdict, PolicyFailure>;
+}
+
+/// A policy failure turned into a verdict by the policy's failure mode: closed
+/// refuses the event, open lets it through (the identity is still injected, so
+/// handler-side checks keep working).
+pub fn or_fail_mode(policy: &dyn BridgePolicy, result: Result<Verdict, PolicyFailure>) -> Verdict {
+    match result {
+        Ok(v) => v,
+        Err(failure) => {
+            tracing::warn!(plugin = policy.name(), %failure, "bridge policy failed");
+            match policy.fail_mode() {
+                FailMode::Closed => Verdict::Deny(format!("forbidden:policy `{}` failed", policy.name())),
+                FailMode::Open => Verdict::Allow(vec![("policy".into(), "failed-open".into())]),
+            }
+        }
+    }
+}

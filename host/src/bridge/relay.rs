@@ -1,0 +1,261 @@
+//! One bridged WebSocket: frames relayed both ways; every client CONNECT and EVENT
+//! judged by the policy with the session's current identity, the signed identity
+//! injected into what is forwarded, refusals answered the way Reflex's own
+//! redirects are.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Map, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::policy::{or_fail_mode, BridgeEvent, Verdict};
+use super::socketio::{self, Packet};
+use super::Bridge;
+use crate::routing::RouteRequest;
+
+/// What the bridge knows of one connection, from its handshake.
+pub struct Session {
+    pub bridge: Arc<Bridge>,
+    pub handshake: RouteRequest,
+    pub session_cookie: Option<String>,
+}
+
+/// Why the gateway closes a bridged connection.
+struct Closing {
+    code: CloseCode,
+    reason: String,
+}
+
+impl Closing {
+    fn policy(reason: String) -> Self {
+        Closing { code: CloseCode::Policy, reason }
+    }
+    fn protocol(reason: String) -> Self {
+        Closing { code: CloseCode::Protocol, reason }
+    }
+}
+
+pub async fn run(client: Upgraded, upstream: Upgraded, session: Session, idle: Duration, shutdown: CancellationToken) {
+    tracing::debug!(target: "isthmus::bridge", client = %session.handshake.client_ip, "bridged WebSocket open");
+    let config = WebSocketConfig::default().max_message_size(Some(session.bridge.max_frame_bytes)).max_frame_size(Some(session.bridge.max_frame_bytes));
+    let mut client = WebSocketStream::from_raw_socket(TokioIo::new(client), Role::Server, Some(config)).await;
+    let mut upstream = WebSocketStream::from_raw_socket(TokioIo::new(upstream), Role::Client, None).await;
+    let peer = session.handshake.client_ip.clone();
+    let closing = loop {
+        tokio::select! {
+            msg = client.next() => match msg {
+                Some(Ok(Message::Text(text))) => match judge(&session, &text).await {
+                    Ok(Judged::Forward(out)) => {
+                        if upstream.send(Message::text(out)).await.is_err() { break None; }
+                    }
+                    Ok(Judged::Relay) => {
+                        if upstream.send(Message::Text(text)).await.is_err() { break None; }
+                    }
+                    Ok(Judged::Answer(answer)) => {
+                        if client.send(Message::text(answer)).await.is_err() { break None; }
+                    }
+                    Ok(Judged::ForwardAndAnswer(out, answer)) => {
+                        if upstream.send(Message::text(out)).await.is_err() { break None; }
+                        if client.send(Message::text(answer)).await.is_err() { break None; }
+                    }
+                    Err(closing) => break Some(closing),
+                },
+                // Binary frames are Socket.IO attachments of a packet already judged.
+                Some(Ok(msg @ Message::Binary(_))) => {
+                    if upstream.send(msg).await.is_err() { break None; }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = upstream.send(Message::Close(frame)).await;
+                    break None;
+                }
+                // WebSocket pings are per hop: tungstenite answers them itself.
+                Some(Ok(_)) => {}
+                Some(Err(WsError::Capacity(e))) => break Some(Closing { code: CloseCode::Size, reason: format!("frame too large: {e}") }),
+                Some(Err(e)) => break Some(Closing::protocol(format!("invalid WebSocket frame: {e}"))),
+                None => break None,
+            },
+            msg = upstream.next() => match msg {
+                Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if client.send(msg).await.is_err() { break None; }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = client.send(Message::Close(frame)).await;
+                    break None;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break None,
+            },
+            () = tokio::time::sleep(idle) => break Some(Closing { code: CloseCode::Away, reason: "idle timeout".into() }),
+            () = shutdown.cancelled() => break Some(Closing { code: CloseCode::Away, reason: "gateway shutting down".into() }),
+        }
+    };
+    if let Some(Closing { code, reason }) = closing {
+        tracing::warn!(target: "isthmus::bridge", client = %peer, ?code, %reason, "closing bridged WebSocket");
+        let frame = CloseFrame { code, reason: truncate(&reason, 120).into() };
+        let _ = client.send(Message::Close(Some(frame))).await;
+        let _ = upstream.send(Message::Close(None)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = client.close(None).await;
+        let _ = upstream.close(None).await;
+    })
+    .await;
+}
+
+/// A close reason must fit a control frame (125 bytes with the code).
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+enum Judged {
+    /// Send this rewritten packet upstream.
+    Forward(String),
+    /// Send the client's frame upstream unchanged.
+    Relay,
+    /// Send this to the client instead of forwarding.
+    Answer(String),
+    /// Send the first upstream and the second to the client.
+    ForwardAndAnswer(String, String),
+}
+
+async fn judge(session: &Session, text: &str) -> Result<Judged, Closing> {
+    let packet = socketio::parse(text).map_err(|e| Closing::protocol(format!("not a Socket.IO packet: {e}")))?;
+    let bridge = &session.bridge;
+    match packet {
+        Packet::Relay => Ok(Judged::Relay),
+        Packet::Connect { namespace, mut auth } => {
+            // CONNECT_ERROR: the client is told the namespace refused it.
+            let refuse = |reason: &str| Judged::Answer(format!("44{}{}", ns_prefix(&namespace), json!({ "message": reason })));
+            let Some(who) = bridge.identity(session.session_cookie.as_deref()).await else {
+                return Ok(refuse(super::IDENTITY_UNAVAILABLE));
+            };
+            match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_connect(&session.handshake, &who.identity)) {
+                Verdict::Allow(_) => {}
+                Verdict::Deny(reason) => return Ok(refuse(&reason)),
+                Verdict::Close(reason) => return Err(Closing::policy(reason)),
+            }
+            let mut answer = None;
+            if let Some(Value::Object(auth)) = auth.as_mut() {
+                if let Some(event) = auth.get_mut(bridge.connect_event_key()) {
+                    let event = event_object(event)?;
+                    match decide(session, &who, event)? {
+                        None => {}
+                        Some(refusal) => {
+                            auth.remove(bridge.connect_event_key());
+                            answer = Some(refusal);
+                        }
+                    }
+                }
+            }
+            let connect = socketio::encode_connect(&namespace, auth.as_ref());
+            match answer {
+                // The connection goes ahead without its first event; the client is told why.
+                Some(refusal) => Ok(Judged::ForwardAndAnswer(connect, refusal_packet(&namespace, refusal))),
+                None => Ok(Judged::Forward(connect)),
+            }
+        }
+        Packet::Event { namespace, ack, attachments, mut args } => {
+            if args[0] != "event" {
+                // Reflex's other socket events (`ping`, `client_error`) reach no handler.
+                return Ok(Judged::Relay);
+            }
+            let event = args.get_mut(1).ok_or_else(|| Closing::protocol("event without data".into()))?;
+            let event = event_object(event)?;
+            let Some(who) = bridge.identity(session.session_cookie.as_deref()).await else {
+                let route = event.get("router_data").and_then(|r| r.get("pathname")).and_then(Value::as_str).unwrap_or("/").to_owned();
+                return Ok(Judged::Answer(refusal_packet(&namespace, Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), route })));
+            };
+            match decide(session, &who, event)? {
+                None => Ok(Judged::Forward(socketio::encode_event(&namespace, ack, attachments, &args))),
+                Some(refusal) => Ok(Judged::Answer(refusal_packet(&namespace, refusal))),
+            }
+        }
+    }
+}
+
+/// A Reflex event must be a JSON object: Reflex also accepts a JSON string and
+/// decodes it, which would slip past the injection, so anything else is refused.
+fn event_object(value: &mut Value) -> Result<&mut Map<String, Value>, Closing> {
+    match value {
+        Value::Object(map) if map.get("name").is_some_and(Value::is_string) => Ok(map),
+        Value::Object(_) => Err(Closing::protocol("event has no name".into())),
+        _ => Err(Closing::protocol("event data is not a JSON object".into())),
+    }
+}
+
+/// Ask the policy about one event; on allow, inject the signed identity in place.
+/// Returns the refusal to answer with, if refused.
+fn decide(session: &Session, who: &super::identity::Resolved, event: &mut Map<String, Value>) -> Result<Option<Refusal>, Closing> {
+    let bridge = &session.bridge;
+    let router_data = event.get("router_data").and_then(Value::as_object);
+    let text = |key: &str| router_data.and_then(|r| r.get(key)).and_then(Value::as_str).unwrap_or("");
+    let route = text("pathname").to_owned();
+    let query = text("asPath").split_once('?').map_or("", |(_, q)| q).to_owned();
+    let ev = BridgeEvent {
+        name: event["name"].as_str().unwrap_or_default().to_owned(),
+        payload_json: event.get("payload").map_or_else(|| "{}".to_owned(), Value::to_string),
+        route,
+        query,
+    };
+    let verdict = or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_event(&ev, &who.identity));
+    match verdict {
+        Verdict::Allow(context) => {
+            bridge.injector.apply(event, &who.json, &context);
+            Ok(None)
+        }
+        Verdict::Deny(reason) => {
+            tracing::info!(target: "isthmus::bridge", event = %ev.name, user = %who.identity.username, %reason, "event refused");
+            Ok(Some(Refusal { reason, route: ev.route }))
+        }
+        Verdict::Close(reason) => Err(Closing::policy(reason)),
+    }
+}
+
+struct Refusal {
+    reason: String,
+    route: String,
+}
+
+fn ns_prefix(namespace: &str) -> String {
+    if namespace == "/" {
+        String::new()
+    } else {
+        format!("{namespace},")
+    }
+}
+
+/// The update Reflex itself would send for `rx.redirect(login?next=route)`, or a
+/// console error for other refusals.
+fn refusal_packet(namespace: &str, refusal: Refusal) -> String {
+    let event = match refusal.reason.strip_prefix("login_required:") {
+        Some(login_url) => {
+            let next: String = url_encode(if refusal.route.is_empty() { "/" } else { &refusal.route });
+            let sep = if login_url.contains('?') { '&' } else { '?' };
+            json!({"name": "_redirect", "payload": {"path": format!("{login_url}{sep}next={next}"), "external": false, "popup": false, "replace": false}})
+        }
+        None => {
+            let message = format!("isthmus: event refused ({})", refusal.reason);
+            json!({"name": "_call_script", "payload": {"javascript_code": format!("console.error({})", Value::String(message))}})
+        }
+    };
+    socketio::server_event(namespace, &[json!("event"), json!({ "events": [event] })])
+}
+
+fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
