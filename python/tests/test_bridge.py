@@ -263,3 +263,20 @@ def test_warns_once_per_reason(caplog):
     assert "no identity injected" in warnings[0].getMessage()
     assert "expired" in warnings[1].getMessage()
     assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 4
+
+
+def test_readme_test_vector():
+    """The vector in python/README.md verifies, so the Rust side can test against it."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    lines = {}
+    for line in readme.splitlines():
+        for key in ("secret:", "payload:", "sig:"):
+            if line.startswith(key):
+                lines[key] = line[len(key) :].strip()
+    assert set(lines) == {"secret:", "payload:", "sig:"}
+    assert sign_payload(lines["payload:"], lines["secret:"]) == lines["sig:"]
+    data = {"isthmus": {"payload": lines["payload:"], "sig": lines["sig:"]}}
+    ctx = verify_injection(data, secret=lines["secret:"], now=1_750_000_000)
+    assert ctx.verified and ctx.identity.username == "alice" and ctx.identity.session == {"cart_id": 3}
