@@ -144,7 +144,10 @@ impl RunningGateway {
 }
 
 pub async fn start_gateway(config: &Config, routers: Vec<Arc<dyn Router>>) -> RunningGateway {
-    let gateway = Arc::new(Gateway::new(config, RouterChain::new(routers), None).unwrap());
+    start_with(Arc::new(Gateway::new(config, RouterChain::new(routers), None).unwrap()), config).await
+}
+
+pub async fn start_with(gateway: Arc<Gateway>, config: &Config) -> RunningGateway {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();

@@ -1,0 +1,403 @@
+//! The event bridge's own behaviour against in-process stand-ins: a Django identity
+//! endpoint and a Socket.IO upstream that records what reaches it. (The real Django
+//! and Reflex processes are exercised by the end-to-end tests.)
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use http::{Request, StatusCode};
+use isthmus::bridge::identity::Identity;
+use isthmus::bridge::policy::{BridgeEvent, BridgePolicy, Verdict};
+use isthmus::routing::{FailMode, PolicyFailure, RouteRequest};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+const IDENTITY_SECRET: &str = "identity-secret-identity-secret-0123456789";
+const BRIDGE_SECRET: &str = "bridge-secret-bridge-secret-bridge-0123456789";
+
+/// Django stand-in: identities by session cookie, a login and a logout view.
+#[derive(Clone, Default)]
+struct FakeDjango {
+    users: Arc<Mutex<HashMap<String, Identity>>>,
+    identity_calls: Arc<AtomicUsize>,
+    seen_secret_from_clients: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeDjango {
+    fn user(&self, cookie: &str, username: &str, staff: bool) {
+        let identity = Identity {
+            authenticated: true,
+            user_id: Some(format!("{}", username.len())),
+            username: username.into(),
+            email: format!("{username}@example.org"),
+            is_staff: staff,
+            ..Identity::default()
+        };
+        self.users.lock().unwrap().insert(cookie.into(), identity);
+    }
+
+    async fn serve(&self) -> std::net::SocketAddr {
+        let me = self.clone();
+        upstream(move |req: Request<hyper::body::Incoming>| {
+            let me = me.clone();
+            async move {
+                let cookie = req.headers().get("cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let session = cookie.split(';').filter_map(|p| p.trim().strip_prefix("sessionid=")).next().unwrap_or("").to_owned();
+                match req.uri().path() {
+                    "/_isthmus/identity" => {
+                        if req.headers().get("x-isthmus-secret").and_then(|v| v.to_str().ok()) != Some(IDENTITY_SECRET) {
+                            let mut res = text("forbidden");
+                            *res.status_mut() = StatusCode::FORBIDDEN;
+                            return res;
+                        }
+                        me.identity_calls.fetch_add(1, Ordering::SeqCst);
+                        let identity = me.users.lock().unwrap().get(&session).cloned().unwrap_or_default();
+                        text(serde_json::to_string(&identity).unwrap())
+                    }
+                    "/logout" => {
+                        me.users.lock().unwrap().remove(&session);
+                        let mut res = text("bye");
+                        res.headers_mut().insert("set-cookie", "sessionid=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/".parse().unwrap());
+                        res
+                    }
+                    _ => {
+                        if let Some(v) = req.headers().get("x-isthmus-secret") {
+                            me.seen_secret_from_clients.lock().unwrap().push(v.to_str().unwrap_or("").into());
+                        }
+                        text("django page")
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Reflex stand-in: answers the Engine.IO open and the namespace CONNECT, echoes
+/// each received event's data back, and reports every text frame it got.
+async fn fake_reflex() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                let _ = ws.send(Message::text(r#"0{"sid":"s1","upgrades":[],"pingTimeout":120000,"pingInterval":25000,"maxPayload":1000000}"#)).await;
+                while let Some(Ok(msg)) = ws.next().await {
+                    let Message::Text(text) = msg else { continue };
+                    let text = text.to_string();
+                    let _ = tx.send(text.clone());
+                    if text.starts_with("40/_event") {
+                        let _ = ws.send(Message::text(r#"40/_event,{"sid":"n1"}"#)).await;
+                    } else if let Some(rest) = text.strip_prefix("42/_event,") {
+                        let args: Value = serde_json::from_str(rest).unwrap();
+                        let echo = json!(["event", {"delta": {"echo": args[1]}}]);
+                        let _ = ws.send(Message::text(format!("42/_event,{echo}"))).await;
+                    } else if text == "3" {
+                        // pong: nothing to answer
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Rules like the default policy's: `admin` needs staff, `secret` a login, `close_me` closes.
+struct TestPolicy;
+
+impl BridgePolicy for TestPolicy {
+    fn name(&self) -> &str {
+        "test-policy"
+    }
+    fn fail_mode(&self) -> FailMode {
+        FailMode::Closed
+    }
+    fn on_connect(&self, handshake: &RouteRequest, _who: &Identity) -> Result<Verdict, PolicyFailure> {
+        Ok(if handshake.query.contains("refuse=1") { Verdict::Deny("forbidden:connect".into()) } else { Verdict::Allow(vec![]) })
+    }
+    fn on_event(&self, ev: &BridgeEvent, who: &Identity) -> Result<Verdict, PolicyFailure> {
+        Ok(if ev.name.contains("close_me") {
+            Verdict::Close("closed by policy".into())
+        } else if ev.name.contains("admin") && !who.authenticated {
+            Verdict::Deny("login_required:/admin/login/".into())
+        } else if ev.name.contains("admin") && !who.is_staff {
+            Verdict::Deny("forbidden:staff".into())
+        } else if ev.name.contains("secret") && !who.authenticated {
+            Verdict::Deny("login_required:/admin/login/".into())
+        } else if ev.name.contains("boom") {
+            return Err(PolicyFailure::Trap("boom".into()));
+        } else {
+            Verdict::Allow(vec![("rule".into(), "test".into())])
+        })
+    }
+}
+
+struct Stack {
+    gw: RunningGateway,
+    django: FakeDjango,
+    reflex_rx: mpsc::UnboundedReceiver<String>,
+    _site: Site,
+}
+
+async fn stack(bridge_extra: &str, django_addr: Option<std::net::SocketAddr>) -> Stack {
+    let django = FakeDjango::default();
+    let django_addr = match django_addr {
+        Some(a) => a,
+        None => django.serve().await,
+    };
+    let (reflex, reflex_rx) = fake_reflex().await;
+    let site = Site::new();
+    let extra = format!(
+        "\n[bridge]\nidentity_secret = \"{IDENTITY_SECRET}\"\nbridge_secret = \"{BRIDGE_SECRET}\"\nmax_frame_bytes = 4096\n{bridge_extra}\n[bridge.policy]\nplugin = \"test.wasm\"\n"
+    );
+    // `[bridge]` tables go after everything `Site::config` writes.
+    site.config(&[("django", django_addr), ("reflex", reflex)], "");
+    let text = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap() + &extra;
+    let file = site.write("isthmus.toml", &text);
+    let config = isthmus::config::Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let router = router("r", |req| {
+        Ok(if req.path.starts_with("/_event") || req.path == "/ping" { forward("reflex") } else { forward("django") })
+    });
+    let gateway = Arc::new(isthmus::dispatch::Gateway::new(&config, isthmus::routing::RouterChain::new(vec![router]), Some(Arc::new(TestPolicy))).unwrap());
+    let gw = start_with(gateway, &config).await;
+    Stack { gw, django, reflex_rx, _site: site }
+}
+
+type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(stack: &Stack, cookie: Option<&str>, query: &str) -> Client {
+    let mut req = format!("ws://{}/_event/?EIO=4&transport=websocket{query}", stack.gw.addr).into_client_request().unwrap();
+    if let Some(c) = cookie {
+        req.headers_mut().insert("cookie", format!("csrftoken=x; sessionid={c}").parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let open = next_text(&mut ws).await;
+    assert!(open.starts_with("0{"), "{open}");
+    ws
+}
+
+async fn next_text(ws: &mut Client) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame within 5 s") {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Close(f))) => return format!("CLOSE {:?}", f.map(|f| (f.code, f.reason.to_string()))),
+            Some(Ok(_)) => continue,
+            other => return format!("END {other:?}"),
+        }
+    }
+}
+
+fn event(name: &str, router_data: Value) -> String {
+    format!("42/_event,{}", json!(["event", {"name": name, "payload": {"x": 1}, "router_data": router_data}]))
+}
+
+/// The signed identity Reflex receives, checked the way the Python side checks it.
+fn verified(router_data: &Value) -> Value {
+    let signed = &router_data["isthmus"];
+    let payload = signed["payload"].as_str().expect("signed payload");
+    let mut mac = Hmac::<Sha256>::new_from_slice(BRIDGE_SECRET.as_bytes()).unwrap();
+    mac.update(payload.as_bytes());
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(signed["sig"], expected, "signature must verify");
+    serde_json::from_str(payload).unwrap()
+}
+
+async fn forwarded_event(stack: &mut Stack) -> Value {
+    loop {
+        let text = tokio::time::timeout(Duration::from_secs(5), stack.reflex_rx.recv()).await.expect("upstream got a frame").unwrap();
+        if let Some(rest) = text.strip_prefix("42/_event,") {
+            return serde_json::from_str::<Value>(rest).unwrap()[1].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_carry_the_signed_identity_and_never_the_clients_copy() {
+    let mut s = stack("", None).await;
+    s.django.user("alice-session", "alice", true);
+    let mut ws = connect(&s, Some("alice-session"), "").await;
+    let forged = json!({"pathname": "/shop", "asPath": "/shop?page=2", "query": {"page": "2"},
+        "isthmus": {"payload": "{\"v\":1,\"identity\":{\"username\":\"mallory\",\"is_superuser\":true}}", "sig": "00"}});
+    ws.send(Message::text(event("state.shop.load", forged))).await.unwrap();
+    let ev = forwarded_event(&mut s).await;
+    let payload = verified(&ev["router_data"]);
+    assert_eq!(payload["identity"]["username"], "alice");
+    assert_eq!(payload["identity"]["is_staff"], true);
+    assert_eq!(payload["query"], json!({"page": "2"}));
+    assert_eq!(payload["context"], json!({"rule": "test"}));
+    assert_eq!(ev["router_data"]["pathname"], "/shop");
+    assert_eq!(ev["payload"], json!({"x": 1}));
+    // The echo comes back to the client untouched.
+    assert!(next_text(&mut ws).await.starts_with("42/_event,[\"event\",{\"delta\""));
+}
+
+#[tokio::test]
+async fn the_first_event_in_connect_is_judged_and_signed() {
+    let mut s = stack("", None).await;
+    let mut ws = connect(&s, None, "").await;
+    let connect = format!("40/_event,{}", json!({"event": {"name": "reflex___state____state.hydrate", "payload": {}, "router_data": {"pathname": "/", "isthmus": "forged"}}}));
+    ws.send(Message::text(connect)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), s.reflex_rx.recv()).await.unwrap().unwrap();
+    let auth: Value = serde_json::from_str(got.strip_prefix("40/_event,").unwrap()).unwrap();
+    let payload = verified(&auth["event"]["router_data"]);
+    assert_eq!(payload["identity"]["authenticated"], false);
+    assert_eq!(next_text(&mut ws).await, r#"40/_event,{"sid":"n1"}"#);
+}
+
+#[tokio::test]
+async fn refused_events_are_answered_and_never_forwarded() {
+    let mut s = stack("", None).await;
+    s.django.user("bob-session", "bob", false);
+    let mut anon = connect(&s, None, "").await;
+    anon.send(Message::text(event("state.admin.delete", json!({"pathname": "/products"})))).await.unwrap();
+    let answer = next_text(&mut anon).await;
+    assert!(answer.contains(r#""name":"_redirect""#) && answer.contains(r#""path":"/admin/login/?next=%2Fproducts""#), "{answer}");
+
+    let mut bob = connect(&s, Some("bob-session"), "").await;
+    bob.send(Message::text(event("state.admin.delete", json!({"pathname": "/"})))).await.unwrap();
+    let answer = next_text(&mut bob).await;
+    assert!(answer.contains("_call_script") && answer.contains("forbidden:staff"), "{answer}");
+
+    // Only this allowed event reached the upstream.
+    bob.send(Message::text(event("state.shop.list", json!({})))).await.unwrap();
+    let ev = forwarded_event(&mut s).await;
+    assert_eq!(ev["name"], "state.shop.list");
+    assert!(s.reflex_rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_refused_connect_gets_connect_error() {
+    let mut s = stack("", None).await;
+    let mut ws = connect(&s, None, "&refuse=1").await;
+    ws.send(Message::text("40/_event,{}")).await.unwrap();
+    let answer = next_text(&mut ws).await;
+    assert_eq!(answer, r#"44/_event,{"message":"forbidden:connect"}"#);
+    assert!(s.reflex_rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn pings_and_other_packets_pass_untouched() {
+    let mut s = stack("", None).await;
+    let mut ws = connect(&s, None, "").await;
+    for frame in ["3", "2probe", "41/_event,"] {
+        ws.send(Message::text(frame)).await.unwrap();
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), s.reflex_rx.recv()).await.unwrap().unwrap(), frame);
+    }
+}
+
+async fn expect_close(ws: &mut Client, code: CloseCode, reason_part: &str) {
+    let answer = next_text(ws).await;
+    assert!(answer.starts_with(&format!("CLOSE Some(({code:?}")) && answer.contains(reason_part), "expected {code:?} `{reason_part}`, got {answer}");
+}
+
+#[tokio::test]
+async fn bad_input_closes_only_that_connection() {
+    let mut s = stack("", None).await;
+    let mut other = connect(&s, None, "").await;
+    let cases: Vec<(Message, CloseCode, &str)> = vec![
+        (Message::text("9nonsense"), CloseCode::Protocol, "not a Socket.IO packet"),
+        (Message::text("42/_event,[\"event\","), CloseCode::Protocol, "not valid JSON"),
+        (Message::text(r#"42/_event,["event","{\"name\":\"state.admin.x\"}"]"#), CloseCode::Protocol, "not a JSON object"),
+        (Message::text(r#"42/_event,["event",{"payload":{}}]"#), CloseCode::Protocol, "no name"),
+        (Message::text(format!("42/_event,[\"event\",{{\"name\":\"{}\"}}]", "x".repeat(8000))), CloseCode::Size, "too large"),
+        (Message::text(event("state.close_me", json!({}))), CloseCode::Policy, "closed by policy"),
+    ];
+    for (msg, code, reason) in cases {
+        let mut ws = connect(&s, None, "").await;
+        ws.send(msg).await.unwrap();
+        expect_close(&mut ws, code, reason).await;
+    }
+    assert!(s.reflex_rx.try_recv().is_err(), "the upstream saw none of it");
+    other.send(Message::text(event("state.ok", json!({})))).await.unwrap();
+    assert_eq!(forwarded_event(&mut s).await["name"], "state.ok", "others keep being served");
+}
+
+#[tokio::test]
+async fn identities_are_cached_and_dropped_on_logout_through_the_gateway() {
+    let mut s = stack("identity_ttl = \"60s\"\n", None).await;
+    s.django.user("alice-session", "alice", true);
+    let mut ws = connect(&s, Some("alice-session"), "").await;
+    for _ in 0..5 {
+        ws.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+        assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["username"], "alice");
+        next_text(&mut ws).await;
+    }
+    assert_eq!(s.django.identity_calls.load(Ordering::SeqCst), 1, "one identity call for five events");
+
+    // Logout in another tab, through the gateway: Django deletes the session cookie.
+    let req = Request::post(s.gw.url("/logout")).header("cookie", "sessionid=alice-session").body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    assert_eq!(send(req).await.0, StatusCode::OK);
+    ws.send(Message::text(event("state.secret.read", json!({"pathname": "/vault"})))).await.unwrap();
+    let answer = next_text(&mut ws).await;
+    assert!(answer.contains("_redirect"), "the next event is judged logged out: {answer}");
+    assert_eq!(s.django.identity_calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_logout_elsewhere_is_seen_within_the_ttl() {
+    let mut s = stack("identity_ttl = \"300ms\"\n", None).await;
+    s.django.user("alice-session", "alice", true);
+    let mut ws = connect(&s, Some("alice-session"), "").await;
+    ws.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+    forwarded_event(&mut s).await;
+    next_text(&mut ws).await;
+    s.django.users.lock().unwrap().clear(); // session ended without passing through the gateway
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ws.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+    assert!(next_text(&mut ws).await.contains("_redirect"));
+}
+
+#[tokio::test]
+async fn identity_endpoint_down_judges_as_anonymous_by_default() {
+    let mut s = stack("", Some(dead_port().await)).await;
+    let mut ws = connect(&s, Some("alice-session"), "").await;
+    ws.send(Message::text(event("state.public.view", json!({})))).await.unwrap();
+    assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["authenticated"], false);
+    next_text(&mut ws).await;
+    ws.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+    assert!(next_text(&mut ws).await.contains("_redirect"));
+}
+
+#[tokio::test]
+async fn identity_endpoint_down_refuses_everything_in_deny_mode() {
+    let mut s = stack("on_identity_error = \"deny\"\n", Some(dead_port().await)).await;
+    let mut ws = connect(&s, Some("alice-session"), "").await;
+    ws.send(Message::text(event("state.public.view", json!({})))).await.unwrap();
+    let answer = next_text(&mut ws).await;
+    assert!(answer.contains("identity unavailable"), "{answer}");
+    assert!(s.reflex_rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_failing_policy_fails_closed() {
+    let mut s = stack("", None).await;
+    let mut ws = connect(&s, None, "").await;
+    ws.send(Message::text(event("state.boom", json!({})))).await.unwrap();
+    assert!(next_text(&mut ws).await.contains("policy `test-policy` failed"));
+    assert!(s.reflex_rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn the_bridge_path_takes_websockets_only_and_the_secret_header_never_passes() {
+    let s = stack("", None).await;
+    let (status, _, body) = get(&s.gw.url("/_event/?EIO=4&transport=polling")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("WebSocket"));
+    let req = Request::get(s.gw.url("/admin/")).header("x-isthmus-secret", IDENTITY_SECRET).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    assert_eq!(send(req).await.0, StatusCode::OK);
+    assert!(s.django.seen_secret_from_clients.lock().unwrap().is_empty(), "a client-sent secret header is stripped");
+}
