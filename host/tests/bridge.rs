@@ -30,6 +30,7 @@ const BRIDGE_SECRET: &str = "bridge-secret-bridge-secret-bridge-0123456789";
 struct FakeDjango {
     users: Arc<Mutex<HashMap<String, Identity>>>,
     identity_calls: Arc<AtomicUsize>,
+    identity_hosts: Arc<Mutex<Vec<String>>>,
     seen_secret_from_clients: Arc<Mutex<Vec<String>>>,
 }
 
@@ -61,6 +62,8 @@ impl FakeDjango {
                             return res;
                         }
                         me.identity_calls.fetch_add(1, Ordering::SeqCst);
+                        let host = req.headers().get("host").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        me.identity_hosts.lock().unwrap().push(host);
                         let identity = me.users.lock().unwrap().get(&session).cloned().unwrap_or_default();
                         text(serde_json::to_string(&identity).unwrap())
                     }
@@ -241,6 +244,7 @@ async fn events_carry_the_signed_identity_and_never_the_clients_copy() {
     assert_eq!(payload["context"], json!({"rule": "test"}));
     assert_eq!(ev["router_data"]["pathname"], "/shop");
     assert_eq!(ev["payload"], json!({"x": 1}));
+    assert_eq!(*s.django.identity_hosts.lock().unwrap(), vec![s.gw.addr.to_string()], "Django is asked with the browser's Host");
     // The echo comes back to the client untouched.
     assert!(next_text(&mut ws).await.starts_with("42/_event,[\"event\",{\"delta\""));
 }

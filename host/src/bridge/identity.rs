@@ -64,9 +64,17 @@ pub enum IdentityError {
     Malformed(String),
 }
 
+/// The origin a browser reached the site by: Django checks the Host against
+/// ALLOWED_HOSTS and the scheme against SECURE_SSL_REDIRECT on the identity call too.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub host: String,
+    pub scheme: String,
+}
+
 /// Where identities come from (the Django upstream in production).
 pub trait IdentitySource: Send + Sync + 'static {
-    fn fetch(&self, session_cookie: &str) -> impl Future<Output = Result<Identity, IdentityError>> + Send;
+    fn fetch(&self, session_cookie: &str, origin: &Origin) -> impl Future<Output = Result<Identity, IdentityError>> + Send;
 }
 
 struct Slot {
@@ -87,14 +95,15 @@ impl<S: IdentitySource> IdentityCache<S> {
     }
 
     /// The identity for a session cookie value; `None` (no cookie) is anonymous without asking.
-    pub async fn get(&self, session_cookie: Option<&str>) -> Result<Arc<Resolved>, IdentityError> {
+    /// The identity depends on the cookie alone; `origin` is only needed to ask Django.
+    pub async fn get(&self, session_cookie: Option<&str>, origin: &Origin) -> Result<Arc<Resolved>, IdentityError> {
         let Some(cookie) = session_cookie else {
             return Ok(Resolved::anonymous());
         };
         let slot = self.slot(cookie);
         // Failures are not cached: the next caller tries again.
         slot.value
-            .get_or_try_init(|| async { self.source.fetch(cookie).await.map(Resolved::new) })
+            .get_or_try_init(|| async { self.source.fetch(cookie, origin).await.map(Resolved::new) })
             .await
             .cloned()
     }
@@ -139,7 +148,7 @@ mod tests {
     }
 
     impl IdentitySource for Counting {
-        async fn fetch(&self, cookie: &str) -> Result<Identity, IdentityError> {
+        async fn fetch(&self, cookie: &str, _origin: &Origin) -> Result<Identity, IdentityError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
             if self.fail {
@@ -157,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn no_cookie_is_anonymous_without_a_fetch() {
         let (cache, calls) = cache(false, Duration::from_secs(5));
-        assert!(!cache.get(None).await.unwrap().identity.authenticated);
+        assert!(!cache.get(None, &Origin::default()).await.unwrap().identity.authenticated);
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
@@ -166,33 +175,33 @@ mod tests {
         let (cache, calls) = cache(false, Duration::from_secs(5));
         let tasks: Vec<_> = (0..20).map(|_| {
             let cache = cache.clone();
-            tokio::spawn(async move { cache.get(Some("abc")).await.unwrap().identity.username.clone() })
+            tokio::spawn(async move { cache.get(Some("abc"), &Origin::default()).await.unwrap().identity.username.clone() })
         }).collect();
         for t in tasks {
             assert_eq!(t.await.unwrap(), "abc#0");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        cache.get(Some("other")).await.unwrap();
+        cache.get(Some("other"), &Origin::default()).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2, "cached per cookie value");
     }
 
     #[tokio::test]
     async fn entries_expire_and_can_be_dropped() {
         let (cache, calls) = cache(false, Duration::from_millis(100));
-        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#0");
-        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#0");
+        assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#0");
+        assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#0");
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#1", "expired");
+        assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#1", "expired");
         cache.invalidate("a");
-        assert_eq!(cache.get(Some("a")).await.unwrap().identity.username, "a#2", "invalidated");
+        assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#2", "invalidated");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
     async fn failures_are_not_cached() {
         let (cache, calls) = cache(true, Duration::from_secs(5));
-        assert!(cache.get(Some("a")).await.is_err());
-        assert!(cache.get(Some("a")).await.is_err());
+        assert!(cache.get(Some("a"), &Origin::default()).await.is_err());
+        assert!(cache.get(Some("a"), &Origin::default()).await.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -201,13 +210,13 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let cache = IdentityCache::new(Counting { calls, fail: false }, Duration::from_millis(10), 4);
         for i in 0..4 {
-            cache.get(Some(&i.to_string())).await.unwrap();
+            cache.get(Some(&i.to_string()), &Origin::default()).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        cache.get(Some("new")).await.unwrap();
+        cache.get(Some("new"), &Origin::default()).await.unwrap();
         assert_eq!(cache.slots.lock().unwrap().len(), 1, "expired entries swept when full");
         for i in 0..10 {
-            cache.get(Some(&format!("fresh{i}"))).await.unwrap();
+            cache.get(Some(&format!("fresh{i}")), &Origin::default()).await.unwrap();
         }
         assert!(cache.slots.lock().unwrap().len() <= 4, "never more than the capacity");
     }

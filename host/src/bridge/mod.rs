@@ -20,8 +20,9 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 
 use crate::body::{self, Body};
 use crate::config::{BridgeConfig, Config, IdentityFailure};
+use crate::proxy::headers::X_FORWARDED_PROTO;
 use crate::limits;
-use identity::{Identity, IdentityCache, IdentityError, IdentitySource, Resolved};
+use identity::{Identity, IdentityCache, IdentityError, IdentitySource, Origin, Resolved};
 use inject::Injector;
 use policy::BridgePolicy;
 pub use relay::{run as relay, Session};
@@ -89,8 +90,8 @@ impl Bridge {
 
     /// The identity to judge with now. When Django cannot say, `on_identity_error`
     /// decides: judge as anonymous, or `None`: refuse without asking the policy.
-    async fn identity(&self, cookie: Option<&str>) -> Option<Arc<Resolved>> {
-        match self.identities.get(cookie).await {
+    async fn identity(&self, cookie: Option<&str>, origin: &Origin) -> Option<Arc<Resolved>> {
+        match self.identities.get(cookie, origin).await {
             Ok(who) => Some(who),
             Err(e) => {
                 tracing::warn!(target: "isthmus::bridge", error = %e, mode = ?self.on_identity_error, "identity unavailable");
@@ -128,9 +129,16 @@ struct DjangoIdentity {
 }
 
 impl IdentitySource for DjangoIdentity {
-    async fn fetch(&self, session_cookie: &str) -> Result<Identity, IdentityError> {
+    async fn fetch(&self, session_cookie: &str, origin: &Origin) -> Result<Identity, IdentityError> {
         let cookie = HeaderValue::from_str(&format!("{}={session_cookie}", self.cookie_name)).map_err(|e| IdentityError::Malformed(e.to_string()))?;
         let mut req = Request::get(self.uri.clone()).header(header::COOKIE, cookie).body(body::empty()).expect("valid request");
+        for (name, value) in [(header::HOST, &origin.host), (X_FORWARDED_PROTO.clone(), &origin.scheme)] {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                if !value.is_empty() {
+                    req.headers_mut().insert(name, value);
+                }
+            }
+        }
         if let Some(secret) = &self.secret {
             req.headers_mut().insert(IDENTITY_SECRET_HEADER.clone(), secret.clone());
         }

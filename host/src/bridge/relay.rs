@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::identity::{Origin, Resolved};
 use super::policy::{or_fail_mode, BridgeEvent, Verdict};
 use super::socketio::{self, Packet};
 use super::Bridge;
@@ -26,6 +27,13 @@ pub struct Session {
     pub bridge: Arc<Bridge>,
     pub handshake: RouteRequest,
     pub session_cookie: Option<String>,
+}
+
+impl Session {
+    async fn identity(&self) -> Option<Arc<Resolved>> {
+        let origin = Origin { host: self.handshake.authority.clone(), scheme: self.handshake.scheme.clone() };
+        self.bridge.identity(self.session_cookie.as_deref(), &origin).await
+    }
 }
 
 /// Why the gateway closes a bridged connection.
@@ -141,7 +149,7 @@ async fn judge(session: &Session, text: &str) -> Result<Judged, Closing> {
         Packet::Connect { namespace, mut auth } => {
             // CONNECT_ERROR: the client is told the namespace refused it.
             let refuse = |reason: &str| Judged::Answer(format!("44{}{}", ns_prefix(&namespace), json!({ "message": reason })));
-            let Some(who) = bridge.identity(session.session_cookie.as_deref()).await else {
+            let Some(who) = session.identity().await else {
                 return Ok(refuse(super::IDENTITY_UNAVAILABLE));
             };
             match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_connect(&session.handshake, &who.identity)) {
@@ -176,7 +184,7 @@ async fn judge(session: &Session, text: &str) -> Result<Judged, Closing> {
             }
             let event = args.get_mut(1).ok_or_else(|| Closing::protocol("event without data".into()))?;
             let event = event_object(event)?;
-            let Some(who) = bridge.identity(session.session_cookie.as_deref()).await else {
+            let Some(who) = session.identity().await else {
                 let route = event.get("router_data").and_then(|r| r.get("pathname")).and_then(Value::as_str).unwrap_or("/").to_owned();
                 return Ok(Judged::Answer(refusal_packet(&namespace, Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), route })));
             };
@@ -200,7 +208,7 @@ fn event_object(value: &mut Value) -> Result<&mut Map<String, Value>, Closing> {
 
 /// Ask the policy about one event; on allow, inject the signed identity in place.
 /// Returns the refusal to answer with, if refused.
-fn decide(session: &Session, who: &super::identity::Resolved, event: &mut Map<String, Value>) -> Result<Option<Refusal>, Closing> {
+fn decide(session: &Session, who: &Resolved, event: &mut Map<String, Value>) -> Result<Option<Refusal>, Closing> {
     let bridge = &session.bridge;
     let router_data = event.get("router_data").and_then(Value::as_object);
     let text = |key: &str| router_data.and_then(|r| r.get(key)).and_then(Value::as_str).unwrap_or("");
