@@ -24,7 +24,6 @@ want="$( { cat "$here/pyproject.toml"; "$venv/bin/python" -VV; } | sha256sum | c
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
     || ! "$venv/bin/python" -c 'import isthmus_django, isthmus_reflex, pytest_django' 2>/dev/null; then
     echo "python/test.sh: installing isthmus[test,reflex] into $venv" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here[test,reflex]"
     echo "$want" > "$stamp"
 fi
