@@ -280,3 +280,18 @@ def test_readme_test_vector():
     data = {"isthmus": {"payload": lines["payload:"], "sig": lines["sig:"]}}
     ctx = verify_injection(data, secret=lines["secret:"], now=1_750_000_000)
     assert ctx.verified and ctx.identity.username == "alice" and ctx.identity.session == {"cart_id": 3}
+
+
+def test_minimal_anonymous_identity_is_accepted():
+    """Only `authenticated` is required; absent fields take the anonymous defaults."""
+    ctx = verify_injection(raw(good_payload(identity={"authenticated": False})), now=NOW)
+    assert ctx.verified and ctx.identity == ANONYMOUS
+
+
+def test_gateway_payload_layout():
+    """The exact text layout the Rust injector writes (host/src/bridge/inject.rs) verifies."""
+    identity_json = json.dumps(ALICE, separators=(",", ":"))
+    text = '{"v":1,"iat":%d,"identity":%s,"query":{"page":"2"},"context":{"rule":"0"}}' % (NOW, identity_json)
+    sig = hmac.new(b"k", text.encode(), hashlib.sha256).hexdigest()
+    ctx = verify_injection({"isthmus": {"payload": text, "sig": sig}}, secret="k", now=NOW)
+    assert ctx.verified and ctx.context == {"rule": "0"} and ctx.identity.username == "alice"
