@@ -13,3 +13,6 @@ cargo test --manifest-path guest-plugins/Cargo.toml --target "$(rustc -vV | sed 
 
 step "gateway: unit and integration tests"
 cargo test --workspace --quiet
+
+step "Python companion (Django app, Reflex helpers)"
+bash python/test.sh -q

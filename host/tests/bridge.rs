@@ -269,7 +269,7 @@ async fn refused_events_are_answered_and_never_forwarded() {
     let mut anon = connect(&s, None, "").await;
     anon.send(Message::text(event("state.admin.delete", json!({"pathname": "/products"})))).await.unwrap();
     let answer = next_text(&mut anon).await;
-    assert!(answer.contains(r#""name":"_redirect""#) && answer.contains(r#""path":"/admin/login/?next=%2Fproducts""#), "{answer}");
+    assert!(answer.contains(r#"window.location.assign(\"/admin/login/?next=%2Fproducts\")"#), "{answer}");
 
     let mut bob = connect(&s, Some("bob-session"), "").await;
     bob.send(Message::text(event("state.admin.delete", json!({"pathname": "/"})))).await.unwrap();
@@ -347,7 +347,7 @@ async fn identities_are_cached_and_dropped_on_logout_through_the_gateway() {
     assert_eq!(send(req).await.0, StatusCode::OK);
     ws.send(Message::text(event("state.secret.read", json!({"pathname": "/vault"})))).await.unwrap();
     let answer = next_text(&mut ws).await;
-    assert!(answer.contains("_redirect"), "the next event is judged logged out: {answer}");
+    assert!(answer.contains("window.location.assign"), "the next event is judged logged out: {answer}");
     assert_eq!(s.django.identity_calls.load(Ordering::SeqCst), 2);
 }
 
@@ -362,7 +362,7 @@ async fn a_logout_elsewhere_is_seen_within_the_ttl() {
     s.django.users.lock().unwrap().clear(); // session ended without passing through the gateway
     tokio::time::sleep(Duration::from_millis(400)).await;
     ws.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
-    assert!(next_text(&mut ws).await.contains("_redirect"));
+    assert!(next_text(&mut ws).await.contains("window.location.assign"));
 }
 
 #[tokio::test]
@@ -373,7 +373,7 @@ async fn identity_endpoint_down_judges_as_anonymous_by_default() {
     assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["authenticated"], false);
     next_text(&mut ws).await;
     ws.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
-    assert!(next_text(&mut ws).await.contains("_redirect"));
+    assert!(next_text(&mut ws).await.contains("window.location.assign"));
 }
 
 #[tokio::test]

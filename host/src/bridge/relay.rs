@@ -1,7 +1,7 @@
 //! One bridged WebSocket: frames relayed both ways; every client CONNECT and EVENT
 //! judged by the policy with the session's current identity, the signed identity
-//! injected into what is forwarded, refusals answered the way Reflex's own
-//! redirects are.
+//! injected into what is forwarded, refusals answered with an update Reflex's
+//! frontend runs (a full-page redirect to the login page, or a console error).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,20 +247,19 @@ fn ns_prefix(namespace: &str) -> String {
     }
 }
 
-/// The update Reflex itself would send for `rx.redirect(login?next=route)`, or a
-/// console error for other refusals.
+/// The update answering a refused event: a full page load of the login page (Reflex's
+/// own `_redirect` only moves inside the SPA, which would show its 404 for a Django
+/// page), or a console error for other refusals.
 fn refusal_packet(namespace: &str, refusal: Refusal) -> String {
-    let event = match refusal.reason.strip_prefix("login_required:") {
+    let script = match refusal.reason.strip_prefix("login_required:") {
         Some(login_url) => {
             let next: String = url_encode(if refusal.route.is_empty() { "/" } else { &refusal.route });
             let sep = if login_url.contains('?') { '&' } else { '?' };
-            json!({"name": "_redirect", "payload": {"path": format!("{login_url}{sep}next={next}"), "external": false, "popup": false, "replace": false}})
+            format!("window.location.assign({})", Value::String(format!("{login_url}{sep}next={next}")))
         }
-        None => {
-            let message = format!("isthmus: event refused ({})", refusal.reason);
-            json!({"name": "_call_script", "payload": {"javascript_code": format!("console.error({})", Value::String(message))}})
-        }
+        None => format!("console.error({})", Value::String(format!("isthmus: event refused ({})", refusal.reason))),
     };
+    let event = json!({"name": "_call_script", "payload": {"javascript_code": script}});
     socketio::server_event(namespace, &[json!("event"), json!({ "events": [event] })])
 }
 
