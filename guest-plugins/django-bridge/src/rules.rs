@@ -1,0 +1,1391 @@
+//! reflex-django's auth decorators as gateway rules, free of any WebAssembly binding so
+//! that they can be tested natively with `cargo test`.
+//!
+//! A rule pairs an event-name [`Glob`] with [`Requirements`] (one or more
+//! [`Requirement`]s, all of which must hold). For each event the first rule whose glob
+//! matches the whole handler name decides; `default` decides when none matches. The
+//! WebSocket connection itself is checked against `on_connect`.
+//!
+//! Requirements follow Django: `perm:` holds for every superuser (Django's
+//! `user.has_perm` is true for active superusers) but `group:` does not (a superuser is
+//! not a member of every group).
+//!
+//! The deny reasons are the contract with the host (see README.md):
+//! - `login_required:<login_url>`: the user is anonymous and logging in may help;
+//! - `forbidden:<requirement>`: logging in (again) would not help: `forbidden:deny`,
+//!   `forbidden:anonymous`, `forbidden:staff`, `forbidden:perm:shop.delete_product`, ….
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// Every key `init` accepts, in documentation order.
+pub const KEYS: [&str; 4] = ["rules", "default", "login_url", "on_connect"];
+
+/// Every key of one entry of `rules`.
+pub const RULE_KEYS: [&str; 2] = ["event", "require"];
+
+/// Where anonymous users are sent when a requirement needs a login: Django's admin
+/// login page, which a fresh Django project has and the default router sends to Django.
+pub const DEFAULT_LOGIN_URL: &str = "/admin/login/";
+
+/// Longest event name (in bytes) that is matched; longer ones close the connection.
+pub const MAX_EVENT_NAME: usize = 512;
+
+/// The `close` reason for an empty or over-long event name.
+pub const INVALID_EVENT_NAME: &str = "invalid event name";
+
+/// The requirements spelt as one word.
+const KEYWORDS: [&str; 6] = ["any", "authenticated", "anonymous", "staff", "superuser", "deny"];
+
+/// The spellings `Requirement::parse` accepts, for error messages.
+pub const KNOWN_REQUIREMENTS: &str = "any, authenticated, anonymous, staff, superuser, deny, group:NAME, \
+                                      perm:app_label.codename";
+
+// ---------------------------------------------------------------------------------------
+// The glob matcher
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    /// `*`: any run of characters, possibly empty, dots included.
+    Star,
+    /// `?`: exactly one character (one Unicode scalar value).
+    One,
+    /// Any other character, matched literally and case-sensitively.
+    Lit(char),
+}
+
+/// A glob over a whole event name: `*` matches any run of characters (including dots
+/// and the empty run), `?` exactly one character, everything else itself. There is no
+/// escape and no character class: `[`, `\` and `.` are literal.
+///
+/// Matching is the iterative two-pointer algorithm (remember the last `*`, retry one
+/// character further on a mismatch): O(pattern × name) at worst, never exponential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    source: String,
+    toks: Vec<Tok>,
+}
+
+impl Glob {
+    /// Compiles `pattern`. Runs of `*` collapse into one (`**` is `*`).
+    pub fn new(pattern: &str) -> Glob {
+        let mut toks = Vec::with_capacity(pattern.len());
+        for c in pattern.chars() {
+            let tok = match c {
+                '*' => Tok::Star,
+                '?' => Tok::One,
+                c => Tok::Lit(c),
+            };
+            if tok == Tok::Star && toks.last() == Some(&Tok::Star) {
+                continue;
+            }
+            toks.push(tok);
+        }
+        Glob { source: pattern.to_string(), toks }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// True when the whole of `name` matches the whole pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        let toks = &self.toks;
+        // `p` indexes tokens, `t` is a byte offset into `name`, always on a char boundary.
+        let (mut p, mut t) = (0usize, 0usize);
+        // After the last `*` seen: the token index following it and the name offset
+        // where that `*` stopped consuming.
+        let mut star: Option<(usize, usize)> = None;
+        while let Some(c) = name[t..].chars().next() {
+            match toks.get(p) {
+                Some(Tok::Star) => {
+                    p += 1;
+                    star = Some((p, t));
+                    continue;
+                }
+                Some(Tok::One) => {
+                    p += 1;
+                    t += c.len_utf8();
+                    continue;
+                }
+                Some(Tok::Lit(l)) if *l == c => {
+                    p += 1;
+                    t += c.len_utf8();
+                    continue;
+                }
+                _ => {}
+            }
+            // Mismatch (or pattern exhausted): let the last `*` swallow one more character.
+            let Some((after_star, from)) = star else {
+                return false;
+            };
+            // `from <= t < name.len()`, so there is a character at `from`.
+            let swallowed = name[from..].chars().next().map_or(1, char::len_utf8);
+            star = Some((after_star, from + swallowed));
+            p = after_star;
+            t = from + swallowed;
+        }
+        // The name is used up: only stars may remain.
+        toks[p..].iter().all(|tok| *tok == Tok::Star)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Requirements
+// ---------------------------------------------------------------------------------------
+
+/// The user a decision is about: the fields of the WIT `identity` that rules look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct User<'a> {
+    pub authenticated: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    /// Group names.
+    pub groups: &'a [String],
+    /// Permission strings `app_label.codename`.
+    pub permissions: &'a [String],
+}
+
+impl User<'static> {
+    /// A logged-out visitor.
+    pub const ANONYMOUS: User<'static> =
+        User { authenticated: false, is_staff: false, is_superuser: false, groups: &[], permissions: &[] };
+}
+
+/// One condition on the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// Everyone, logged in or not.
+    Any,
+    /// Logged-in users (`login_required`).
+    Authenticated,
+    /// Only logged-out users.
+    Anonymous,
+    /// Logged-in users with `is_staff` (`staff_required`).
+    Staff,
+    /// Logged-in users with `is_superuser` (`superuser_required`).
+    Superuser,
+    /// Logged-in members of the named group (`group_required`); superusers included only
+    /// when they are members.
+    Group(String),
+    /// Logged-in users holding `app_label.codename` (`permission_required`), and every
+    /// superuser.
+    Perm(String),
+    /// Nobody.
+    Deny,
+}
+
+impl Requirement {
+    /// Parses one requirement. The error does not name the key; the caller adds it.
+    pub fn parse(text: &str) -> Result<Requirement, String> {
+        let req = match text {
+            "any" => Requirement::Any,
+            "authenticated" => Requirement::Authenticated,
+            "anonymous" => Requirement::Anonymous,
+            "staff" => Requirement::Staff,
+            "superuser" => Requirement::Superuser,
+            "deny" => Requirement::Deny,
+            "" => return Err(format!("empty requirement (known: {KNOWN_REQUIREMENTS})")),
+            _ => {
+                if let Some(name) = text.strip_prefix("group:") {
+                    check_name(text, name, "group name")?;
+                    Requirement::Group(name.to_string())
+                } else if let Some(perm) = text.strip_prefix("perm:") {
+                    check_name(text, perm, "permission")?;
+                    let Some((app_label, codename)) = perm.split_once('.') else {
+                        return Err(format!("{text:?} has no \".\" (expected perm:app_label.codename)"));
+                    };
+                    if app_label.is_empty() {
+                        return Err(format!("{text:?} has an empty app label (expected perm:app_label.codename)"));
+                    }
+                    if codename.is_empty() {
+                        return Err(format!("{text:?} has an empty codename (expected perm:app_label.codename)"));
+                    }
+                    Requirement::Perm(perm.to_string())
+                } else {
+                    let lower = text.to_ascii_lowercase();
+                    let hint = if KEYWORDS.contains(&lower.as_str()) {
+                        format!("; did you mean {lower:?}?")
+                    } else {
+                        String::new()
+                    };
+                    return Err(format!("unknown requirement {text:?} (known: {KNOWN_REQUIREMENTS}){hint}"));
+                }
+            }
+        };
+        Ok(req)
+    }
+
+    /// Whether `who` satisfies this requirement. Everything but `any` and `anonymous`
+    /// needs `authenticated`, whatever the other flags say.
+    pub fn holds(&self, who: &User) -> bool {
+        match self {
+            Requirement::Any => true,
+            Requirement::Deny => false,
+            Requirement::Anonymous => !who.authenticated,
+            Requirement::Authenticated => who.authenticated,
+            Requirement::Staff => who.authenticated && who.is_staff,
+            Requirement::Superuser => who.authenticated && who.is_superuser,
+            Requirement::Group(name) => who.authenticated && who.groups.iter().any(|g| g == name),
+            Requirement::Perm(perm) => {
+                who.authenticated && (who.is_superuser || who.permissions.iter().any(|p| p == perm))
+            }
+        }
+    }
+}
+
+/// A group name or a permission must be non-empty and carry no surrounding whitespace
+/// (`group: analysts` is a typo, not the group " analysts").
+fn check_name(text: &str, name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() {
+        let shape = if what == "permission" { " (expected perm:app_label.codename)" } else { "" };
+        return Err(format!("empty {what} in {text:?}{shape}"));
+    }
+    if name.trim() != name {
+        return Err(format!("{text:?}: the {what} has leading or trailing whitespace"));
+    }
+    Ok(())
+}
+
+impl fmt::Display for Requirement {
+    /// The canonical spelling, as accepted by [`Requirement::parse`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Requirement::Any => f.write_str("any"),
+            Requirement::Authenticated => f.write_str("authenticated"),
+            Requirement::Anonymous => f.write_str("anonymous"),
+            Requirement::Staff => f.write_str("staff"),
+            Requirement::Superuser => f.write_str("superuser"),
+            Requirement::Deny => f.write_str("deny"),
+            Requirement::Group(name) => write!(f, "group:{name}"),
+            Requirement::Perm(perm) => write!(f, "perm:{perm}"),
+        }
+    }
+}
+
+/// One or more requirements, all of which must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirements(Vec<Requirement>);
+
+impl Requirements {
+    /// `any`: everyone passes.
+    pub fn any() -> Requirements {
+        Requirements(vec![Requirement::Any])
+    }
+
+    /// The requirements in the order written.
+    pub fn list(&self) -> &[Requirement] {
+        &self.0
+    }
+
+    /// `None` when every requirement holds for `who`, else the deny reason:
+    /// - `deny` anywhere in the list → `forbidden:deny` (logging in cannot help);
+    /// - otherwise the first requirement that does not hold decides: `anonymous` →
+    ///   `forbidden:anonymous`; any other, for an anonymous user →
+    ///   `login_required:<login_url>`; for a logged-in user → `forbidden:<requirement>`.
+    pub fn refusal(&self, who: &User, login_url: &str) -> Option<String> {
+        if self.0.contains(&Requirement::Deny) {
+            return Some("forbidden:deny".to_string());
+        }
+        let failed = self.0.iter().find(|r| !r.holds(who))?;
+        Some(match failed {
+            Requirement::Anonymous => "forbidden:anonymous".to_string(),
+            _ if !who.authenticated => format!("login_required:{login_url}"),
+            r => format!("forbidden:{r}"),
+        })
+    }
+
+    /// Reads `"staff"` or `["authenticated", "perm:shop.delete_product"]`; errors name `key`.
+    fn from_value(v: &Value, key: &str) -> Result<Requirements, String> {
+        match v {
+            Value::String(s) => Requirement::parse(s).map(|r| Requirements(vec![r])).map_err(|e| format!("{key}: {e}")),
+            Value::Array(items) if items.is_empty() => {
+                Err(format!("{key}: must not be an empty list (write \"any\" to allow everyone)"))
+            }
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(s) => Requirement::parse(s).map_err(|e| format!("{key}[{i}]: {e}")),
+                    _ => Err(format!("{key}[{i}]: expected a string, got {}", kind(item))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Requirements),
+            _ => Err(format!("{key}: expected a requirement string or a list of them, got {}", kind(v))),
+        }
+    }
+}
+
+impl fmt::Display for Requirements {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration and decisions
+// ---------------------------------------------------------------------------------------
+
+/// One entry of `rules`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub event: Glob,
+    pub require: Requirements,
+}
+
+/// Which requirements let a call through; becomes the `rule` context field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// `rules[i]`.
+    Rule(usize),
+    /// `default`: no rule matched the event.
+    Default,
+    /// `on_connect`: the WebSocket connection itself.
+    OnConnect,
+}
+
+impl Matched {
+    /// The value of the `rule` context field: the rule's index, `default` or `on_connect`.
+    pub fn label(&self) -> String {
+        match self {
+            Matched::Rule(i) => i.to_string(),
+            Matched::Default => "default".to_string(),
+            Matched::OnConnect => "on_connect".to_string(),
+        }
+    }
+}
+
+/// A decision; the component turns it into a WIT `verdict`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `allow([("rule", matched.label())])`.
+    Allow(Matched),
+    /// `deny(reason)`: `login_required:<url>` or `forbidden:<requirement>`.
+    Deny(String),
+    /// `close(reason)`: only for an empty or over-long event name.
+    Close(&'static str),
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub rules: Vec<Rule>,
+    pub default: Requirements,
+    pub login_url: String,
+    pub on_connect: Requirements,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rules: Vec::new(),
+            default: Requirements::any(),
+            login_url: DEFAULT_LOGIN_URL.to_string(),
+            on_connect: Requirements::any(),
+        }
+    }
+}
+
+impl Config {
+    /// Parse and validate the JSON handed to `init`. Every error names the key.
+    pub fn from_json(text: &str) -> Result<Config, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("config is not valid JSON: {e}"))?;
+        let Value::Object(map) = value else {
+            return Err(format!("config must be a JSON object, got {}", kind(&value)));
+        };
+        Config::from_map(&map)
+    }
+
+    fn from_map(map: &Map<String, Value>) -> Result<Config, String> {
+        check_keys(map, &KEYS, "")?;
+        let mut config = Config::default();
+        if let Some(v) = map.get("rules") {
+            let Value::Array(items) = v else {
+                return Err(format!("rules: expected a list of {{\"event\", \"require\"}} objects, got {}", kind(v)));
+            };
+            config.rules = items.iter().enumerate().map(|(i, item)| rule(item, i)).collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = map.get("default") {
+            config.default = Requirements::from_value(v, "default")?;
+        }
+        if let Some(v) = map.get("login_url") {
+            config.login_url = login_url(v)?;
+        }
+        if let Some(v) = map.get("on_connect") {
+            config.on_connect = Requirements::from_value(v, "on_connect")?;
+        }
+        Ok(config)
+    }
+
+    /// The WebSocket handshake: checked against `on_connect`.
+    pub fn on_connect(&self, who: &User) -> Outcome {
+        self.decide(&self.on_connect, Matched::OnConnect, who)
+    }
+
+    /// One event: the first rule whose glob matches `name` decides, else `default`. An
+    /// empty name or one over [`MAX_EVENT_NAME`] bytes closes the connection.
+    pub fn on_event(&self, name: &str, who: &User) -> Outcome {
+        if name.is_empty() || name.len() > MAX_EVENT_NAME {
+            return Outcome::Close(INVALID_EVENT_NAME);
+        }
+        let (require, matched) = self.select(name);
+        self.decide(require, matched, who)
+    }
+
+    /// The requirements that apply to event `name` and where they come from.
+    pub fn select(&self, name: &str) -> (&Requirements, Matched) {
+        match self.rules.iter().position(|r| r.event.matches(name)) {
+            Some(i) => (&self.rules[i].require, Matched::Rule(i)),
+            None => (&self.default, Matched::Default),
+        }
+    }
+
+    fn decide(&self, require: &Requirements, matched: Matched, who: &User) -> Outcome {
+        match require.refusal(who, &self.login_url) {
+            None => Outcome::Allow(matched),
+            Some(reason) => Outcome::Deny(reason),
+        }
+    }
+}
+
+/// Refuses keys outside `known`; `at` prefixes the message (`rules[1]: `).
+fn check_keys(map: &Map<String, Value>, known: &[&str], at: &str) -> Result<(), String> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => {
+            let known = known.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+            Err(format!("{at}unknown key {key:?} (known keys: {known})"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// `rules[i]`: `{"event": glob, "require": requirements}`, both keys required.
+fn rule(item: &Value, i: usize) -> Result<Rule, String> {
+    let at = format!("rules[{i}]");
+    let Value::Object(map) = item else {
+        return Err(format!("{at}: expected an object with keys \"event\" and \"require\", got {}", kind(item)));
+    };
+    check_keys(map, &RULE_KEYS, &format!("{at}: "))?;
+    let event = match map.get("event") {
+        None => return Err(format!("{at}: missing key \"event\" (a glob over the event name)")),
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(format!("{at}.event: must not be empty (write \"*\" to match every event)"))
+        }
+        Some(Value::String(s)) => Glob::new(s),
+        Some(v) => return Err(format!("{at}.event: expected a string, got {}", kind(v))),
+    };
+    let require = match map.get("require") {
+        None => return Err(format!("{at}: missing key \"require\" (e.g. \"authenticated\")")),
+        Some(v) => Requirements::from_value(v, &format!("{at}.require"))?,
+    };
+    Ok(Rule { event, require })
+}
+
+/// `login_url`: a path on this site. The host appends `?next=<route>`, so it carries no
+/// query or fragment of its own; `//host` and `/\host` would leave the site.
+fn login_url(v: &Value) -> Result<String, String> {
+    let Value::String(url) = v else {
+        return Err(format!("login_url: expected a string, got {}", kind(v)));
+    };
+    if !url.starts_with('/') {
+        return Err(format!("login_url: {url:?} must start with \"/\" (a path on this site)"));
+    }
+    if url.starts_with("//") {
+        return Err(format!("login_url: {url:?} must not start with \"//\" (that is another host)"));
+    }
+    if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '\\')) {
+        return Err(format!(
+            "login_url: {url:?} must not contain {c:?} (the host appends ?next=<route> to a plain path)"
+        ));
+    }
+    Ok(url.clone())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{"rules": [
+        {"event": "state.admin_state.*", "require": "staff"},
+        {"event": "*.delete_product", "require": ["authenticated", "perm:shop.delete_product"]},
+        {"event": "state.reports_state.export", "require": "group:analysts"},
+        {"event": "reflex___state____state.*", "require": "any"}
+      ],
+      "default": "any",
+      "login_url": "/admin/login/",
+      "on_connect": "any"}"#;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Owns what a `User` borrows.
+    struct Person {
+        authenticated: bool,
+        staff: bool,
+        superuser: bool,
+        groups: Vec<String>,
+        perms: Vec<String>,
+    }
+
+    impl Person {
+        fn user(&self) -> User<'_> {
+            User {
+                authenticated: self.authenticated,
+                is_staff: self.staff,
+                is_superuser: self.superuser,
+                groups: &self.groups,
+                permissions: &self.perms,
+            }
+        }
+    }
+
+    fn anonymous() -> Person {
+        Person { authenticated: false, staff: false, superuser: false, groups: vec![], perms: vec![] }
+    }
+
+    fn member() -> Person {
+        Person { authenticated: true, ..anonymous() }
+    }
+
+    fn staff() -> Person {
+        Person { staff: true, ..member() }
+    }
+
+    fn superuser() -> Person {
+        Person { staff: true, superuser: true, ..member() }
+    }
+
+    fn with_groups(groups: &[&str]) -> Person {
+        Person { groups: strings(groups), ..member() }
+    }
+
+    fn with_perms(perms: &[&str]) -> Person {
+        Person { perms: strings(perms), ..member() }
+    }
+
+    fn cfg(json: &str) -> Config {
+        Config::from_json(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+    }
+
+    /// A config with one rule matching every event.
+    fn only(require: &str) -> Config {
+        cfg(&format!(r#"{{"rules":[{{"event":"*","require":{require}}}]}}"#))
+    }
+
+    fn err(json: &str) -> String {
+        match Config::from_json(json) {
+            Ok(c) => panic!("{json} was accepted: {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn assert_err(json: &str, needles: &[&str]) {
+        let e = err(json);
+        for n in needles {
+            assert!(e.contains(n), "error for {json} is {e:?}, expected it to contain {n:?}");
+        }
+    }
+
+    fn allow(i: usize) -> Outcome {
+        Outcome::Allow(Matched::Rule(i))
+    }
+
+    fn deny(reason: &str) -> Outcome {
+        Outcome::Deny(reason.to_string())
+    }
+
+    const EV: &str = "state.counter_state.increment";
+    const LOGIN: &str = "login_required:/admin/login/";
+
+    fn glob(p: &str, name: &str) -> bool {
+        Glob::new(p).matches(name)
+    }
+
+    // ---- the glob matcher ----
+
+    #[test]
+    fn glob_literal_is_a_whole_name_match() {
+        assert!(glob("state.a.b", "state.a.b"));
+        assert!(!glob("state.a.b", "state.a.bc"));
+        assert!(!glob("state.a.b", "xstate.a.b"));
+        assert!(!glob("state.a.b", "state.a"));
+        assert!(!glob("state.a.b", ""));
+        assert!(!glob("a", "b"));
+    }
+
+    #[test]
+    fn glob_is_case_sensitive() {
+        assert!(!glob("state.Admin.*", "state.admin.x"));
+        assert!(!glob("state.admin.*", "State.admin.x"));
+        assert!(glob("state.Admin.*", "state.Admin.x"));
+        assert!(!glob("é", "É"));
+    }
+
+    #[test]
+    fn glob_star_matches_any_run_including_dots_and_nothing() {
+        assert!(glob("*", ""));
+        assert!(glob("*", "x"));
+        assert!(glob("*", "a.b.c.d"));
+        assert!(glob("state.*", "state."));
+        assert!(glob("state.*", "state.a.b.c"));
+        assert!(!glob("state.*", "state"));
+        assert!(glob("*.delete_product", "reflex___state____state.shop___pages____product_state.delete_product"));
+        assert!(glob("*.delete_product", ".delete_product"));
+        assert!(!glob("*.delete_product", "state.delete_products"));
+        assert!(!glob("*.delete_product", "delete_product"));
+        assert!(glob("a*b", "ab"));
+        assert!(glob("a*b", "a.x.b"));
+        assert!(glob("a*b", "abbb"));
+        assert!(!glob("a*b", "abba"));
+        assert!(glob("*a*", "banana"));
+        assert!(!glob("*a*", "xyz"));
+    }
+
+    #[test]
+    fn glob_leading_inner_and_trailing_stars() {
+        assert!(glob("*.x.*", "a.x.b"));
+        assert!(glob("*.x.*", ".x."));
+        assert!(!glob("*.x.*", "a.xb"));
+        assert!(glob("a*", "a"));
+        assert!(glob("a*", "abc"));
+        assert!(glob("a**", "a"));
+        assert!(glob("a*b*c*", "abc"));
+        assert!(glob("a*b*c*", "a1b2c3"));
+        assert!(!glob("a*b*c*", "acb"));
+        assert!(glob("*x", "xxx"));
+        assert!(glob("*xy", "xxy"));
+        assert!(glob("*aab", "aaab"));
+        assert!(glob("*ab*ab", "abcabab"));
+    }
+
+    #[test]
+    fn glob_double_star_is_a_single_star() {
+        assert!(glob("**", ""));
+        assert!(glob("**", "a.b"));
+        assert!(glob("a**b", "ab"));
+        assert!(glob("a**b", "a..b"));
+        assert!(glob("***.x", "a.b.x"));
+        assert_eq!(Glob::new("a***b").toks, Glob::new("a*b").toks);
+        assert_eq!(Glob::new("a***b").as_str(), "a***b");
+    }
+
+    #[test]
+    fn glob_question_mark_is_exactly_one_character() {
+        assert!(glob("?", "a"));
+        assert!(glob("?", "."));
+        assert!(!glob("?", ""));
+        assert!(!glob("?", "ab"));
+        assert!(glob("state.?", "state.x"));
+        assert!(!glob("state.?", "state."));
+        assert!(glob("a?c", "abc"));
+        assert!(glob("???", "abc"));
+        assert!(!glob("???", "ab"));
+        assert!(glob("*?", "a"));
+        assert!(!glob("*?", ""));
+        assert!(glob("?*", "a"));
+        assert!(glob("*?*", "abc"));
+        assert!(glob("a*?", "ab"));
+        assert!(!glob("a*?", "a"));
+    }
+
+    #[test]
+    fn glob_empty_pattern_matches_only_the_empty_name() {
+        assert!(glob("", ""));
+        assert!(!glob("", "a"));
+        assert!(!glob("", "."));
+    }
+
+    #[test]
+    fn glob_other_characters_are_literal() {
+        assert!(glob("a[b]c", "a[b]c"));
+        assert!(!glob("a[b]c", "abc"));
+        assert!(glob("a.c", "a.c"));
+        assert!(!glob("a.c", "abc"));
+        assert!(glob(r"a\*", r"a\xyz"));
+        assert!(!glob(r"a\*", "a*"));
+        assert!(glob("a+b$^(", "a+b$^("));
+        assert!(glob(" ", " "));
+    }
+
+    #[test]
+    fn glob_unicode_characters_count_as_one() {
+        assert!(glob("?", "é"));
+        assert!(glob("?", "😀"));
+        assert!(glob("?", "中"));
+        assert!(!glob("??", "é"));
+        assert!(glob("caf?", "café"));
+        assert!(glob("caf?.x", "café.x"));
+        assert!(glob("*é", "cafébé"));
+        assert!(glob("*😀*", "a😀b"));
+        assert!(glob("état.*", "état.compte"));
+        assert!(!glob("etat.*", "état.compte"));
+        assert!(glob("?😀?", "a😀b"));
+        assert!(glob("*?", "😀"));
+        assert!(!glob("*??", "😀"));
+        assert!(glob("*中文", "x中中文"));
+        // A `?` after a star backtracks over multi-byte characters without splitting them.
+        assert!(glob("*?b", "😀😀b"));
+        assert!(!glob("*?b", "b"));
+        assert!(glob("a*?*?", "aé😀"));
+    }
+
+    #[test]
+    fn glob_pathological_patterns_stay_fast() {
+        // Exponential backtracking would never finish these.
+        let name = "a".repeat(20_000);
+        let pattern = "*a".repeat(50) + "b";
+        assert!(!Glob::new(&pattern).matches(&name));
+        let pattern = "*a".repeat(50) + "*";
+        assert!(Glob::new(&pattern).matches(&name));
+        let name = "ab".repeat(10_000);
+        assert!(!Glob::new("*a*a*a*a*a*a*a*a*a*c").matches(&name));
+        assert!(Glob::new("a*b?b*b").matches(&name));
+        assert!(!Glob::new("a*b?a*b").matches(&name));
+        let name = "?".repeat(1000);
+        assert!(Glob::new(&"?".repeat(1000)).matches(&name));
+        assert!(!Glob::new(&"?".repeat(1001)).matches(&name));
+    }
+
+    #[test]
+    fn glob_agrees_with_a_reference_matcher() {
+        // Plain recursive definition, fine for the short inputs generated below.
+        fn reference(p: &[char], t: &[char]) -> bool {
+            match p.split_first() {
+                None => t.is_empty(),
+                Some(('*', rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+                Some(('?', rest)) => !t.is_empty() && reference(rest, &t[1..]),
+                Some((c, rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
+            }
+        }
+        let alphabet = ['a', 'é', '.', '*', '?'];
+        let words = |len: usize, alpha: &[char]| {
+            let mut out = vec![String::new()];
+            for _ in 0..len {
+                out = out.iter().flat_map(|w| alpha.iter().map(move |c| format!("{w}{c}"))).collect();
+            }
+            out
+        };
+        let mut patterns = Vec::new();
+        for len in 0..=4 {
+            patterns.extend(words(len, &alphabet));
+        }
+        let mut names = Vec::new();
+        for len in 0..=4 {
+            names.extend(words(len, &['a', 'é', '.']));
+        }
+        let mut checked = 0;
+        for p in &patterns {
+            let g = Glob::new(p);
+            let pc: Vec<char> = p.chars().collect();
+            for n in &names {
+                let nc: Vec<char> = n.chars().collect();
+                assert_eq!(g.matches(n), reference(&pc, &nc), "pattern {p:?} name {n:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 50_000);
+    }
+
+    #[test]
+    fn glob_on_reflex_handler_names() {
+        let name = "reflex___state____state.shop___pages___index____product_state.load_products";
+        assert!(glob("reflex___state____state.*", name));
+        assert!(glob("*.load_products", name));
+        assert!(glob("*product_state.*", name));
+        assert!(glob("reflex___state____state.shop___pages___index____product_state.load_?roducts", name));
+        assert!(!glob("*.load_product", name));
+        assert!(!glob("state.*", name));
+    }
+
+    // ---- requirements, one by one ----
+
+    #[test]
+    fn any_allows_everyone() {
+        let c = only(r#""any""#);
+        for p in [anonymous(), member(), staff(), superuser()] {
+            assert_eq!(c.on_event(EV, &p.user()), allow(0));
+        }
+    }
+
+    #[test]
+    fn authenticated_allows_members_and_sends_anonymous_to_login() {
+        let c = only(r#""authenticated""#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        for p in [member(), staff(), superuser()] {
+            assert_eq!(c.on_event(EV, &p.user()), allow(0));
+        }
+    }
+
+    #[test]
+    fn anonymous_allows_only_logged_out_users() {
+        let c = only(r#""anonymous""#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), allow(0));
+        for p in [member(), staff(), superuser()] {
+            assert_eq!(c.on_event(EV, &p.user()), deny("forbidden:anonymous"));
+        }
+    }
+
+    #[test]
+    fn staff_requires_is_staff() {
+        let c = only(r#""staff""#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:staff"));
+        assert_eq!(c.on_event(EV, &staff().user()), allow(0));
+        assert_eq!(c.on_event(EV, &superuser().user()), allow(0));
+        // A superuser without is_staff is not staff, as in Django's staff_member_required.
+        let su_only = Person { superuser: true, ..member() };
+        assert_eq!(c.on_event(EV, &su_only.user()), deny("forbidden:staff"));
+    }
+
+    #[test]
+    fn superuser_requires_is_superuser() {
+        let c = only(r#""superuser""#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:superuser"));
+        assert_eq!(c.on_event(EV, &staff().user()), deny("forbidden:superuser"));
+        assert_eq!(c.on_event(EV, &superuser().user()), allow(0));
+    }
+
+    #[test]
+    fn group_requires_membership() {
+        let c = only(r#""group:analysts""#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:group:analysts"));
+        assert_eq!(c.on_event(EV, &with_groups(&["editors"]).user()), deny("forbidden:group:analysts"));
+        assert_eq!(c.on_event(EV, &with_groups(&["editors", "analysts"]).user()), allow(0));
+        // Exact, case-sensitive names.
+        assert_eq!(c.on_event(EV, &with_groups(&["Analysts"]).user()), deny("forbidden:group:analysts"));
+        assert_eq!(c.on_event(EV, &with_groups(&["analysts2"]).user()), deny("forbidden:group:analysts"));
+    }
+
+    #[test]
+    fn group_names_may_hold_spaces_colons_and_unicode() {
+        let c = only(r#""group:Data team: EU/é""#);
+        assert_eq!(c.on_event(EV, &with_groups(&["Data team: EU/é"]).user()), allow(0));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:group:Data team: EU/é"));
+    }
+
+    #[test]
+    fn perm_requires_the_permission() {
+        let c = only(r#""perm:shop.delete_product""#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:perm:shop.delete_product"));
+        assert_eq!(c.on_event(EV, &staff().user()), deny("forbidden:perm:shop.delete_product"));
+        assert_eq!(
+            c.on_event(EV, &with_perms(&["shop.add_product", "blog.delete_product"]).user()),
+            deny("forbidden:perm:shop.delete_product")
+        );
+        assert_eq!(c.on_event(EV, &with_perms(&["shop.add_product", "shop.delete_product"]).user()), allow(0));
+    }
+
+    #[test]
+    fn deny_refuses_everyone() {
+        let c = only(r#""deny""#);
+        for p in [anonymous(), member(), staff(), superuser()] {
+            assert_eq!(c.on_event(EV, &p.user()), deny("forbidden:deny"));
+        }
+    }
+
+    #[test]
+    fn superusers_pass_perm_but_not_group() {
+        let su = superuser();
+        assert_eq!(only(r#""perm:shop.delete_product""#).on_event(EV, &su.user()), allow(0));
+        assert_eq!(only(r#""perm:any.thing_that_does_not_exist""#).on_event(EV, &su.user()), allow(0));
+        assert_eq!(only(r#""group:analysts""#).on_event(EV, &su.user()), deny("forbidden:group:analysts"));
+        let su_in_group = Person { groups: strings(&["analysts"]), ..superuser() };
+        assert_eq!(only(r#""group:analysts""#).on_event(EV, &su_in_group.user()), allow(0));
+        // A superuser is still refused by `deny` and `anonymous`.
+        assert_eq!(only(r#""deny""#).on_event(EV, &su.user()), deny("forbidden:deny"));
+        assert_eq!(only(r#""anonymous""#).on_event(EV, &su.user()), deny("forbidden:anonymous"));
+    }
+
+    #[test]
+    fn flags_of_an_unauthenticated_identity_are_ignored() {
+        // An inconsistent identity (flags set but not authenticated) is anonymous.
+        let odd = Person {
+            authenticated: false,
+            staff: true,
+            superuser: true,
+            groups: strings(&["analysts"]),
+            perms: strings(&["shop.delete_product"]),
+        };
+        for req in [
+            r#""authenticated""#,
+            r#""staff""#,
+            r#""superuser""#,
+            r#""group:analysts""#,
+            r#""perm:shop.delete_product""#,
+        ] {
+            assert_eq!(only(req).on_event(EV, &odd.user()), deny(LOGIN), "{req}");
+        }
+        assert_eq!(only(r#""anonymous""#).on_event(EV, &odd.user()), allow(0));
+    }
+
+    #[test]
+    fn anonymous_constant_is_anonymous() {
+        let c = only(r#""authenticated""#);
+        assert_eq!(c.on_event(EV, &User::ANONYMOUS), deny(LOGIN));
+        assert_eq!(only(r#""anonymous""#).on_event(EV, &User::ANONYMOUS), allow(0));
+    }
+
+    // ---- lists of requirements ----
+
+    #[test]
+    fn a_list_needs_every_requirement() {
+        let c = only(r#"["staff", "perm:shop.delete_product"]"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:staff"));
+        assert_eq!(c.on_event(EV, &staff().user()), deny("forbidden:perm:shop.delete_product"));
+        let both = Person { perms: strings(&["shop.delete_product"]), ..staff() };
+        assert_eq!(c.on_event(EV, &both.user()), allow(0));
+        assert_eq!(c.on_event(EV, &superuser().user()), allow(0));
+    }
+
+    #[test]
+    fn the_first_failing_requirement_is_reported() {
+        let c = only(r#"["group:a", "group:b"]"#);
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:group:a"));
+        assert_eq!(c.on_event(EV, &with_groups(&["a"]).user()), deny("forbidden:group:b"));
+        assert_eq!(c.on_event(EV, &with_groups(&["b"]).user()), deny("forbidden:group:a"));
+        assert_eq!(c.on_event(EV, &with_groups(&["b", "a"]).user()), allow(0));
+    }
+
+    #[test]
+    fn an_anonymous_user_failing_any_login_requirement_goes_to_login() {
+        let c = only(r#"["any", "authenticated", "perm:shop.delete_product"]"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        let c = only(r#"["perm:shop.delete_product", "authenticated"]"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+    }
+
+    #[test]
+    fn deny_anywhere_in_a_list_wins() {
+        let c = only(r#"["staff", "deny"]"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny("forbidden:deny"));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:deny"));
+        assert_eq!(c.on_event(EV, &superuser().user()), deny("forbidden:deny"));
+        let c = only(r#"["any", "deny", "any"]"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny("forbidden:deny"));
+    }
+
+    #[test]
+    fn anonymous_in_a_list() {
+        let c = only(r#"["any", "anonymous"]"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), allow(0));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:anonymous"));
+        // Contradictory lists refuse everyone, each for the first reason that applies.
+        let c = only(r#"["anonymous", "staff"]"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &staff().user()), deny("forbidden:anonymous"));
+    }
+
+    #[test]
+    fn a_single_element_list_equals_the_string() {
+        assert_eq!(only(r#"["staff"]"#), only(r#""staff""#));
+        assert_eq!(only(r#"["staff","staff"]"#).on_event(EV, &staff().user()), allow(0));
+    }
+
+    // ---- rule selection ----
+
+    #[test]
+    fn the_example_config() {
+        let c = cfg(EXAMPLE);
+        assert_eq!(c.rules.len(), 4);
+        let admin = "state.admin_state.save";
+        let delete = "reflex___state____state.shop___pages___index____product_state.delete_product";
+        let export = "state.reports_state.export";
+        let load = "reflex___state____state.shop___pages___index____product_state.load_products";
+        let other = "state.counter_state.increment";
+
+        let anon = anonymous();
+        assert_eq!(c.on_event(admin, &anon.user()), deny(LOGIN));
+        assert_eq!(c.on_event(delete, &anon.user()), deny(LOGIN));
+        assert_eq!(c.on_event(export, &anon.user()), deny(LOGIN));
+        assert_eq!(c.on_event(load, &anon.user()), allow(3));
+        assert_eq!(c.on_event(other, &anon.user()), Outcome::Allow(Matched::Default));
+
+        let m = member();
+        assert_eq!(c.on_event(admin, &m.user()), deny("forbidden:staff"));
+        assert_eq!(c.on_event(delete, &m.user()), deny("forbidden:perm:shop.delete_product"));
+        assert_eq!(c.on_event(export, &m.user()), deny("forbidden:group:analysts"));
+
+        assert_eq!(c.on_event(admin, &staff().user()), allow(0));
+        assert_eq!(c.on_event(delete, &with_perms(&["shop.delete_product"]).user()), allow(1));
+        assert_eq!(c.on_event(delete, &superuser().user()), allow(1));
+        assert_eq!(c.on_event(export, &with_groups(&["analysts"]).user()), allow(2));
+        assert_eq!(c.on_event(export, &superuser().user()), deny("forbidden:group:analysts"));
+        assert_eq!(c.on_connect(&anon.user()), Outcome::Allow(Matched::OnConnect));
+    }
+
+    #[test]
+    fn the_readme_example_on_reflex_0_10_names() {
+        let c = cfg(r#"{"rules": [
+           {"event": "reflex___state____state.hydrate_and_load", "require": "any"},
+           {"event": "reflex___state____state.reflex___state____*", "require": "any"},
+           {"event": "*____admin_state.*", "require": "staff"},
+           {"event": "*.delete_product", "require": ["authenticated", "perm:shop.delete_product"]},
+           {"event": "*____reports_state.export", "require": "group:analysts"},
+           {"event": "*____catalog_state.*", "require": "any"}
+         ],
+         "default": "authenticated",
+         "login_url": "/accounts/login/",
+         "on_connect": "any"}"#);
+        let anon = anonymous();
+        let login = deny("login_required:/accounts/login/");
+        let root = "reflex___state____state";
+        assert_eq!(c.on_event(&format!("{root}.hydrate_and_load"), &anon.user()), allow(0));
+        let on_load = format!("{root}.reflex___state____on_load_internal_state.on_load_internal");
+        assert_eq!(c.on_event(&on_load, &anon.user()), allow(1));
+        let admin = format!("{root}.app___admin____admin_state.save");
+        assert_eq!(c.on_event(&admin, &anon.user()), login);
+        assert_eq!(c.on_event(&admin, &member().user()), deny("forbidden:staff"));
+        assert_eq!(c.on_event(&admin, &staff().user()), allow(2));
+        let super_admin = format!("{root}.app___admin____super_admin_state.save");
+        assert_eq!(c.on_event(&super_admin, &member().user()), Outcome::Allow(Matched::Default));
+        let delete = format!("{root}.shop___pages___index____product_state.delete_product");
+        assert_eq!(c.on_event(&delete, &member().user()), deny("forbidden:perm:shop.delete_product"));
+        let export = format!("{root}.app____reports_state.export");
+        assert_eq!(c.on_event(&export, &with_groups(&["analysts"]).user()), allow(4));
+        let browse = format!("{root}.shop____catalog_state.load");
+        assert_eq!(c.on_event(&browse, &anon.user()), allow(5));
+        let other = format!("{root}.shop____cart_state.add");
+        assert_eq!(c.on_event(&other, &anon.user()), login);
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let c = cfg(r#"{"rules":[
+            {"event":"state.admin_state.public_*","require":"any"},
+            {"event":"state.admin_state.*","require":"staff"},
+            {"event":"*","require":"deny"}]}"#);
+        let anon = anonymous();
+        assert_eq!(c.on_event("state.admin_state.public_info", &anon.user()), allow(0));
+        assert_eq!(c.on_event("state.admin_state.save", &anon.user()), deny(LOGIN));
+        assert_eq!(c.on_event("state.admin_state.save", &staff().user()), allow(1));
+        assert_eq!(c.on_event("state.other.x", &superuser().user()), deny("forbidden:deny"));
+        // A later, more permissive rule never applies once an earlier one matched.
+        let c = cfg(r#"{"rules":[
+            {"event":"*.save","require":"superuser"},
+            {"event":"state.admin_state.save","require":"any"}]}"#);
+        assert_eq!(c.on_event("state.admin_state.save", &staff().user()), deny("forbidden:superuser"));
+        assert_eq!(c.select("state.admin_state.save").1, Matched::Rule(0));
+    }
+
+    #[test]
+    fn default_applies_when_no_rule_matches() {
+        let c = cfg(r#"{"rules":[{"event":"state.open.*","require":"any"}],"default":"authenticated"}"#);
+        assert_eq!(c.on_event("state.open.x", &anonymous().user()), allow(0));
+        assert_eq!(c.on_event("state.closed.x", &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event("state.closed.x", &member().user()), Outcome::Allow(Matched::Default));
+        // "state.open" is not matched by "state.open.*".
+        assert_eq!(c.on_event("state.open", &anonymous().user()), deny(LOGIN));
+    }
+
+    #[test]
+    fn default_can_be_a_list_or_deny() {
+        let c = cfg(r#"{"default":["authenticated","group:staffers"]}"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:group:staffers"));
+        assert_eq!(c.on_event(EV, &with_groups(&["staffers"]).user()), Outcome::Allow(Matched::Default));
+        let c = cfg(r#"{"default":"deny"}"#);
+        assert_eq!(c.on_event(EV, &superuser().user()), deny("forbidden:deny"));
+    }
+
+    #[test]
+    fn no_rules_and_no_default_allow_everything() {
+        let c = cfg("{}");
+        assert_eq!(c, Config::default());
+        assert!(c.rules.is_empty());
+        assert_eq!(c.default, Requirements::any());
+        assert_eq!(c.on_connect, Requirements::any());
+        assert_eq!(c.login_url, DEFAULT_LOGIN_URL);
+        assert_eq!(c.on_event(EV, &anonymous().user()), Outcome::Allow(Matched::Default));
+        assert_eq!(c.on_connect(&anonymous().user()), Outcome::Allow(Matched::OnConnect));
+        let c = cfg(r#"{"rules":[]}"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), Outcome::Allow(Matched::Default));
+    }
+
+    #[test]
+    fn login_url_is_used_in_the_reason() {
+        let c = cfg(r#"{"default":"authenticated","login_url":"/accounts/login/"}"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny("login_required:/accounts/login/"));
+        let c = cfg(r#"{"default":"staff","login_url":"/connexion/é:x"}"#);
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny("login_required:/connexion/é:x"));
+        assert_eq!(cfg(r#"{"login_url":"/"}"#).login_url, "/");
+    }
+
+    // ---- on_connect ----
+
+    #[test]
+    fn on_connect_uses_its_own_requirement() {
+        let c = cfg(r#"{"on_connect":"authenticated","default":"any"}"#);
+        assert_eq!(c.on_connect(&anonymous().user()), deny(LOGIN));
+        assert_eq!(c.on_connect(&member().user()), Outcome::Allow(Matched::OnConnect));
+        // Events still follow the rules and default.
+        assert_eq!(c.on_event(EV, &anonymous().user()), Outcome::Allow(Matched::Default));
+        let c = cfg(r#"{"on_connect":["staff","group:ops"],"rules":[{"event":"*","require":"deny"}]}"#);
+        assert_eq!(c.on_connect(&staff().user()), deny("forbidden:group:ops"));
+        let ops = Person { groups: strings(&["ops"]), ..staff() };
+        assert_eq!(c.on_connect(&ops.user()), Outcome::Allow(Matched::OnConnect));
+        assert_eq!(cfg(r#"{"on_connect":"deny"}"#).on_connect(&superuser().user()), deny("forbidden:deny"));
+        assert_eq!(cfg(r#"{"on_connect":"anonymous"}"#).on_connect(&member().user()), deny("forbidden:anonymous"));
+    }
+
+    #[test]
+    fn on_connect_ignores_the_rules_and_default() {
+        let c = cfg(r#"{"rules":[{"event":"*","require":"deny"}],"default":"deny"}"#);
+        assert_eq!(c.on_connect(&anonymous().user()), Outcome::Allow(Matched::OnConnect));
+    }
+
+    // ---- event names ----
+
+    #[test]
+    fn empty_or_overlong_event_names_close() {
+        let c = cfg(EXAMPLE);
+        assert_eq!(c.on_event("", &superuser().user()), Outcome::Close(INVALID_EVENT_NAME));
+        let long = "a".repeat(MAX_EVENT_NAME + 1);
+        assert_eq!(c.on_event(&long, &superuser().user()), Outcome::Close("invalid event name"));
+        let exact = "a".repeat(MAX_EVENT_NAME);
+        assert_eq!(c.on_event(&exact, &anonymous().user()), Outcome::Allow(Matched::Default));
+        // The limit is in bytes: 257 two-byte characters are 514 bytes.
+        let wide = "é".repeat(257);
+        assert_eq!(c.on_event(&wide, &anonymous().user()), Outcome::Close(INVALID_EVENT_NAME));
+        let wide = "é".repeat(256);
+        assert_eq!(c.on_event(&wide, &anonymous().user()), Outcome::Allow(Matched::Default));
+        // Even a rule that would match everything does not see them.
+        let c = only(r#""any""#);
+        assert_eq!(c.on_event("", &anonymous().user()), Outcome::Close(INVALID_EVENT_NAME));
+    }
+
+    #[test]
+    fn matched_labels() {
+        assert_eq!(Matched::Rule(0).label(), "0");
+        assert_eq!(Matched::Rule(12).label(), "12");
+        assert_eq!(Matched::Default.label(), "default");
+        assert_eq!(Matched::OnConnect.label(), "on_connect");
+    }
+
+    // ---- parsing ----
+
+    #[test]
+    fn every_requirement_parses_and_prints_back() {
+        for text in [
+            "any",
+            "authenticated",
+            "anonymous",
+            "staff",
+            "superuser",
+            "deny",
+            "group:analysts",
+            "group:a b",
+            "group:x:y",
+            "perm:shop.delete_product",
+            "perm:a.b.c",
+        ] {
+            let r = Requirement::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(r.to_string(), text);
+        }
+        assert_eq!(Requirement::parse("group:analysts"), Ok(Requirement::Group("analysts".into())));
+        assert_eq!(Requirement::parse("perm:shop.x"), Ok(Requirement::Perm("shop.x".into())));
+        let reqs = Requirements::from_value(&serde_json::json!(["staff", "perm:a.b"]), "k").unwrap();
+        assert_eq!(reqs.list(), &[Requirement::Staff, Requirement::Perm("a.b".into())]);
+        assert_eq!(reqs.to_string(), "staff, perm:a.b");
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = cfg(r#"{"rules":[{"event":"a.*","require":["staff"]},{"require":"any","event":"b"}],
+            "default":"authenticated","login_url":"/login/","on_connect":"anonymous"}"#);
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(c.rules[0].event.as_str(), "a.*");
+        assert_eq!(c.rules[0].require.list(), &[Requirement::Staff]);
+        assert_eq!(c.rules[1].event.as_str(), "b");
+        assert_eq!(c.rules[1].require.list(), &[Requirement::Any]);
+        assert_eq!(c.default.list(), &[Requirement::Authenticated]);
+        assert_eq!(c.login_url, "/login/");
+        assert_eq!(c.on_connect.list(), &[Requirement::Anonymous]);
+    }
+
+    // ---- init errors ----
+
+    #[test]
+    fn malformed_json_is_refused() {
+        for bad in ["", "{", r#"{"rules":[}"#, "not json", "{'rules':[]}", r#"{"rules":[],}"#] {
+            assert_err(bad, &["config is not valid JSON"]);
+        }
+    }
+
+    #[test]
+    fn non_object_is_refused() {
+        assert_err("[]", &["must be a JSON object", "a list"]);
+        assert_err("null", &["must be a JSON object", "null"]);
+        assert_err("\"any\"", &["must be a JSON object", "a string"]);
+        assert_err("1", &["must be a JSON object", "a number"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert_err(r#"{"rule":[]}"#, &[r#"unknown key "rule""#, r#""rules", "default", "login_url", "on_connect""#]);
+        assert_err(r#"{"Default":"any"}"#, &[r#"unknown key "Default""#]);
+        assert_err(r#"{"loginUrl":"/x/"}"#, &[r#"unknown key "loginUrl""#]);
+        assert_err(
+            r#"{"rules":[{"event":"*","require":"any","requires":"staff"}]}"#,
+            &[r#"rules[0]: unknown key "requires""#, r#""event", "require""#],
+        );
+        assert_err(
+            r#"{"rules":[{"event":"a","require":"any"},{"events":"*","require":"any"}]}"#,
+            &[r#"rules[1]: unknown key "events""#],
+        );
+    }
+
+    #[test]
+    fn rules_must_be_a_list_of_objects() {
+        assert_err(r#"{"rules":{"event":"*","require":"any"}}"#, &["rules: expected a list", "an object"]);
+        assert_err(r#"{"rules":"*"}"#, &["rules: expected a list", "a string"]);
+        assert_err(r#"{"rules":null}"#, &["rules: expected a list", "null"]);
+        assert_err(r#"{"rules":[["*","any"]]}"#, &["rules[0]: expected an object", "a list"]);
+        assert_err(r#"{"rules":[{"event":"a","require":"any"},"b"]}"#, &["rules[1]: expected an object", "a string"]);
+    }
+
+    #[test]
+    fn missing_event_or_require_is_refused() {
+        assert_err(r#"{"rules":[{"require":"any"}]}"#, &[r#"rules[0]: missing key "event""#]);
+        assert_err(
+            r#"{"rules":[{"event":"a","require":"any"},{"require":"any"}]}"#,
+            &[r#"rules[1]: missing key "event""#],
+        );
+        assert_err(r#"{"rules":[{"event":"*"}]}"#, &[r#"rules[0]: missing key "require""#]);
+        assert_err(r#"{"rules":[{}]}"#, &["rules[0]: missing key"]);
+    }
+
+    #[test]
+    fn bad_event_globs_are_refused() {
+        assert_err(r#"{"rules":[{"event":"","require":"any"}]}"#, &["rules[0].event: must not be empty", "\"*\""]);
+        assert_err(r#"{"rules":[{"event":3,"require":"any"}]}"#, &["rules[0].event: expected a string", "a number"]);
+        assert_err(r#"{"rules":[{"event":null,"require":"any"}]}"#, &["rules[0].event: expected a string", "null"]);
+        assert_err(r#"{"rules":[{"event":["a"],"require":"any"}]}"#, &["rules[0].event", "a list"]);
+    }
+
+    #[test]
+    fn unknown_requirements_are_refused() {
+        assert_err(
+            r#"{"rules":[{"event":"a","require":"any"},{"event":"b","require":"any"},{"event":"c","require":"staf"}]}"#,
+            &[r#"rules[2].require: unknown requirement "staf""#, "known: any, authenticated"],
+        );
+        assert_err(
+            r#"{"rules":[{"event":"a","require":["authenticated","perms:a.b"]}]}"#,
+            &[r#"rules[0].require[1]: unknown requirement "perms:a.b""#],
+        );
+        assert_err(
+            r#"{"rules":[{"event":"a","require":"Staff"}]}"#,
+            &[r#"unknown requirement "Staff""#, r#"did you mean "staff"?"#],
+        );
+        assert_err(r#"{"rules":[{"event":"a","require":"Group:x"}]}"#, &[r#"unknown requirement "Group:x""#]);
+        assert!(!err(r#"{"default":"Group:X"}"#).contains("did you mean"));
+        assert_err(r#"{"rules":[{"event":"a","require":" staff"}]}"#, &[r#"unknown requirement " staff""#]);
+        assert_err(r#"{"rules":[{"event":"a","require":"login_required"}]}"#, &["unknown requirement"]);
+        assert_err(r#"{"rules":[{"event":"a","require":""}]}"#, &["rules[0].require: empty requirement"]);
+        assert_err(r#"{"default":"allow"}"#, &[r#"default: unknown requirement "allow""#]);
+        assert_err(r#"{"default":["any","nobody"]}"#, &[r#"default[1]: unknown requirement "nobody""#]);
+        assert_err(r#"{"on_connect":"everyone"}"#, &[r#"on_connect: unknown requirement "everyone""#]);
+        assert_err(r#"{"on_connect":["any",""]}"#, &["on_connect[1]: empty requirement"]);
+    }
+
+    #[test]
+    fn wrong_requirement_types_are_refused() {
+        assert_err(
+            r#"{"rules":[{"event":"a","require":1}]}"#,
+            &["rules[0].require: expected a requirement", "a number"],
+        );
+        assert_err(r#"{"rules":[{"event":"a","require":null}]}"#, &["rules[0].require", "null"]);
+        assert_err(r#"{"rules":[{"event":"a","require":{"staff":true}}]}"#, &["rules[0].require", "an object"]);
+        assert_err(
+            r#"{"rules":[{"event":"a","require":["staff",true]}]}"#,
+            &["rules[0].require[1]: expected a string", "a boolean"],
+        );
+        assert_err(r#"{"rules":[{"event":"a","require":[["staff"]]}]}"#, &["rules[0].require[0]", "a list"]);
+        assert_err(
+            r#"{"rules":[{"event":"a","require":[]}]}"#,
+            &["rules[0].require: must not be an empty list", "\"any\""],
+        );
+        assert_err(r#"{"default":[]}"#, &["default: must not be an empty list"]);
+        assert_err(r#"{"default":null}"#, &["default: expected a requirement", "null"]);
+        assert_err(r#"{"on_connect":false}"#, &["on_connect: expected a requirement", "a boolean"]);
+        assert_err(r#"{"on_connect":[]}"#, &["on_connect: must not be an empty list"]);
+    }
+
+    #[test]
+    fn empty_group_or_permission_names_are_refused() {
+        assert_err(
+            r#"{"rules":[{"event":"a","require":"group:"}]}"#,
+            &["rules[0].require: empty group name", "\"group:\""],
+        );
+        assert_err(
+            r#"{"rules":[{"event":"a","require":"perm:"}]}"#,
+            &["rules[0].require: empty permission", "\"perm:\""],
+        );
+        assert_err(r#"{"default":["staff","group:"]}"#, &["default[1]: empty group name"]);
+        assert_err(r#"{"on_connect":"perm:"}"#, &["on_connect: empty permission"]);
+    }
+
+    #[test]
+    fn names_with_surrounding_whitespace_are_refused() {
+        assert_err(r#"{"default":"group: analysts"}"#, &["default:", "\"group: analysts\"", "whitespace"]);
+        assert_err(r#"{"default":"group:analysts "}"#, &["default:", "whitespace"]);
+        assert_err(r#"{"default":"perm: shop.x"}"#, &["default:", "permission has leading or trailing whitespace"]);
+        assert_err(r#"{"default":"group: "}"#, &["default:", "whitespace"]);
+    }
+
+    #[test]
+    fn permissions_need_app_label_dot_codename() {
+        assert_err(
+            r#"{"rules":[{"event":"a","require":"perm:delete_product"}]}"#,
+            &["rules[0].require", r#""perm:delete_product" has no ".""#, "perm:app_label.codename"],
+        );
+        assert_err(r#"{"default":"perm:.delete_product"}"#, &["default:", "empty app label"]);
+        assert_err(r#"{"default":"perm:shop."}"#, &["default:", "empty codename"]);
+        assert_err(r#"{"default":"perm:."}"#, &["default:", "empty app label"]);
+    }
+
+    #[test]
+    fn bad_login_urls_are_refused() {
+        assert_err(r#"{"login_url":"admin/login/"}"#, &["login_url", "must start with \"/\""]);
+        assert_err(r#"{"login_url":"https://example.com/login/"}"#, &["login_url", "must start with \"/\""]);
+        assert_err(r#"{"login_url":""}"#, &["login_url", "must start with \"/\""]);
+        assert_err(r#"{"login_url":"//evil.example/login"}"#, &["login_url", "must not start with \"//\""]);
+        assert_err(r#"{"login_url":"/\\evil.example"}"#, &["login_url", "must not contain '\\\\'"]);
+        assert_err(r#"{"login_url":"/login/?x=1"}"#, &["login_url", "must not contain '?'", "?next="]);
+        assert_err(r#"{"login_url":"/login/#top"}"#, &["login_url", "must not contain '#'"]);
+        assert_err(r#"{"login_url":"/log in/"}"#, &["login_url", "must not contain ' '"]);
+        assert_err(r#"{"login_url":"/login/\n"}"#, &["login_url", "must not contain '\\n'"]);
+        assert_err(r#"{"login_url":3}"#, &["login_url: expected a string", "a number"]);
+        assert_err(r#"{"login_url":null}"#, &["login_url: expected a string", "null"]);
+    }
+
+    #[test]
+    fn the_first_error_in_rule_order_is_reported() {
+        let e = err(r#"{"rules":[{"event":"a","require":"any"},{"event":"","require":"nope"},{"event":"c"}]}"#);
+        assert!(e.starts_with("rules[1].event"), "{e}");
+    }
+}
