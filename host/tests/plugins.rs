@@ -62,7 +62,10 @@ plugins_dir = "plugins"
 }
 
 /// One `[[routing.routers]]` entry of test_hostile in `mode`, plus extra TOML lines.
+/// Unless `extra` sets one, the deadline is generous: these tests run a debug build on
+/// a shared machine, and only the deadline tests are about the deadline.
 fn hostile(name: &str, mode: &str, extra: &str) -> String {
+    let extra = if extra.contains("deadline") { extra.to_owned() } else { format!("deadline = \"2s\"\n{extra}") };
     format!("[[routing.routers]]\nplugin = \"test_hostile.wasm\"\nname = \"{name}\"\n{extra}\nconfig = {{ mode = \"{mode}\" }}\n")
 }
 
@@ -98,6 +101,7 @@ fn prefix_router_decides() {
     let env = env(
         r#"[[routing.routers]]
 plugin = "prefix_router.wasm"
+deadline = "2s"
 config = { django_prefixes = ["/admin", "/api", "/webhooks"] }
 "#,
     );
@@ -133,6 +137,7 @@ fn prefix_router_bad_config_is_a_load_error_naming_the_plugin() {
         r#"[[routing.routers]]
 plugin = "prefix_router.wasm"
 name = "front"
+deadline = "2s"
 config = { django_prefixes = ["/_event"] }
 "#,
     );
@@ -282,6 +287,12 @@ fn print_reaches_the_log() {
             assert_eq!(r.route(&req("/")), Ok(Decision::Pass));
         }
     });
+    // On a tokio worker thread, where the gateway calls routers: wasmtime-wasi's own
+    // sync WASI would panic here ("Cannot start a runtime from within a runtime").
+    let r = load(&env).pop().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let on_worker = rt.block_on(async move { tokio::spawn(async move { r.route(&req("/")) }).await.unwrap() });
+    assert_eq!(on_worker, Ok(Decision::Pass));
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let stdout: Vec<&str> = log.lines().filter(|l| l.contains("test-hostile: a line on stdout")).collect();
     let stderr: Vec<&str> = log.lines().filter(|l| l.contains("test-hostile: a line on stderr")).collect();
@@ -407,8 +418,17 @@ fn hot_reload_under_load() {
     let calls = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
     let generations_seen = Mutex::new(std::collections::BTreeSet::new());
+    /// Stops the callers even when an assertion below panics (else the scope would
+    /// wait for them forever).
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|s| {
-        for _ in 0..3 {
+        let _stop = StopOnDrop(&stop);
+        for _ in 0..2 {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
                     let generation = r.load_info().generation;
@@ -423,12 +443,13 @@ fn hot_reload_under_load() {
         }
         // (Not necessarily 1: the SIGHUP test in this process may reload it too.)
         let mut generation = r.load_info().generation;
-        for step in 0..4 {
+        for step in 0..3 {
             // A valid new version (other bytes, same behaviour) is picked up by the watcher.
             let bytes = variant(&original, &format!("v{step}"));
             let sha = isthmus_sha256(&bytes);
             replace(&file, &bytes);
-            wait_for("the reload", Duration::from_secs(10), || r.load_info().source_sha256 == sha);
+            // A debug-build compile on a loaded 2-core machine can take many seconds.
+            wait_for("the reload", Duration::from_secs(120), || r.load_info().source_sha256 == sha);
             let info = r.load_info();
             assert!(info.generation > generation, "{info:?}");
             generation = info.generation;
@@ -450,7 +471,6 @@ fn hot_reload_under_load() {
             }
         }
         std::thread::sleep(Duration::from_millis(50));
-        stop.store(true, Ordering::Relaxed);
     });
     rt.block_on(reloader.stop());
     let failures = failures.into_inner().unwrap();
@@ -458,7 +478,8 @@ fn hot_reload_under_load() {
     let seen = generations_seen.into_inner().unwrap();
     eprintln!("{calls} calls during reloads, generations seen {seen:?}");
     assert!(failures.is_empty(), "{} of {calls} calls failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
-    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.len() >= 3, "{seen:?}"); // of generations 1..=4 (start + 3 reloads)
+    assert!(seen.iter().all(|g| (1..=5).contains(g)), "{seen:?}"); // refused versions take no number (5: a SIGHUP from that test)
     assert!(calls > 100, "{calls}");
 }
 
@@ -630,3 +651,4 @@ fn routers_outlive_their_host() {
     // The epoch ticker must still run, or this would never return.
     assert_eq!(r.route(&req("/")).unwrap_err(), PolicyFailure::Deadline(Duration::from_millis(20)));
 }
+

@@ -32,7 +32,16 @@ pub(crate) struct EngineShared {
 
 impl EngineShared {
     pub fn new() -> Result<Arc<EngineShared>, PluginError> {
-        let engine = Engine::new(&engine_config()).map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
+        let engine = match Engine::new(&engine_config(true)) {
+            Ok(engine) => engine,
+            Err(e) => {
+                // The pool reserves (not commits) some TiB of address space up front;
+                // under an address-space limit (ulimit -v) that fails. Instances then
+                // come from plain mmap: slower to create, same isolation.
+                tracing::warn!(error = %super::error::chain(&e), "cannot reserve the instance pool; allocating plugin instances on demand");
+                Engine::new(&engine_config(false)).map_err(|e| PluginError::Engine(super::error::chain(&e)))?
+            }
+        };
         let mut linker = Linker::new(&engine);
         super::wasi::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
         let shared = Arc::new(EngineShared { engine, linker });
@@ -48,7 +57,7 @@ impl EngineShared {
     }
 }
 
-fn engine_config() -> Config {
+fn engine_config(pooling: bool) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)
         .total_core_instances(POOL_INSTANCES * 4)
@@ -62,7 +71,7 @@ fn engine_config() -> Config {
         .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .allocation_strategy(if pooling { InstanceAllocationStrategy::Pooling(pool) } else { InstanceAllocationStrategy::OnDemand })
         .epoch_interruption(true)
         .parallel_compilation(true);
     config

@@ -1,5 +1,7 @@
 //! Errors of loading plugins: reading, compiling, instantiating, `init`. What goes
-//! wrong during a routing call is a `crate::routing::PolicyFailure`, not this.
+//! wrong during a routing call is a `crate::routing::PolicyFailure`, not this. The
+//! compiled-plugin cache has no error here on purpose: whatever goes wrong with it is
+//! logged and costs a compilation, never a refused plugin.
 
 use std::path::PathBuf;
 
@@ -29,9 +31,6 @@ pub enum PluginError {
     /// A setting of the plugin's entry the host cannot honour.
     #[error("plugin `{plugin}`: {message}")]
     Settings { plugin: String, message: String },
-    /// The compiled-plugin cache failed in a way that could not be worked around.
-    #[error("plugin cache {}: {message}", path.display())]
-    Cache { path: PathBuf, message: String },
 }
 
 impl PluginError {
@@ -44,7 +43,7 @@ impl PluginError {
             | PluginError::Init { plugin, .. }
             | PluginError::InitFailed { plugin, .. }
             | PluginError::Settings { plugin, .. } => Some(plugin),
-            PluginError::Engine(_) | PluginError::Cache { .. } => None,
+            PluginError::Engine(_) => None,
         }
     }
 }

@@ -46,7 +46,8 @@ impl WasmRouter {
             if only_if_changed && super::cache::sha256(&bytes) == self.current.load().info.source_sha256 {
                 return Ok(None);
             }
-            let generation = self.next_generation();
+            // Under `reload_lock`: no other reload can take this number.
+            let generation = self.current.load().info.generation + 1;
             Version::load(&self.shared, &self.settings, &bytes, generation).map(Some)
         })();
         match result {

@@ -8,7 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -32,7 +32,6 @@ pub struct WasmRouter {
     pub(super) current: ArcSwap<Version>,
     /// Serializes reloads of this router.
     pub(super) reload_lock: Mutex<()>,
-    pub(super) generations: AtomicU64,
 }
 
 /// The parts of a `PluginEntry` a router runs by.
@@ -323,7 +322,6 @@ impl WasmRouter {
             shared,
             current: ArcSwap::from_pointee(version),
             reload_lock: Mutex::new(()),
-            generations: AtomicU64::new(1),
         })
     }
 
@@ -340,10 +338,6 @@ impl WasmRouter {
     /// Warm instances now idle in the pool of the version serving.
     pub fn warm_instances(&self) -> usize {
         self.current.load().warm_count()
-    }
-
-    pub(super) fn next_generation(&self) -> u64 {
-        self.generations.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn route_on(&self, version: &Version, req: &RouteRequest) -> Result<Decision, PolicyFailure> {
