@@ -1,0 +1,53 @@
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework import viewsets
+
+from .models import Product
+from .serializers import DRFProductSerializer
+
+
+@require_GET
+def active_products_view(request: HttpRequest) -> JsonResponse:
+    """Active products as plain JSON (a traditional Django view under /api)."""
+    products = Product.objects.filter(is_active=True).order_by("-id")
+    data = [{"id": p.id, "name": p.name, "sku": p.sku, "price": float(p.price)} for p in products]
+    return JsonResponse({"results": data})
+
+
+class ProductViewSet(viewsets.ModelViewSet):
+    """DRF CRUD at /api/shop/products/: anyone reads, writing needs shop.*_product permissions."""
+
+    queryset = Product.objects.all().order_by("id")
+    serializer_class = DRFProductSerializer
+
+
+@require_POST
+def set_cart_view(request: HttpRequest) -> JsonResponse:
+    """Put ``cart_id`` in the session: a key whitelisted (ISTHMUS_SESSION_KEYS) for Reflex."""
+    try:
+        cart_id = int(request.POST.get("cart_id", ""))
+    except ValueError:
+        return JsonResponse({"error": "cart_id must be an integer"}, status=400)
+    request.session["cart_id"] = cart_id
+    return JsonResponse({"cart_id": cart_id})
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook_view(request: HttpRequest) -> JsonResponse:
+    """A third-party webhook: CSRF-exempt, reads the raw body as sent."""
+    raw = request.body
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return JsonResponse({"received": len(raw), "error": "body is not JSON"}, status=400)
+    return JsonResponse(
+        {
+            "received": len(raw),
+            "type": type(parsed).__name__,
+            "event_type": parsed.get("type") if isinstance(parsed, dict) else None,
+        }
+    )
