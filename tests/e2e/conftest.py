@@ -1,0 +1,159 @@
+"""Session fixture: the shop example running for real behind the gateway.
+
+One temporary folder holds a copy of examples/shop, its SQLite DB, STATIC_ROOT, the
+plugins, the generated gateway configs and every process's log. Set ISTHMUS_E2E_KEEP=1
+to keep it after the run (its path is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bridge_client import BridgeClient  # noqa: E402
+from stack import PASSWORD, Stack, create_stack  # noqa: E402
+
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    root = Path(tempfile.mkdtemp(prefix="isthmus-e2e-"))
+    keep = os.environ.get("ISTHMUS_E2E_KEEP") == "1"
+    s: Stack | None = None
+    try:
+        t = time.monotonic()
+        s = create_stack(root)
+        TIMINGS["build+copy"] = time.monotonic() - t
+        t = time.monotonic()
+        s.manage("migrate", "--noinput", "-v0")
+        s.manage("collectstatic", "--noinput", "-v0")
+        s.manage("shop_demo_users", "--password", PASSWORD)
+        TIMINGS["migrate+collectstatic+users"] = time.monotonic() - t
+        t = time.monotonic()
+        s.start_django()
+        s.start_reflex()
+        with ThreadPoolExecutor(2) as pool:
+            for f in [pool.submit(s.wait_django), pool.submit(s.wait_reflex)]:
+                f.result()
+        TIMINGS["django+reflex up"] = time.monotonic() - t
+        t = time.monotonic()
+        s.start_gateway("main")
+        TIMINGS["gateway up"] = time.monotonic() - t
+        yield s
+    finally:
+        if s is not None:
+            s.stop_all()
+        if keep:
+            print(f"\ntests/e2e: kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    if TIMINGS:
+        terminalreporter.write_line(
+            "e2e set-up: " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items())
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the tail of every process's log to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        s = item.funcargs.get("stack")
+        if isinstance(s, Stack):
+            report.sections.append(("process logs (tails)", s.logs()))
+
+
+# -- a browser's HTTP side: a cookie jar, the CSRF dance -------------------------------------
+class Browser:
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, follow_redirects=False, timeout=20)
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def session_id(self) -> str | None:
+        return self.http.cookies.get("sessionid")
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies.jar)
+
+    def csrf(self, page: str = "/admin/login/") -> str:
+        if "csrftoken" not in self.http.cookies:
+            r = self.http.get(page)
+            assert r.status_code == 200, (page, r.status_code, r.text[:300])
+        return self.http.cookies["csrftoken"]
+
+    def post_form(self, path: str, data: dict, **kw) -> httpx.Response:
+        token = self.csrf()
+        return self.http.post(
+            path, data={"csrfmiddlewaretoken": token, **data}, headers={"Referer": self.base_url + path}, **kw
+        )
+
+    def admin_login(self, username: str, password: str = PASSWORD) -> None:
+        """Log in through Django's admin login page, via the gateway (staff accounts)."""
+        self.csrf("/admin/login/")
+        r = self.post_form("/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"})
+        assert r.status_code == 302, (r.status_code, r.text[:500])
+        assert r.headers["location"] == "/admin/", r.headers
+        assert self.session_id, "no sessionid cookie after login"
+
+    def login(self, username: str, password: str = PASSWORD) -> None:
+        """Log in through django.contrib.auth's LoginView (any account), via the gateway."""
+        self.csrf("/api/auth/login/")
+        r = self.post_form("/api/auth/login/", {"username": username, "password": password, "next": "/"})
+        assert r.status_code == 302, (r.status_code, r.text[:500])
+        assert self.session_id, "no sessionid cookie after login"
+
+    def logout(self) -> httpx.Response:
+        r = self.post_form("/admin/logout/", {})
+        assert r.status_code in (200, 302), (r.status_code, r.text[:300])
+        return r
+
+
+@pytest.fixture
+def browser(stack: Stack) -> Callable[..., Browser]:
+    made: list[Browser] = []
+
+    def make(base_url: str | None = None) -> Browser:
+        b = Browser(base_url or stack.gateways["main"].url)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@pytest.fixture
+async def sockets(stack: Stack) -> AsyncIterator[Callable[..., BridgeClient]]:
+    """Opens bridge sockets (to the main gateway by default) and closes them after the test."""
+    opened: list[BridgeClient] = []
+
+    async def open_socket(browser: Browser | None = None, *, gateway: str = "main", **kw) -> BridgeClient:
+        if browser is not None and "cookie" not in kw:
+            kw["cookie"] = browser.cookie_header()
+        client = await BridgeClient.connect(stack.gateways[gateway].ws_url, **kw)
+        opened.append(client)
+        return client
+
+    yield open_socket
+    for c in opened:
+        await c.close()

@@ -1,0 +1,357 @@
+"""The real processes of the end-to-end suite: Django (uvicorn), the Reflex backend and
+`isthmus serve`, started from a temporary copy of examples/shop, each bound to
+127.0.0.1, each in its own process group, and stopped by process-group id at the end
+(also from atexit, so a crashed session leaves no orphans).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import copy
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import tomli_w
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "shop"
+VENV_BIN = Path(sys.executable).parent
+PLUGINS = ("prefix_router.wasm", "django_bridge.wasm")
+
+#: Password of every demo user (manage.py shop_demo_users).
+PASSWORD = "e2e-Passw0rd-" + secrets.token_hex(4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    return free_port()
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} unreadable)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM to the process group, SIGKILL after `grace` seconds. Returns the exit code."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children of the group (granian's workers, uvicorn's reloader) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+        return self.popen.returncode
+
+
+_RUNNING: list[Proc] = []
+
+
+def _stop_all_at_exit() -> None:
+    for proc in reversed(_RUNNING):
+        with contextlib.suppress(Exception):
+            proc.stop(grace=3)
+
+
+atexit.register(_stop_all_at_exit)
+
+
+def start(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], logdir: Path) -> Proc:
+    log = logdir / f"{name}.log"
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    popen = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # own process group: stopped with killpg
+    )
+    out.close()
+    proc = Proc(name, popen, log)
+    _RUNNING.append(proc)
+    return proc
+
+
+def wait_until(what: str, check: Callable[[], bool], *, timeout: float, procs: list[Proc] = (), interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        for p in procs:
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited with {p.popen.returncode} while waiting for {what}:\n{tail(p.log)}")
+        try:
+            if check():
+                return
+        except Exception as e:  # not up yet
+            last_error = e
+        time.sleep(interval)
+    logs = "\n".join(f"--- {p.name} ({p.log})\n{tail(p.log)}" for p in procs)
+    raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error!r})\n{logs}")
+
+
+def build(logdir: Path) -> Path:
+    """The gateway binary (and the plugins), built unless ISTHMUS_E2E_SKIP_BUILD=1."""
+    if os.environ.get("ISTHMUS_BIN"):
+        return Path(os.environ["ISTHMUS_BIN"])
+    if os.environ.get("ISTHMUS_E2E_SKIP_BUILD") != "1":
+        for argv in (["bash", str(REPO / "guest-plugins" / "build.sh")], ["cargo", "build", "--release", "-p", "isthmus"]):
+            log = logdir / "build.log"
+            with open(log, "ab") as out:
+                rc = subprocess.call(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+            if rc != 0:
+                raise RuntimeError(f"{' '.join(argv)} failed ({rc}):\n{tail(log)}")
+    for candidate in (REPO / "target" / "release" / "isthmus", REPO / "target" / "debug" / "isthmus"):
+        if candidate.is_file():
+            return candidate
+    raise RuntimeError("no isthmus binary in target/release or target/debug: run cargo build --release -p isthmus")
+
+
+def copy_example(dest: Path) -> Path:
+    """A private copy of examples/shop, without its local state (DB, .web, plugins…)."""
+    ignore = shutil.ignore_patterns(
+        ".web", ".states", "node_modules", "plugins", "staticfiles", "*.sqlite3*", "__pycache__", "*.pyc", "build"
+    )
+    shutil.copytree(EXAMPLE, dest, ignore=ignore)
+    return dest
+
+
+@dataclass
+class Gateway:
+    name: str
+    proc: Proc
+    port: int
+    config_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    root: Path  # the temporary folder
+    app: Path  # the copy of examples/shop
+    isthmus: Path  # gateway binary
+    identity_secret: str
+    bridge_secret: str
+    django_port: int
+    reflex_port: int
+    gateway_port: int
+    db_path: Path
+    static_root: Path
+    spa_root: Path
+    plugins_dir: Path
+    logdir: Path
+    procs: dict[str, Proc] = field(default_factory=dict)
+    gateways: dict[str, Gateway] = field(default_factory=dict)
+
+    # -- environment ---------------------------------------------------------------------
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "DJANGO_SETTINGS_MODULE": "shopsite.settings",
+                "SHOP_DB_PATH": str(self.db_path),
+                "SHOP_STATIC_ROOT": str(self.static_root),
+                "ISTHMUS_IDENTITY_SECRET": self.identity_secret,
+                "ISTHMUS_BRIDGE_SECRET": self.bridge_secret,
+                "ISTHMUS_PUBLIC_ORIGIN": f"http://127.0.0.1:{self.gateway_port}",
+                "REFLEX_TELEMETRY_ENABLED": "false",
+                "RUST_LOG": os.environ.get("ISTHMUS_E2E_RUST_LOG", "isthmus=info,isthmus::bridge=debug"),
+                "NO_COLOR": "1",
+            }
+        )
+        env.pop("VIRTUAL_ENV", None)
+        env.update(extra)
+        return env
+
+    def manage(self, *args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=self.app / "backend",
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out.stdout
+
+    # -- config --------------------------------------------------------------------------
+    def gateway_config(
+        self,
+        *,
+        port: int,
+        django_port: int | None = None,
+        reflex_port: int | None = None,
+        bridge: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """examples/shop/isthmus.toml with this stack's ports and folders."""
+        with open(self.app / "isthmus.toml", "rb") as f:
+            config = tomllib.load(f)
+        config = copy.deepcopy(config)
+        config["listen"]["addr"] = f"127.0.0.1:{port}"
+        config["listen"]["shutdown_grace"] = "2s"
+        config["upstreams"]["django"]["url"] = f"http://127.0.0.1:{django_port or self.django_port}"
+        config["upstreams"]["reflex"]["url"] = f"http://127.0.0.1:{reflex_port or self.reflex_port}"
+        for name in ("django", "reflex"):
+            config["upstreams"][name]["cwd"] = str(self.app / config["upstreams"][name]["cwd"])
+        config["static"]["frontend"]["root"] = str(self.spa_root)
+        config["static"]["django_static"]["root"] = str(self.static_root)
+        config["routing"]["plugins_dir"] = str(self.plugins_dir)
+        config["routing"]["hot_reload"] = False
+        config["bridge"]["identity_ttl"] = "2s"
+        config["bridge"]["max_frame_bytes"] = 262144
+        config["bridge"].update(bridge or {})
+        return config
+
+    def write_config(self, name: str, config: dict[str, Any]) -> Path:
+        path = self.root / f"isthmus-{name}.toml"
+        path.write_bytes(tomli_w.dumps(config).encode())
+        return path
+
+    def check(self, config_path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.isthmus), "check", "--config", str(config_path)], env=self.env(), capture_output=True, text=True
+        )
+
+    # -- processes -----------------------------------------------------------------------
+    def start_django(self) -> Proc:
+        argv = [
+            sys.executable, "-m", "uvicorn", "shopsite.asgi:application",
+            "--host", "127.0.0.1", "--port", str(self.django_port),
+            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        proc = start("django", argv, cwd=self.app / "backend", env=self.env(), logdir=self.logdir)
+        self.procs["django"] = proc
+        return proc
+
+    def wait_django(self, timeout: float = 60) -> None:
+        url = f"http://127.0.0.1:{self.django_port}/_isthmus/identity"
+        # 403 without the secret: Django is up and the companion app is installed.
+        wait_until("Django", lambda: httpx.get(url, timeout=2).status_code == 403, timeout=timeout, procs=[self.procs["django"]])
+
+    def start_reflex(self) -> Proc:
+        argv = [
+            str(VENV_BIN / "reflex"), "run", "--env", "prod", "--backend-only",
+            "--backend-host", "127.0.0.1", "--backend-port", str(self.reflex_port),
+        ]  # fmt: skip
+        proc = start("reflex", argv, cwd=self.app / "frontend", env=self.env(), logdir=self.logdir)
+        self.procs["reflex"] = proc
+        return proc
+
+    def wait_reflex(self, timeout: float = 120) -> None:
+        url = f"http://127.0.0.1:{self.reflex_port}/ping"
+        wait_until("Reflex", lambda: httpx.get(url, timeout=2).text.strip('"') == "pong", timeout=timeout, procs=[self.procs["reflex"]])
+
+    def start_gateway(self, name: str = "main", *, port: int | None = None, **config_kw: Any) -> Gateway:
+        port = port or (self.gateway_port if name == "main" else free_port())
+        path = self.write_config(name, self.gateway_config(port=port, **config_kw))
+        proc = start(f"isthmus-{name}", [str(self.isthmus), "serve", "--config", str(path)], cwd=self.root, env=self.env(), logdir=self.logdir)
+        gw = Gateway(name, proc, port, path)
+        wait_until(
+            f"gateway {name}",
+            lambda: "isthmus listening" in proc.log.read_text(errors="replace"),
+            timeout=60,
+            procs=[proc],
+        )
+        wait_until(f"gateway {name} /ping", lambda: httpx.get(f"{gw.url}/ping", timeout=2).status_code in (200, 502), timeout=10, procs=[proc])
+        self.gateways[name] = gw
+        self.procs[f"isthmus-{name}"] = proc
+        return gw
+
+    def stop_gateway(self, name: str) -> int | None:
+        gw = self.gateways.pop(name)
+        self.procs.pop(f"isthmus-{name}", None)
+        return gw.proc.stop()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.procs[name].stop()
+        self.procs.clear()
+        self.gateways.clear()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ({p.log})\n{tail(p.log, 40)}" for p in self.procs.values())
+
+
+def create_stack(root: Path) -> Stack:
+    logdir = root / "logs"
+    logdir.mkdir(parents=True)
+    isthmus = build(logdir)
+    app = copy_example(root / "shop")
+    plugins_dir = app / "plugins"
+    plugins_dir.mkdir()
+    for plugin in PLUGINS:
+        src = REPO / "target" / "plugins" / plugin
+        if not src.is_file():
+            raise RuntimeError(f"{src} is missing: run bash guest-plugins/build.sh")
+        shutil.copy2(src, plugins_dir / plugin)
+    # The exported SPA is not needed by these tests (they speak Socket.IO themselves);
+    # a stand-in index.html keeps the `frontend` mount valid.
+    spa_root = root / "spa"
+    spa_root.mkdir()
+    (spa_root / "index.html").write_text("<!doctype html><title>Shop</title><div id=root>shop SPA stand-in</div>\n")
+    return Stack(
+        root=root,
+        app=app,
+        isthmus=isthmus,
+        identity_secret=secrets.token_hex(32),
+        bridge_secret=secrets.token_hex(32),
+        django_port=free_port(),
+        reflex_port=free_port(),
+        gateway_port=free_port(),
+        db_path=root / "shop.sqlite3",
+        static_root=root / "staticfiles",
+        spa_root=spa_root,
+        plugins_dir=plugins_dir,
+        logdir=logdir,
+    )

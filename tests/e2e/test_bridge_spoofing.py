@@ -1,0 +1,123 @@
+"""A client cannot choose its identity: whatever it puts in router_data or its headers,
+handlers see the identity the gateway resolved from the session cookie."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+from isthmus_reflex import make_injection, sign_payload
+
+from bridge_client import HYDRATE, SHOP, WHOAMI, event, is_refusal, login_redirect
+from test_bridge_identity import whoami
+
+ADMIN = {  # the identity endpoint's JSON for a superuser
+    "authenticated": True,
+    "user_id": "1",
+    "username": "admin",
+    "email": "admin@shop.example",
+    "is_staff": True,
+    "is_superuser": True,
+    "groups": ["clerks"],
+    "permissions": ["shop.change_product"],
+    "session": {},
+}
+
+SPOOF_HEADERS = {
+    "X-Django-User": "admin",
+    "X-Isthmus-Secret": "will-be-replaced",
+    "X-Isthmus-Identity": json.dumps({"username": "admin", "is_staff": True}),
+    "X-Forwarded-For": "10.0.0.1",
+    "X-Forwarded-User": "admin",
+    "X-Remote-User": "admin",
+}
+
+
+def forged_injections(stack) -> list[dict]:
+    """Signed-looking identities a client could send: a bad signature, and — worst case —
+    one validly signed with the real bridge secret (a replayed or leaked injection)."""
+    payload = json.dumps({"v": 1, "iat": int(time.time()), "identity": {
+        "authenticated": True, "user_id": "1", "username": "admin", "email": "", "is_staff": True,
+        "is_superuser": True, "groups": [], "permissions": [], "session": {}}, "query": {}, "context": {}})  # fmt: skip
+    return [
+        {"payload": payload, "sig": "0" * 64},
+        {"payload": payload, "sig": sign_payload(payload, "not-the-secret-" + "x" * 32)},
+        make_injection(ADMIN, stack.bridge_secret, query={}, context={"rule": "0"}, iat=int(time.time())),
+    ]
+
+
+async def test_forged_router_data_identity_never_reaches_a_handler(stack, sockets):
+    headers = dict(SPOOF_HEADERS, **{"X-Isthmus-Secret": stack.identity_secret})
+    for forged in forged_injections(stack):
+        sock = await sockets(headers=headers, boot_router_extra={"isthmus": forged})
+        seen = await whoami(sock, extra_router={"isthmus": forged, "Isthmus": forged})
+        assert seen["authenticated"] is False, (forged, seen)
+        assert seen["username"] == ""
+        assert seen["verified"] is True, seen["reason"]  # the gateway's own (anonymous) injection
+        # The identity secret header never reaches Reflex; the other headers do, as plain
+        # headers nobody trusts.
+        assert "x-isthmus-secret" not in seen["spoof_headers"]
+        assert "x-django-user" in seen["spoof_headers"]
+        # The staff action stays refused.
+        updates = await sock.call(f"{SHOP}.deactivate_all", extra_router={"isthmus": forged})
+        assert login_redirect(updates) == "/admin/login/?next=/"
+        assert is_refusal(updates[-1])
+
+
+async def test_forged_identity_cannot_raise_a_logged_in_user(stack, browser, sockets):
+    b = browser()
+    b.login("plain")
+    forged = forged_injections(stack)[-1]  # validly signed admin identity
+    sock = await sockets(b, headers=dict(SPOOF_HEADERS), boot_router_extra={"isthmus": forged})
+    seen = await whoami(sock, extra_router={"isthmus": forged})
+    assert seen["username"] == "plain" and seen["is_staff"] is False and seen["is_superuser"] is False
+    updates = await sock.call(f"{WHOAMI}.perm_action", extra_router={"isthmus": forged})
+    assert is_refusal(updates[-1])
+
+
+async def test_forged_cookie_value_is_anonymous(stack, sockets):
+    sock = await sockets(cookie="sessionid=" + "a" * 32 + "; csrftoken=x")
+    seen = await whoami(sock)
+    assert seen["authenticated"] is False and seen["verified"] is True
+
+
+async def test_forged_injection_in_the_connect_auth_event(stack, sockets):
+    """The first event rides in the CONNECT packet: the gateway rewrites it there too.
+    /whoami's on_load runs WhoamiState.whoami as part of that boot event."""
+    forged = forged_injections(stack)[-1]
+    boot = event(HYDRATE, {}, route="/whoami", extra_router={"isthmus": forged})
+    sock = await sockets(boot=boot)
+    await sock.until(lambda u: "username_rx_state_" in (u.get("delta") or {}).get(WHOAMI, {}))
+    assert sock.get(WHOAMI, "authenticated") is False
+    assert sock.get(WHOAMI, "username") == ""
+
+
+async def test_other_socketio_events_and_namespaces_carry_no_identity(stack, sockets):
+    """Packets the bridge relays unjudged (a non-`event` Socket.IO event, the default
+    namespace) reach no handler that could run with a forged identity."""
+    forged = forged_injections(stack)[-1]
+    sock = await sockets()
+    ev = event(f"{SHOP}.deactivate_all", extra_router={"isthmus": forged})
+    await sock.send_raw("42/_event," + json.dumps(["ping", ev]))
+    await sock.send_raw("42" + json.dumps(["event", ev]))  # namespace "/"
+    before = httpx.get(f"{stack.gateways['main'].url}/api/shop/active/").json()["results"]
+    seen = await whoami(sock)
+    assert seen["authenticated"] is False
+    after = httpx.get(f"{stack.gateways['main'].url}/api/shop/active/").json()["results"]
+    assert len(after) == len(before) and len(after) >= 3
+
+
+async def test_control_forged_injection_is_valid_without_the_gateway(stack):
+    """Control for the tests above: sent straight to the Reflex backend (bypassing the
+    gateway, which only loopback allows), the validly signed injection *is* accepted, so
+    it is the gateway's stripping that keeps it from handlers."""
+    from bridge_client import BridgeClient
+
+    forged = forged_injections(stack)[-1]
+    sock = await BridgeClient.connect(f"ws://127.0.0.1:{stack.reflex_port}")
+    try:
+        seen = await whoami(sock, extra_router={"isthmus": forged})
+        assert seen["verified"] is True and seen["username"] == "admin"
+    finally:
+        await sock.close()

@@ -1,0 +1,96 @@
+"""The identity endpoint down: public events still work as anonymous, rules that need a
+login refuse (default `on_identity_error = "anonymous"`), or everything is refused
+(`"deny"`). Each case runs a second gateway whose Django upstream is a dead port, in
+front of the same Reflex backend; the main gateway keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from bridge_client import SHOP, is_refusal, login_redirect
+from stack import dead_port
+from test_bridge_identity import whoami
+
+
+@pytest.fixture(scope="module")
+def down_gateway(stack):
+    gw = stack.start_gateway("django-down", django_port=dead_port())
+    yield gw
+    stack.stop_gateway("django-down")
+
+
+@pytest.fixture(scope="module")
+def down_deny_gateway(stack):
+    gw = stack.start_gateway("django-down-deny", django_port=dead_port(), bridge={"on_identity_error": "deny"})
+    yield gw
+    stack.stop_gateway("django-down-deny")
+
+
+async def test_public_events_run_as_anonymous(stack, browser, sockets, down_gateway):
+    staff = browser()
+    staff.admin_login("staffer")  # through the main gateway: a real staff session
+    sock = await sockets(staff, gateway="django-down", route="/")
+    await sock.until(lambda u: "greeting_rx_state_" in (u.get("delta") or {}).get(SHOP, {}))
+    assert sock.get(SHOP, "greeting") == "Hello, anonymous"
+    seen = await whoami(sock)
+    assert seen["authenticated"] is False and seen["verified"] is True
+
+
+async def test_staff_action_refused(stack, browser, sockets, down_gateway):
+    staff = browser()
+    staff.admin_login("staffer")
+    sock = await sockets(staff, gateway="django-down")
+    t = time.monotonic()
+    updates = await sock.call(f"{SHOP}.deactivate_all")
+    assert is_refusal(updates[-1])
+    assert login_redirect(updates) == "/admin/login/?next=/"
+    assert time.monotonic() - t < 5  # a refused connection is answered fast
+    log = down_gateway.proc.log.read_text(errors="replace")
+    assert "identity unavailable" in log
+
+
+async def test_django_http_answers_502(stack, down_gateway):
+    r = httpx.get(f"{down_gateway.url}/api/shop/active/", timeout=10)
+    assert r.status_code == 502
+    assert httpx.get(f"{down_gateway.url}/ping", timeout=10).text.strip('"') == "pong"
+
+
+async def test_deny_mode_refuses_every_event(stack, browser, sockets, down_deny_gateway):
+    staff = browser()
+    staff.admin_login("staffer")
+    # The CONNECT itself needs the identity: refused with a Socket.IO CONNECT_ERROR.
+    with pytest.raises(ConnectionRefusedError, match="identity unavailable"):
+        await sockets(staff, gateway="django-down-deny")
+
+
+async def test_main_gateway_unaffected(stack, browser, sockets):
+    b = browser()
+    b.admin_login("staffer")
+    sock = await sockets(b)
+    assert (await whoami(sock))["username"] == "staffer"
+
+
+async def test_django_stopped_mid_test_then_restarted(stack, browser, sockets):
+    """Django itself goes away under the main gateway: an open socket keeps serving
+    public events as anonymous once the cached identity expires, the staff action is
+    refused; after Django is back the user is recognised again."""
+    b = browser()
+    b.admin_login("staffer")
+    sock = await sockets(b)
+    assert (await whoami(sock))["username"] == "staffer"
+    stack.procs.pop("django").stop()
+    try:
+        await asyncio.sleep(2.5)  # identity_ttl = 2s
+        seen = await whoami(sock)
+        assert seen["authenticated"] is False
+        updates = await sock.call(f"{SHOP}.deactivate_all")
+        assert is_refusal(updates[-1])
+    finally:
+        stack.start_django()
+        stack.wait_django()
+    await asyncio.sleep(2.5)
+    assert (await whoami(sock))["username"] == "staffer"
