@@ -121,7 +121,15 @@ class BridgeClient:
         await client.send_raw(f"40{NS},{json.dumps(auth)}")
         if wait:
             await client.wait_connected(timeout)
+            if boot and boot.get("name") == HYDRATE:
+                await client.wait_hydrated(timeout)
         return client
+
+    async def wait_hydrated(self, timeout: float = 20) -> None:
+        """The boot event is done once Reflex sets `is_hydrated` (after the page's on_load)."""
+        if self.get(ROOT, "is_hydrated") is True:
+            return
+        await self.until(lambda u: (u.get("delta") or {}).get(ROOT, {}).get(var("is_hydrated")) is True or is_refusal(u), timeout)
 
     async def wait_connected(self, timeout: float = 20) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
