@@ -4,6 +4,7 @@
 #
 #   bash examples/shop/prepare.sh            # everything, including the exported SPA
 #   bash examples/shop/prepare.sh --no-spa   # skip Node/bun and `reflex export`
+#   ISTHMUS_SKIP_BUILD=1 bash examples/shop/prepare.sh   # use the plugins and gateway already built
 #
 # Steps: Python packages (python/.venv), guest plugins and gateway build, plugins copied
 # to examples/shop/plugins/, secrets in examples/shop/.env (generated once), migrations,
@@ -35,8 +36,12 @@ timed py_setup
 export PATH="$venv/bin:$PATH"
 
 step "guest plugins and the gateway"
-timed bash "$repo/guest-plugins/build.sh"
-timed cargo build --release -p isthmus --manifest-path "$repo/Cargo.toml"
+if [ "${ISTHMUS_SKIP_BUILD:-}" = 1 ]; then
+    echo "    skipped (ISTHMUS_SKIP_BUILD=1): using target/plugins and target/release/isthmus"
+else
+    timed bash "$repo/guest-plugins/build.sh"
+    timed cargo build --release -p isthmus --manifest-path "$repo/Cargo.toml"
+fi
 mkdir -p "$here/plugins"
 for p in prefix_router.wasm django_bridge.wasm; do
     cp -f "$repo/target/plugins/$p" "$here/plugins/$p"

@@ -150,8 +150,9 @@ def build(logdir: Path) -> Path:
 def copy_example(dest: Path) -> Path:
     """A private copy of examples/shop, without its local state (DB, .web, plugins…)."""
     ignore = shutil.ignore_patterns(
-        ".web", ".states", "node_modules", "plugins", "staticfiles", "*.sqlite3*", "__pycache__", "*.pyc", "build"
-    )
+        ".web", ".states", ".tools", ".env", "node_modules", "plugins", "staticfiles", "*.sqlite3*", "__pycache__",
+        "*.pyc", "build",
+    )  # fmt: skip
     shutil.copytree(EXAMPLE, dest, ignore=ignore)
     return dest
 
@@ -335,11 +336,16 @@ def create_stack(root: Path) -> Stack:
         if not src.is_file():
             raise RuntimeError(f"{src} is missing: run bash guest-plugins/build.sh")
         shutil.copy2(src, plugins_dir / plugin)
-    # The exported SPA is not needed by these tests (they speak Socket.IO themselves);
-    # a stand-in index.html keeps the `frontend` mount valid.
-    spa_root = root / "spa"
-    spa_root.mkdir()
-    (spa_root / "index.html").write_text("<!doctype html><title>Shop</title><div id=root>shop SPA stand-in</div>\n")
+    # The tests speak Socket.IO themselves and need no SPA. When the example's SPA was
+    # exported (examples/shop/prepare.sh), it is served as it is; otherwise a stand-in
+    # index.html keeps the `frontend` mount valid.
+    exported = EXAMPLE / "frontend" / ".web" / "build" / "client"
+    if (exported / "index.html").is_file() and os.environ.get("ISTHMUS_E2E_SPA", "1") == "1":
+        spa_root = exported
+    else:
+        spa_root = root / "spa"
+        spa_root.mkdir()
+        (spa_root / "index.html").write_text("<!doctype html><title>Shop</title><div id=root>shop SPA stand-in</div>\n")
     return Stack(
         root=root,
         app=app,

@@ -32,5 +32,6 @@ config = rx.Config(
     telemetry_enabled=False,
     # One backend worker keeps the states in memory; no Redis, no state files.
     state_manager_mode="memory",
+    plugins=[rx.plugins.RadixThemesPlugin()],
     disable_plugins=[SitemapPlugin],
 )
