@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use crate::canonical_path;
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{route_request, Gateway};
-use crate::plugin::{self, PluginError, PluginHost, WasmRouter};
+use crate::bridge::policy::BridgePolicy;
+use crate::plugin::{self, PluginError, PluginHost, Reload, WasmBridge, WasmRouter};
 use crate::proxy::headers::ClientView;
 use crate::routing::{Decision, Outcome, Router, RouterChain, Step};
 use crate::server::{self, ServerSettings};
@@ -69,50 +70,77 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Load the config and every router plugin, in config order.
-fn load(config_path: &Path) -> Result<(Config, Vec<Arc<WasmRouter>>, RouterChain), CliError> {
-    let config = Config::load(config_path)?;
-    let host = PluginHost::new()?;
-    let routers = host.load_routers(&config)?;
-    let chain = RouterChain::new(routers.iter().map(|r| r.clone() as Arc<dyn Router>).collect());
-    Ok((config, routers, chain))
+/// The config and every plugin it names, loaded and `init`ed.
+struct Loaded {
+    config: Config,
+    routers: Vec<Arc<WasmRouter>>,
+    bridge: Option<Arc<WasmBridge>>,
+    chain: RouterChain,
+}
+
+impl Loaded {
+    fn new(config_path: &Path) -> Result<Loaded, CliError> {
+        let config = Config::load(config_path)?;
+        let host = PluginHost::new()?;
+        let routers = host.load_routers(&config)?;
+        let bridge = host.load_bridge(&config)?;
+        let chain = RouterChain::new(routers.iter().map(|r| r.clone() as Arc<dyn Router>).collect());
+        Ok(Loaded { config, routers, bridge, chain })
+    }
+
+    fn gateway(&self) -> Result<Gateway, CliError> {
+        let policy = self.bridge.clone().map(|b| b as Arc<dyn BridgePolicy>);
+        Gateway::new(&self.config, self.chain.clone(), policy).map_err(|e| CliError::Io(format!("static mounts: {e}")))
+    }
+
+    /// Every plugin, for the hot reloader.
+    fn reloadable(&self) -> Vec<Arc<dyn Reload>> {
+        let routers = self.routers.iter().map(|r| r.clone() as Arc<dyn Reload>);
+        routers.chain(self.bridge.iter().map(|b| b.clone() as Arc<dyn Reload>)).collect()
+    }
 }
 
 fn serve(config_path: &Path) -> Result<(), CliError> {
-    let (config, routers, chain) = load(config_path)?;
+    let loaded = Loaded::new(config_path)?;
+    let config = &loaded.config;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if config.listen.workers > 0 {
         runtime.worker_threads(config.listen.workers);
     }
     let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
-        let gateway = Gateway::new(&config, chain, None).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
+        let gateway = loaded.gateway()?;
         let listener = server::bind(config.listen.addr)
             .await
             .map_err(|e| CliError::Io(format!("{}: listen.addr: cannot listen on {}: {e}", config.file.display(), config.listen.addr)))?;
-        tracing::info!(addr = %config.listen.addr, routers = routers.len(), "isthmus listening");
-        let _reloader = plugin::spawn_reloader(routers, config.routing.plugins_dir.clone(), config.routing.hot_reload);
-        server::serve(listener, Arc::new(gateway), ServerSettings::from_config(&config), server::shutdown_signal()).await;
+        tracing::info!(addr = %config.listen.addr, routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
+        let _reloader = plugin::spawn_reloader(loaded.reloadable(), config.routing.plugins_dir.clone(), config.routing.hot_reload);
+        server::serve(listener, Arc::new(gateway), ServerSettings::from_config(config), server::shutdown_signal()).await;
         tracing::info!("isthmus stopped");
         Ok(())
     })
 }
 
 fn check(config_path: &Path) -> Result<(), CliError> {
-    let (config, routers, _) = load(config_path)?;
-    Gateway::new(&config, RouterChain::default(), None).map_err(|e| CliError::Io(format!("static mounts: {e}")))?;
+    let loaded = Loaded::new(config_path)?;
+    loaded.gateway()?;
+    let config = &loaded.config;
+    let bridge = match &loaded.bridge {
+        Some(b) => format!(", bridge on {} with policy {}", config.bridge.as_ref().map_or("", |c| c.path.as_str()), BridgePolicy::name(b.as_ref())),
+        None => String::new(),
+    };
     println!(
-        "{}: ok ({} upstreams, {} static mounts, routers: {})",
+        "{}: ok ({} upstreams, {} static mounts, routers: {}{bridge})",
         config_path.display(),
         config.upstreams.len(),
         config.static_mounts.len(),
-        routers.iter().map(|r| r.name().to_owned()).collect::<Vec<_>>().join(" → ")
+        loaded.routers.iter().map(|r| Router::name(r.as_ref()).to_owned()).collect::<Vec<_>>().join(" → ")
     );
     Ok(())
 }
 
 fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[String]) -> Result<(), CliError> {
-    let (config, _, chain) = load(config_path)?;
+    let Loaded { config, chain, .. } = Loaded::new(config_path)?;
     let mut builder = http::Request::builder().method(method.to_ascii_uppercase().as_str()).uri(target).header(http::header::HOST, host);
     for h in headers {
         let (name, value) = h.split_once(':').ok_or_else(|| CliError::Usage(format!("header `{h}` is not `Name: value`")))?;

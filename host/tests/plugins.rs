@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use isthmus::config::Config;
 use isthmus::plugin::cache::CacheMeta;
-use isthmus::plugin::{spawn_reloader, CacheOutcome, PluginError, PluginHost, WasmRouter};
+use isthmus::plugin::{spawn_reloader, CacheOutcome, PluginError, PluginHost, Reload, WasmRouter};
 use isthmus::routing::{Decision, Forward, Outcome, PolicyFailure, Reply, RouteRequest, Router, RouterChain};
 
 fn built(file: &str) -> PathBuf {
@@ -490,7 +490,7 @@ fn sighup_reloads_every_router() {
     assert_eq!(body(routers[0].route(&req("/"))), "1");
     assert_eq!(body(routers[0].route(&req("/"))), "2");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let reloader = rt.block_on(async { spawn_reloader(routers.clone(), env.plugins(), false) });
+    let reloader = rt.block_on(async { spawn_reloader(routers.iter().map(|r| r.clone() as Arc<dyn Reload>).collect(), env.plugins(), false) });
     // SAFETY: sending a signal to this very process; spawn_reloader has installed the
     // SIGHUP handler before returning.
     assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGHUP) }, 0);

@@ -14,7 +14,9 @@
 //! (`WasmRouter`), `reload`, `error`.
 
 mod bindings;
+mod bridge;
 pub mod cache;
+mod component;
 mod decision;
 mod engine;
 mod error;
@@ -30,8 +32,10 @@ use std::sync::Arc;
 pub use self::cache::CacheOutcome;
 pub use self::engine::SLOT_MAX_MEMORY;
 pub use self::error::PluginError;
-pub use self::reload::{spawn_reloader, ReloaderHandle, DEBOUNCE};
-pub use self::router::{LoadInfo, WasmRouter};
+pub use self::bridge::WasmBridge;
+pub use self::component::{LoadInfo, WasmPlugin};
+pub use self::reload::{spawn_reloader, Reload, ReloaderHandle, DEBOUNCE};
+pub use self::router::WasmRouter;
 
 use crate::config::{Config, PluginEntry};
 
@@ -48,17 +52,20 @@ impl PluginHost {
 
     /// Compile (through the cache) and init every router of `config.routing.routers`, in order.
     pub fn load_routers(&self, config: &Config) -> Result<Vec<Arc<WasmRouter>>, PluginError> {
-        let workers = match config.listen.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
         let cache_dir = config.cache_dir();
         config
             .routing
             .routers
             .iter()
-            .map(|entry| self.load_router(entry, &config.routing.plugins_dir, Some(cache_dir.clone()), workers * 2))
+            .map(|entry| self.load_router(entry, &config.routing.plugins_dir, Some(cache_dir.clone()), max_warm(config)))
             .collect()
+    }
+
+    /// Compile and init the bridge policy, when the config has a `[bridge]` section.
+    pub fn load_bridge(&self, config: &Config) -> Result<Option<Arc<WasmBridge>>, PluginError> {
+        let Some(bridge) = &config.bridge else { return Ok(None) };
+        let settings = component::Settings::new(&bridge.policy, &config.routing.plugins_dir, Some(config.cache_dir()), max_warm(config))?;
+        Ok(Some(Arc::new(WasmPlugin::new(self.shared.clone(), settings)?)))
     }
 
     /// Load one router: `entry.plugin` under `plugins_dir`, compiled through the cache in
@@ -70,7 +77,16 @@ impl PluginHost {
         cache_dir: Option<PathBuf>,
         max_warm: usize,
     ) -> Result<Arc<WasmRouter>, PluginError> {
-        let settings = router::Settings::new(entry, plugins_dir, cache_dir, max_warm)?;
-        Ok(Arc::new(WasmRouter::new(self.shared.clone(), settings)?))
+        let settings = component::Settings::new(entry, plugins_dir, cache_dir, max_warm)?;
+        Ok(Arc::new(WasmPlugin::new(self.shared.clone(), settings)?))
     }
+}
+
+/// Idle instances kept per plugin: two per worker thread.
+fn max_warm(config: &Config) -> usize {
+    let workers = match config.listen.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    workers * 2
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::component::{Settings, Version, WasmPlugin, World};
 use super::error::PluginError;
-use super::router::{Settings, Version, WasmRouter};
 
 /// Quiet time after the last file event before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -25,7 +25,24 @@ pub(super) fn read_plugin(s: &Settings) -> Result<Vec<u8>, PluginError> {
     std::fs::read(&s.file).map_err(|source| PluginError::Read { plugin: s.name.to_string(), path: s.file.clone(), source })
 }
 
-impl WasmRouter {
+/// A plugin the reloader can reload, whatever its world.
+pub trait Reload: Send + Sync {
+    fn file(&self) -> &Path;
+    /// Blocking (it compiles); `Ok(false)` when `only_if_changed` and nothing changed.
+    fn reload_inner(&self, only_if_changed: bool) -> Result<bool, PluginError>;
+}
+
+impl<W: World> Reload for WasmPlugin<W> {
+    fn file(&self) -> &Path {
+        WasmPlugin::file(self)
+    }
+
+    fn reload_inner(&self, only_if_changed: bool) -> Result<bool, PluginError> {
+        WasmPlugin::reload_inner(self, only_if_changed)
+    }
+}
+
+impl<W: World> WasmPlugin<W> {
     /// Re-read the plugin file, load it and swap it in. Blocking (it compiles): call it
     /// off the request path (`spawn_blocking`). On error the old version keeps serving.
     pub fn reload(&self) -> Result<(), PluginError> {
@@ -48,7 +65,7 @@ impl WasmRouter {
             }
             // Under `reload_lock`: no other reload can take this number.
             let generation = self.current.load().info.generation + 1;
-            Version::load(&self.shared, &self.settings, &bytes, generation).map(Some)
+            Version::load::<W>(&self.shared, &self.settings, &bytes, generation).map(Some)
         })();
         match result {
             Ok(None) => {
@@ -65,7 +82,8 @@ impl WasmRouter {
                     cache = ?info.cache,
                     compile_ms = info.compile_time.as_secs_f64() * 1e3,
                     init_ms = info.init_time.as_secs_f64() * 1e3,
-                    "router plugin reloaded"
+                    world = W::NAME,
+                    "plugin reloaded"
                 );
                 Ok(true)
             }
@@ -99,9 +117,9 @@ impl Drop for ReloaderHandle {
     }
 }
 
-/// Reload routers when their file in `plugins_dir` changes (if `watch_files`) and all
+/// Reload plugins when their file in `plugins_dir` changes (if `watch_files`) and all
 /// of them on SIGHUP. Must be called within a tokio runtime.
-pub fn spawn_reloader(routers: Vec<Arc<WasmRouter>>, plugins_dir: PathBuf, watch_files: bool) -> ReloaderHandle {
+pub fn spawn_reloader(routers: Vec<Arc<dyn Reload>>, plugins_dir: PathBuf, watch_files: bool) -> ReloaderHandle {
     let cancel = CancellationToken::new();
     let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
     let watcher = if watch_files { start_watcher(&plugins_dir, tx) } else { None };
@@ -147,7 +165,7 @@ fn start_watcher(dir: &Path, tx: mpsc::UnboundedSender<PathBuf>) -> Option<notif
 }
 
 async fn run(
-    routers: Vec<Arc<WasmRouter>>,
+    routers: Vec<Arc<dyn Reload>>,
     mut events: mpsc::UnboundedReceiver<PathBuf>,
     watcher: Option<notify::RecommendedWatcher>,
     mut hangup: Option<tokio::signal::unix::Signal>,
@@ -176,7 +194,7 @@ async fn run(
                 }
             },
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                tracing::info!("SIGHUP: reloading every router plugin");
+                tracing::info!("SIGHUP: reloading every plugin");
                 pending.clear();
                 for router in &routers {
                     reload_off_path(router.clone(), false).await;
@@ -192,7 +210,7 @@ fn same_file(event_path: &Path, file: &Path) -> bool {
     event_path == file || (event_path.file_name().is_some() && event_path.file_name() == file.file_name())
 }
 
-async fn reload_off_path(router: Arc<WasmRouter>, only_if_changed: bool) {
+async fn reload_off_path(router: Arc<dyn Reload>, only_if_changed: bool) {
     // Errors are logged by `reload_inner`.
     let _ = tokio::task::spawn_blocking(move || router.reload_inner(only_if_changed)).await;
 }

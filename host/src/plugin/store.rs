@@ -11,10 +11,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::engine::EngineShared;
 use super::output::{LogSink, Stream};
 
-pub(crate) struct HostState {
+/// Per-instance state; public only as the opaque store data of `World::check_exports`.
+pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub limiter: Limiter,
+    pub(crate) limiter: Limiter,
     stdout: LogSink,
     stderr: LogSink,
     /// Until when a host-side wait (`poll`, a blocking write) may last in this call.

@@ -1,0 +1,406 @@
+//! `WasmPlugin<W>`: a policy component of one world of `isthmus:policy` (`router`,
+//! `bridge`), whatever its exports.
+//!
+//! The plugin holds its current `Version` (compiled component, pre-instantiated, and
+//! a pool of warm instances) in an `ArcSwap`; a call loads it, takes a warm instance
+//! (or makes one: instantiate + `init`), calls one of the world's exports, and gives
+//! the instance back unless the call failed or the instance reached `recycle_after`
+//! calls. A reload swaps the version; calls in flight finish on the old one.
+
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use wasmtime::component::{ComponentExportIndex, Func, InstancePre};
+use wasmtime::{Store, Trap};
+
+use super::cache::{self, CacheOutcome};
+use super::engine::{EngineShared, SLOT_MAX_MEMORY};
+use super::error::{chain, PluginError};
+use super::store::{begin_call, new_store, HostState, MemoryCapHit};
+use super::wasi::HostWaitDeadline;
+use crate::config::{InstanceMode, PluginEntry};
+use crate::routing::{FailMode, PolicyFailure};
+
+/// The export `init: func(config-json: string) -> result<_, string>`, in every world.
+type InitFunc<'a> = wasmtime::component::TypedFunc<(&'a str,), (Result<(), String>,)>;
+
+/// One world of the WIT package: which exports (besides `init`) its components have.
+pub trait World: Send + Sync + 'static {
+    /// The world's name, for messages.
+    const NAME: &'static str;
+    /// Exports besides `init`, in the order calls receive them.
+    const EXPORTS: &'static [&'static str];
+    /// Check the exports' types once per component, so calls may use them unchecked.
+    fn check_exports(store: &Store<HostState>, exports: &[Func]) -> Result<(), String>;
+}
+
+/// A policy component of world `W`.
+pub struct WasmPlugin<W: World> {
+    pub(super) settings: Settings,
+    pub(super) shared: Arc<EngineShared>,
+    pub(super) current: ArcSwap<Version>,
+    /// Serializes reloads of this plugin.
+    pub(super) reload_lock: Mutex<()>,
+    world: PhantomData<W>,
+}
+
+/// The parts of a `PluginEntry` a plugin runs by.
+pub(super) struct Settings {
+    pub name: Arc<str>,
+    pub file: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    pub fail: FailMode,
+    pub deadline: Duration,
+    pub ticks: u64,
+    pub max_memory: usize,
+    pub mode: InstanceMode,
+    pub recycle_after: u64,
+    pub config_json: String,
+    /// Warm instances kept per version.
+    pub max_warm: usize,
+}
+
+impl Settings {
+    pub(super) fn new(
+        entry: &PluginEntry,
+        plugins_dir: &Path,
+        cache_dir: Option<PathBuf>,
+        max_warm: usize,
+    ) -> Result<Settings, PluginError> {
+        let name: Arc<str> = entry.display_name().into();
+        if entry.max_memory > SLOT_MAX_MEMORY {
+            return Err(PluginError::Settings {
+                plugin: name.to_string(),
+                message: format!("max_memory {} is over the host's limit of {SLOT_MAX_MEMORY} bytes", entry.max_memory),
+            });
+        }
+        Ok(Settings {
+            file: plugins_dir.join(&entry.plugin),
+            cache_dir,
+            fail: entry.fail,
+            deadline: entry.deadline,
+            ticks: EngineShared::ticks(entry.deadline),
+            max_memory: entry.max_memory,
+            mode: entry.instance,
+            recycle_after: entry.recycle_after.max(1),
+            config_json: entry.config_json(),
+            max_warm: max_warm.max(1),
+            name,
+        })
+    }
+}
+
+/// How the version now serving was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadInfo {
+    /// 1 for the version loaded at start-up, +1 for every successful reload.
+    pub generation: u64,
+    /// SHA-256 of the component file.
+    pub source_sha256: [u8; 32],
+    /// Whether the compiled code came from the disk cache.
+    pub cache: CacheOutcome,
+    /// Time to compile (or, on a cache hit, to deserialize) the component.
+    pub compile_time: Duration,
+    /// Time to instantiate and `init` the first instance.
+    pub init_time: Duration,
+    pub loaded_at: SystemTime,
+}
+
+/// One loaded component: everything needed to make instances, plus the warm ones.
+pub(super) struct Version {
+    pre: InstancePre<HostState>,
+    init_export: ComponentExportIndex,
+    /// The world's exports, in `World::EXPORTS` order.
+    exports: Vec<ComponentExportIndex>,
+    pool: Mutex<Vec<Warm>>,
+    /// Set once a newer version serves: instances coming back from calls in flight
+    /// are dropped instead of pooled.
+    retired: AtomicBool,
+    pub info: LoadInfo,
+}
+
+/// An instance that passed `init`.
+struct Warm {
+    store: Store<HostState>,
+    exports: Vec<Func>,
+    calls: u64,
+}
+
+impl Version {
+    /// Compile (through the cache), link, and prove the component by instantiating and
+    /// `init`ing one instance, which becomes the first warm one.
+    pub(super) fn load<W: World>(shared: &EngineShared, s: &Settings, bytes: &[u8], generation: u64) -> Result<Version, PluginError> {
+        let plugin = s.name.to_string();
+        let source_sha256 = cache::sha256(bytes);
+        let loaded = cache::load_or_compile(&shared.engine, s.cache_dir.as_deref(), &plugin, bytes, &source_sha256)
+            .map_err(|e| PluginError::Compile { plugin: plugin.clone(), path: s.file.clone(), reason: chain(&e) })?;
+        let component = loaded.component;
+        let inst_err = |reason: String| PluginError::Instantiate { plugin: plugin.clone(), reason };
+
+        let not_world = |what: &str| inst_err(format!("the component does not export `{what}`: is it built for the `{}` world of isthmus:policy?", W::NAME));
+        let init_export = component.get_export_index(None, "init").ok_or_else(|| not_world("init"))?;
+        let exports = W::EXPORTS
+            .iter()
+            .map(|name| component.get_export_index(None, name).ok_or_else(|| not_world(name)))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let pre = match shared.linker.instantiate_pre(&component) {
+            Ok(pre) => pre,
+            Err(missing) => {
+                // Imports beyond WASI (which is linked with nothing granted): they trap
+                // if called, rather than refusing the component. Only as a fallback:
+                // the stubs are matched by exact version and would shadow WASI
+                // functions that the linker otherwise finds by semver.
+                let mut linker = shared.linker.clone();
+                linker.define_unknown_imports_as_traps(&component).map_err(|e| inst_err(chain(&e)))?;
+                let pre = linker.instantiate_pre(&component).map_err(|e| inst_err(chain(&e)))?;
+                tracing::warn!(plugin, reason = %chain(&missing), "the component imports functions the gateway does not provide; calling them traps");
+                pre
+            }
+        };
+
+        // Check the export types once; every instance of this component shares them.
+        let start = std::time::Instant::now();
+        let mut store = new_store(shared, &s.name, s.max_memory);
+        // Instantiation may run guest code (start functions): bound it too.
+        begin_call(&mut store, s.deadline, s.ticks);
+        let instance = pre.instantiate(&mut store).map_err(|e| match load_failure(&store, e, s) {
+            PolicyFailure::Trap(reason) => inst_err(reason),
+            failure => PluginError::InitFailed { plugin: plugin.clone(), failure },
+        })?;
+        let init = instance.get_func(&mut store, init_export).ok_or_else(|| not_world("init"))?;
+        let funcs = exports
+            .iter()
+            .zip(W::EXPORTS)
+            .map(|(index, name)| instance.get_func(&mut store, *index).ok_or_else(|| not_world(name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        init.typed::<(&str,), (Result<(), String>,)>(&store)
+            .map_err(|e| inst_err(format!("`init` does not have the {} world's type: {}", W::NAME, chain(&e))))?;
+        W::check_exports(&store, &funcs).map_err(inst_err)?;
+        let version = Version {
+            pre,
+            init_export,
+            exports,
+            pool: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
+            info: LoadInfo {
+                generation,
+                source_sha256,
+                cache: loaded.outcome,
+                compile_time: loaded.elapsed,
+                init_time: Duration::ZERO,
+                loaded_at: SystemTime::now(),
+            },
+        };
+        match run_init(&mut store, init, s) {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(PluginError::Init { plugin, message }),
+            Err(failure) => return Err(PluginError::InitFailed { plugin, failure }),
+        }
+        let mut version = version;
+        version.info.init_time = start.elapsed();
+        if s.mode == InstanceMode::Pooled {
+            version.pool.get_mut().unwrap_or_else(|e| e.into_inner()).push(Warm { store, exports: funcs, calls: 0 });
+        }
+        Ok(version)
+    }
+
+    /// A new instance, `init`ed, on the request path.
+    fn instantiate(&self, shared: &EngineShared, s: &Settings) -> Result<Warm, PolicyFailure> {
+        let mut store = new_store(shared, &s.name, s.max_memory);
+        // Instantiation may run guest code (start functions): bound it too.
+        begin_call(&mut store, s.deadline, s.ticks);
+        let instance = self.pre.instantiate(&mut store).map_err(|e| match load_failure(&store, e, s) {
+            PolicyFailure::Trap(reason) => PolicyFailure::Trap(format!("cannot instantiate: {reason}")),
+            other => other,
+        })?;
+        let missing = || PolicyFailure::Trap("export missing from instance".into());
+        let init = instance.get_func(&mut store, self.init_export).ok_or_else(missing)?;
+        let exports = self.exports.iter().map(|index| instance.get_func(&mut store, *index).ok_or_else(missing)).collect::<Result<Vec<_>, _>>()?;
+        match run_init(&mut store, init, s)? {
+            Ok(()) => Ok(Warm { store, exports, calls: 0 }),
+            Err(message) => Err(PolicyFailure::Trap(format!("init of a new instance failed: {message}"))),
+        }
+    }
+
+    fn take(&self) -> Option<Warm> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn give_back(&self, warm: Warm, max_warm: usize) {
+        let surplus = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < max_warm && !self.retired.load(Ordering::Relaxed) {
+                pool.push(warm);
+                None
+            } else {
+                Some(warm)
+            }
+        };
+        drop(surplus); // outside the lock
+    }
+
+    /// Stop pooling and drop the idle instances here (on the reloading thread) rather
+    /// than on whichever request thread drops the last reference to this version.
+    pub(super) fn retire(&self) {
+        let idle = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            self.retired.store(true, Ordering::Relaxed);
+            std::mem::take(&mut *pool)
+        };
+        drop(idle);
+    }
+
+    pub(super) fn warm_count(&self) -> usize {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+fn run_init(store: &mut Store<HostState>, init: Func, s: &Settings) -> Result<Result<(), String>, PolicyFailure> {
+    // SAFETY: `Version::load` checked this export's type on the same component.
+    let init = unsafe { InitFunc::new_unchecked(init) };
+    begin_call(store, s.deadline, s.ticks);
+    let result = init.call(&mut *store, (&s.config_json,));
+    store.data_mut().end_call();
+    match result {
+        Ok((r,)) => Ok(r),
+        Err(e) => Err(call_failure(store, e, s)),
+    }
+}
+
+impl Warm {
+    fn call<R>(&mut self, s: &Settings, f: impl FnOnce(&mut Store<HostState>, &[Func]) -> wasmtime::Result<R>) -> Result<R, PolicyFailure> {
+        self.calls += 1;
+        begin_call(&mut self.store, s.deadline, s.ticks);
+        let result = f(&mut self.store, &self.exports);
+        self.store.data_mut().end_call();
+        result.map_err(|e| call_failure(&self.store, e, s))
+    }
+}
+
+/// What a failed call into the guest amounts to.
+fn call_failure(store: &Store<HostState>, e: wasmtime::Error, s: &Settings) -> PolicyFailure {
+    if store.data().limiter.memory_cap_hit || e.is::<MemoryCapHit>() {
+        return PolicyFailure::MemoryCap(s.max_memory);
+    }
+    if e.is::<HostWaitDeadline>() {
+        return PolicyFailure::Deadline(s.deadline);
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        if *trap == Trap::Interrupt {
+            return PolicyFailure::Deadline(s.deadline);
+        }
+        return PolicyFailure::Trap(trap.to_string());
+    }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return PolicyFailure::Trap(format!("the guest called exit({})", exit.0));
+    }
+    // E.g. a host function's error (an import stubbed as a trap). The chain's outer
+    // layers are the wasm backtrace; the root cause says what happened.
+    tracing::debug!(plugin = &*s.name, error = %chain(&e), "plugin call failed");
+    PolicyFailure::Trap(e.root_cause().to_string())
+}
+
+/// Like `call_failure`, for instantiation (start functions, memory initialization).
+fn load_failure(store: &Store<HostState>, e: wasmtime::Error, s: &Settings) -> PolicyFailure {
+    if store.data().limiter.memory_cap_hit || e.is::<MemoryCapHit>() {
+        return PolicyFailure::MemoryCap(s.max_memory);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PolicyFailure::Deadline(s.deadline),
+        Some(trap) => PolicyFailure::Trap(trap.to_string()),
+        None => PolicyFailure::Trap(e.root_cause().to_string()),
+    }
+}
+
+impl<W: World> WasmPlugin<W> {
+    pub(super) fn new(shared: Arc<EngineShared>, settings: Settings) -> Result<WasmPlugin<W>, PluginError> {
+        let bytes = super::reload::read_plugin(&settings)?;
+        let version = Version::load::<W>(&shared, &settings, &bytes, 1)?;
+        let info = &version.info;
+        tracing::info!(
+            plugin = &*settings.name,
+            file = %settings.file.display(),
+            cache = ?info.cache,
+            compile_ms = info.compile_time.as_secs_f64() * 1e3,
+            init_ms = info.init_time.as_secs_f64() * 1e3,
+            mode = ?settings.mode,
+            world = W::NAME,
+            "plugin loaded"
+        );
+        Ok(WasmPlugin { settings, shared, current: ArcSwap::from_pointee(version), reload_lock: Mutex::new(()), world: PhantomData })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.settings.fail
+    }
+
+    /// The plugin file this router loads.
+    pub fn file(&self) -> &Path {
+        &self.settings.file
+    }
+
+    /// How the version now serving was loaded.
+    pub fn load_info(&self) -> LoadInfo {
+        self.current.load().info.clone()
+    }
+
+    /// Warm instances now idle in the pool of the version serving.
+    pub fn warm_instances(&self) -> usize {
+        self.current.load().warm_count()
+    }
+
+    /// Run `f` with an instance's store and the world's exports (in `World::EXPORTS`
+    /// order, their types checked at load), bounded by the deadline and memory cap.
+    pub(super) fn call<R>(&self, f: impl FnOnce(&mut Store<HostState>, &[Func]) -> wasmtime::Result<R>) -> Result<R, PolicyFailure> {
+        let version = self.current.load();
+        // A host function panicking under a guest call (it should not) fails this
+        // call and discards the instance; it never takes the worker down.
+        match catch_unwind(AssertUnwindSafe(|| self.call_on(&version, f))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(plugin = &*self.settings.name, panic = %what, "host panicked during a plugin call");
+                Err(PolicyFailure::Trap(format!("host error during the call: {what}")))
+            }
+        }
+    }
+
+    fn call_on<R>(&self, version: &Version, f: impl FnOnce(&mut Store<HostState>, &[Func]) -> wasmtime::Result<R>) -> Result<R, PolicyFailure> {
+        let s = &self.settings;
+        let pooled = s.mode == InstanceMode::Pooled;
+        let mut warm = match if pooled { version.take() } else { None } {
+            Some(warm) => warm,
+            None => version.instantiate(&self.shared, s)?,
+        };
+        let result = warm.call(s, f)?; // on failure the instance is dropped here
+        if pooled && warm.calls < s.recycle_after {
+            version.give_back(warm, s.max_warm);
+        }
+        Ok(result)
+    }
+}
+
+impl<W: World> std::fmt::Debug for WasmPlugin<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPlugin")
+            .field("world", &W::NAME)
+            .field("name", &self.settings.name)
+            .field("file", &self.settings.file)
+            .field("mode", &self.settings.mode)
+            .finish_non_exhaustive()
+    }
+}
