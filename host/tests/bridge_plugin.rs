@@ -1,0 +1,119 @@
+//! The default bridge policy component (`django_bridge.wasm`) loaded through the
+//! plugin runtime: its rules, its deny-reason protocol, and `isthmus check`.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use isthmus::bridge::identity::Identity;
+use isthmus::bridge::policy::{BridgeEvent, BridgePolicy, Verdict};
+use isthmus::config::Config;
+use isthmus::plugin::{PluginError, PluginHost, WasmBridge};
+use isthmus::routing::RouteRequest;
+
+const RULES: &str = r#"{ login_url = "/accounts/login/", default = "authenticated", rules = [
+  { event = "*.staff_state.*", require = "staff" },
+  { event = "*.reports_state.export", require = ["authenticated", "group:analysts"] },
+  { event = "*.product_state.delete", require = "perm:shop.delete_product" },
+  { event = "*.public_state.*", require = "any" },
+] }"#;
+
+fn site(config: &str) -> (Site, std::path::PathBuf) {
+    let site = Site::new();
+    std::fs::copy(plugin_path("django_bridge.wasm"), site.path().join("plugins/django_bridge.wasm")).unwrap();
+    let text = format!(
+        r#"[listen]
+addr = "127.0.0.1:0"
+[upstreams.django]
+url = "http://127.0.0.1:9"
+[[routing.routers]]
+plugin = "test.wasm"
+[bridge]
+identity_secret = "0123456789abcdef0123456789abcdef"
+bridge_secret = "fedcba9876543210fedcba9876543210"
+[bridge.policy]
+plugin = "django_bridge.wasm"
+config = {config}
+"#
+    );
+    let file = site.write("isthmus.toml", &text);
+    (site, file)
+}
+
+fn load(config: &str) -> Result<Arc<WasmBridge>, PluginError> {
+    let (_site, file) = site(config);
+    let config = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
+    PluginHost::new().unwrap().load_bridge(&config).map(|b| b.expect("a [bridge] section"))
+}
+
+fn user(name: &str) -> Identity {
+    Identity { authenticated: true, user_id: Some("7".into()), username: name.into(), ..Identity::default() }
+}
+
+fn ev(name: &str) -> BridgeEvent {
+    BridgeEvent { name: name.into(), payload_json: "{}".into(), route: "/reports".into(), query: "page=2".into() }
+}
+
+#[test]
+fn each_rule_kind_allows_and_denies() {
+    let policy = load(RULES).unwrap();
+    let anon = Identity::default();
+    let plain = user("bob");
+    let staff = Identity { is_staff: true, ..user("sue") };
+    let analyst = Identity { groups: vec!["analysts".into()], ..user("ann") };
+    let deleter = Identity { permissions: vec!["shop.delete_product".into()], ..user("dan") };
+    let root = Identity { is_superuser: true, ..user("root") };
+    let verdict = |name: &str, who: &Identity| policy.on_event(&ev(name), who).unwrap();
+    let allowed = |v: &Verdict| matches!(v, Verdict::Allow(_));
+
+    let staff_event = "state.staff_state.restock";
+    assert_eq!(verdict(staff_event, &anon), Verdict::Deny("login_required:/accounts/login/".into()));
+    assert_eq!(verdict(staff_event, &plain), Verdict::Deny("forbidden:staff".into()));
+    assert!(allowed(&verdict(staff_event, &staff)));
+
+    let export = "state.reports_state.export";
+    assert_eq!(verdict(export, &plain), Verdict::Deny("forbidden:group:analysts".into()));
+    assert!(allowed(&verdict(export, &analyst)));
+    assert!(!allowed(&verdict(export, &root)), "superusers are in no group by right, as in Django");
+
+    let delete = "state.product_state.delete";
+    assert_eq!(verdict(delete, &plain), Verdict::Deny("forbidden:perm:shop.delete_product".into()));
+    assert!(allowed(&verdict(delete, &deleter)));
+    assert!(allowed(&verdict(delete, &root)), "superusers have every permission");
+
+    assert!(allowed(&verdict("state.public_state.view", &anon)));
+    assert_eq!(verdict("state.other_state.x", &anon), Verdict::Deny("login_required:/accounts/login/".into()), "the default");
+    assert_eq!(verdict("state.staff_state.restock", &staff), Verdict::Allow(vec![("rule".into(), "0".into())]));
+    assert!(matches!(verdict("", &staff), Verdict::Close(_)));
+    let handshake = RouteRequest { path: "/_event/".into(), ..RouteRequest::default() };
+    assert!(allowed(&policy.on_connect(&handshake, &anon).unwrap()));
+}
+
+#[test]
+fn a_bad_rule_is_an_init_error_naming_the_key() {
+    let err = load(r#"{ rules = [ { event = "*", require = "staf" } ] }"#).unwrap_err().to_string();
+    assert!(err.contains("django_bridge") && err.contains("rules[0].require") && err.contains("staf"), "{err}");
+}
+
+#[test]
+fn a_router_component_is_refused_as_a_bridge() {
+    let (site, _) = site("{}");
+    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/django_bridge.wasm")).unwrap();
+    let file = site.path().join("isthmus.toml");
+    let config = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
+    let err = PluginHost::new().unwrap().load_bridge(&config).unwrap_err().to_string();
+    assert!(err.contains("bridge") && err.contains("on-connect"), "{err}");
+}
+
+#[test]
+fn check_loads_the_bridge_policy() {
+    let (site, file) = site(RULES);
+    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/test.wasm")).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap().replace("plugin = \"test.wasm\"", "plugin = \"test.wasm\"\nconfig = { spa_mount = \"frontend\" }");
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_isthmus")).args(["check", "--config"]).arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("bridge on /_event with policy django_bridge"), "{stdout}");
+}
