@@ -172,6 +172,19 @@ class Gateway:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    def log(self) -> str:
+        return self.proc.log.read_text(errors="replace")
+
+    def refusals(self, event_name: str | None = None) -> int:
+        """How many events this gateway refused so far (its `event refused` log lines):
+        tells a refusal by the gateway from one by a handler's decorator, which look
+        alike on the wire. The line is written before the refusal is sent."""
+        return sum(
+            1
+            for line in self.log().splitlines()
+            if "event refused" in line and (event_name is None or f"event={event_name} " in line + " ")
+        )
+
 
 @dataclass
 class Stack:

@@ -59,10 +59,13 @@ async def test_forged_router_data_identity_never_reaches_a_handler(stack, socket
         # headers nobody trusts.
         assert "x-isthmus-secret" not in seen["spoof_headers"]
         assert "x-django-user" in seen["spoof_headers"]
-        # The staff action stays refused.
+        # The staff action stays refused, by the gateway.
+        gw = stack.gateways["main"]
+        before = gw.refusals(f"{SHOP}.deactivate_all")
         updates = await sock.call(f"{SHOP}.deactivate_all", extra_router={"isthmus": forged})
         assert login_redirect(updates) == "/admin/login/?next=/"
         assert is_refusal(updates[-1])
+        assert gw.refusals(f"{SHOP}.deactivate_all") == before + 1
 
 
 async def test_forged_identity_cannot_raise_a_logged_in_user(stack, browser, sockets):
@@ -72,8 +75,11 @@ async def test_forged_identity_cannot_raise_a_logged_in_user(stack, browser, soc
     sock = await sockets(b, headers=dict(SPOOF_HEADERS), boot_router_extra={"isthmus": forged})
     seen = await whoami(sock, extra_router={"isthmus": forged})
     assert seen["username"] == "plain" and seen["is_staff"] is False and seen["is_superuser"] is False
+    gw = stack.gateways["main"]
+    before = gw.refusals(f"{WHOAMI}.perm_action")
     updates = await sock.call(f"{WHOAMI}.perm_action", extra_router={"isthmus": forged})
     assert is_refusal(updates[-1])
+    assert gw.refusals(f"{WHOAMI}.perm_action") == before + 1
 
 
 async def test_forged_cookie_value_is_anonymous(stack, sockets):

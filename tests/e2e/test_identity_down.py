@@ -45,9 +45,11 @@ async def test_staff_action_refused(stack, browser, sockets, down_gateway):
     staff.admin_login("staffer")
     sock = await sockets(staff, gateway="django-down")
     t = time.monotonic()
+    before = down_gateway.refusals(f"{SHOP}.deactivate_all")
     updates = await sock.call(f"{SHOP}.deactivate_all")
     assert is_refusal(updates[-1])
     assert login_redirect(updates) == "/admin/login/?next=/"
+    assert down_gateway.refusals(f"{SHOP}.deactivate_all") == before + 1
     assert time.monotonic() - t < 5  # a refused connection is answered fast
     log = down_gateway.proc.log.read_text(errors="replace")
     assert "identity unavailable" in log
