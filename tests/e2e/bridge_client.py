@@ -120,9 +120,13 @@ class BridgeClient:
         auth.update(auth_extra or {})
         await client.send_raw(f"40{NS},{json.dumps(auth)}")
         if wait:
-            await client.wait_connected(timeout)
-            if boot and boot.get("name") == HYDRATE:
-                await client.wait_hydrated(timeout)
+            try:
+                await client.wait_connected(timeout)
+                if boot and boot.get("name") == HYDRATE:
+                    await client.wait_hydrated(timeout)
+            except BaseException:
+                await client.close()
+                raise
         return client
 
     async def wait_hydrated(self, timeout: float = 20) -> None:
@@ -231,6 +235,14 @@ class BridgeClient:
             seen.append(update)
             if pred(update):
                 return seen
+
+    async def until_state(self, pred: Callable[[], bool], timeout: float = 15) -> None:
+        """Until the merged state satisfies `pred` (checked now, then after each update).
+        Page on_load handlers may finish after `is_hydrated` is set, so tests that read
+        what on_load produced wait for it this way."""
+        if pred():
+            return
+        await self.until(lambda _u: pred(), timeout)
 
     async def call(self, name: str, payload: dict | None = None, *, timeout: float = 15, **kw: Any) -> list[dict]:
         """Emit an event and collect its updates up to the first that answers it: a delta
