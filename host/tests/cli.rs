@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -166,9 +167,17 @@ impl Server {
         status.lines().find(|l| l.starts_with(field)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
-    fn sigterm(&self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
+    }
+
+    fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    fn sighup(&self) {
+        self.signal("HUP");
     }
 }
 
@@ -268,4 +277,65 @@ async fn a_gigabyte_each_way_does_not_grow_memory() {
     let grown_mib = peak.saturating_sub(baseline) / 1024;
     eprintln!("gateway RSS: baseline {} MiB, peak {} MiB", baseline / 1024, peak / 1024);
     assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB while 2 GiB passed through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_under_load_fails_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let django = upstream(|_| async { text("ok") }).await;
+    let site = site_with_prefix_router(django, dead_port().await, &format!("127.0.0.1:{}", free_port()));
+    let server = Server::start(&site);
+    let plugin = site.path().join("plugins/prefix_router.wasm");
+    let original = std::fs::read(&plugin).unwrap();
+    let url = format!("http://{}/api/items", server.addr);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.clone());
+            tokio::spawn(async move {
+                let client = common::client();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let req = Request::get(&url).body(http_body_util::Full::new(Bytes::new())).unwrap();
+                    match client.request(req).await {
+                        Ok(res) if res.status() == StatusCode::OK => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+
+    // Atomic replacement (write + rename), as deploy tools do.
+    let replace = |bytes: &[u8]| {
+        let tmp = site.path().join("plugins/.prefix_router.wasm.tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &plugin).unwrap();
+    };
+    for round in 0..3 {
+        replace(&common::variant(&original, &format!("v{round}")));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    replace(b"not a component");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.sighup();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    replace(&original);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+
+    let log = server.log.lock().unwrap().join("\n");
+    let reloaded = log.matches("plugin reloaded").count();
+    let refused = log.matches("plugin reload refused").count();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("hot reload under load: {ok} requests ok, {failed} failed, {reloaded} reloads, {refused} refused");
+    assert_eq!(failed, 0, "no request may fail during reloads\n{log}");
+    assert!(ok > 200, "the load ran ({ok} requests)");
+    assert!(reloaded >= 4, "three new versions and the original came back: {reloaded}\n{log}");
+    assert!(refused >= 2, "the broken file was refused, on change and on SIGHUP: {refused}\n{log}");
 }

@@ -1,11 +1,14 @@
 //! The plugin runtime against the real guest components of `guest-plugins/`
 //! (`prefix_router.wasm`, `test_hostile.wasm`). Run `guest-plugins/build.sh` first.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::variant;
 use isthmus::config::Config;
 use isthmus::plugin::cache::CacheMeta;
 use isthmus::plugin::{spawn_reloader, CacheOutcome, PluginError, PluginHost, Reload, WasmRouter};
@@ -365,30 +368,6 @@ fn concurrent_calls_use_several_instances_and_the_pool_is_bounded() {
     assert!((1..=4).contains(&r.warm_instances()), "{}", r.warm_instances());
 }
 
-/// The component with a custom section appended: same behaviour, other bytes.
-fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    let name = b"isthmus-test";
-    let mut payload = Vec::new();
-    leb(name.len(), &mut payload);
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0);
-    leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
-    out
-}
 
 /// Replace a file the way editors and deploy scripts do: write aside, rename over.
 fn replace(path: &Path, bytes: &[u8]) {

@@ -183,3 +183,28 @@ pub fn plugin_path(file: &str) -> PathBuf {
     assert!(p.is_file(), "{} is missing: run `bash guest-plugins/build.sh` first", p.display());
     p
 }
+
+/// The component with a custom section appended: same behaviour, other bytes.
+pub fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let name = b"isthmus-test";
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
