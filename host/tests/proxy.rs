@@ -466,3 +466,28 @@ async fn shutdown_grace_is_bounded() {
     tokio::time::timeout(Duration::from_secs(5), &mut gw.done).await.expect("grace period bounds shutdown").unwrap();
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_connect_that_hangs_is_504_within_the_connect_timeout() {
+    // A listener that never accepts, its backlog filled: further SYNs are dropped and
+    // connects hang, as with an unresponsive host.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let up = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(up)).await {
+            held.push(s);
+        }
+    }
+    let site = Site::new();
+    let config = site.config(&[("stuck", up)], "[timeouts]\nconnect = \"300ms\"\n");
+    let gw = start_gateway(&config, vec![router("r", |_| Ok(forward("stuck")))]).await;
+    let start = Instant::now();
+    let (status, _, body) = get(&gw.url("/")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("upstream `stuck` did not accept a connection within 300ms"));
+    assert!(start.elapsed() < Duration::from_secs(3));
+    drop((listener, held));
+}
