@@ -196,3 +196,20 @@ async def test_password_change_logs_other_sessions_out(stack, browser, sockets):
         assert (await whoami(sock))["authenticated"] is False
     finally:
         stack.manage("shop_demo_users", "--password", PASSWORD, "--only", "buyer")
+
+
+async def test_handshake_answers_like_reflex(stack, sockets):
+    """The browser asks for subprotocol `0.10.1`; through the gateway the 101 answer and
+    the Engine.IO open packet look as they do straight from Reflex."""
+    from bridge_client import BridgeClient
+
+    direct = await BridgeClient.connect(f"ws://127.0.0.1:{stack.reflex_port}")
+    try:
+        via = await sockets()
+        assert via.ws.protocol == direct.ws.protocol
+        open_direct = json.loads(direct.raw_frames[0][1:])
+        open_via = json.loads(via.raw_frames[0][1:])
+        assert via.raw_frames[0][0] == "0" and set(open_via) == set(open_direct)
+        assert open_via["upgrades"] == [] and open_via["maxPayload"] == open_direct["maxPayload"]
+    finally:
+        await direct.close()

@@ -6,6 +6,8 @@ front of the same Reflex backend; the main gateway keeps serving."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
 
 import httpx
@@ -21,6 +23,54 @@ def down_gateway(stack):
     gw = stack.start_gateway("django-down", django_port=dead_port())
     yield gw
     stack.stop_gateway("django-down")
+
+
+@pytest.fixture(scope="module")
+def slow_port():
+    """A loopback 'Django' that accepts connections and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+                held.append(conn)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join(2)
+    for c in held:
+        c.close()
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def slow_gateway(stack, slow_port):
+    gw = stack.start_gateway("django-slow", django_port=slow_port, bridge={"identity_timeout": "500ms"})
+    yield gw
+    stack.stop_gateway("django-slow")
+
+
+async def test_slow_identity_endpoint_times_out_to_anonymous(stack, browser, sockets, slow_gateway):
+    staff = browser()
+    staff.admin_login("staffer")
+    t = time.monotonic()
+    sock = await sockets(staff, gateway="django-slow")
+    seen = await whoami(sock)
+    assert seen["authenticated"] is False and seen["verified"] is True
+    updates = await sock.call(f"{SHOP}.deactivate_all")
+    assert is_refusal(updates[-1]) and login_redirect(updates) == "/admin/login/?next=/"
+    assert time.monotonic() - t < 10
+    assert "identity unavailable" in slow_gateway.log()
 
 
 @pytest.fixture(scope="module")
