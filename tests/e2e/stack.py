@@ -95,6 +95,19 @@ def _stop_all_at_exit() -> None:
 atexit.register(_stop_all_at_exit)
 
 
+def _child_setup() -> None:
+    """In the child, before exec: its own session (process group), and SIGTERM when the
+    test process dies without running atexit (SIGKILL, OOM), so nothing outlives it."""
+    os.setsid()
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
+
+
 def start(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], logdir: Path) -> Proc:
     log = logdir / f"{name}.log"
     out = open(log, "ab")  # noqa: SIM115 - the child owns it
@@ -105,7 +118,7 @@ def start(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], logdir:
         stdin=subprocess.DEVNULL,
         stdout=out,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # own process group: stopped with killpg
+        preexec_fn=_child_setup,  # own process group (stopped with killpg), parent-death signal
     )
     out.close()
     proc = Proc(name, popen, log)
