@@ -190,3 +190,23 @@ async def test_direct_to_reflex_without_gateway_is_anonymous(stack, browser):
         assert active_count(stack) == before
     finally:
         await sock.close()
+
+
+# -- on_connect ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def members_gateway(stack):
+    """A gateway whose policy wants a login for the WebSocket itself (`on_connect`)."""
+    config = {"on_connect": "authenticated", "default": "any"}
+    gw = stack.start_gateway("members", bridge={"policy": {"plugin": "django_bridge.wasm", "config": config}})
+    yield gw
+    stack.stop_gateway("members")
+
+
+async def test_on_connect_rule(stack, browser, sockets, members_gateway):
+    # Anonymous: the Socket.IO CONNECT is refused (CONNECT_ERROR with the reason).
+    with pytest.raises(ConnectionRefusedError, match="login_required:/admin/login/"):
+        await sockets(gateway="members")
+    sock = await socket_for(sockets, browser, "plain", gateway="members", base_url=members_gateway.url)
+    await call(stack, sock, f"{WHOAMI}.whoami", gateway="members", refused=False)
+    assert sock.get(WHOAMI, "username") == "plain"
+    assert sock.get(WHOAMI, "rule") == "default"
