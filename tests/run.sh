@@ -16,3 +16,6 @@ cargo test --workspace --quiet
 
 step "Python companion (Django app, Reflex helpers)"
 bash python/test.sh -q
+
+step "end to end: real Django and Reflex behind the gateway (examples/shop)"
+ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/e2e/run.sh -q

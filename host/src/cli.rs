@@ -90,7 +90,7 @@ impl Loaded {
 
     fn gateway(&self) -> Result<Gateway, CliError> {
         let policy = self.bridge.clone().map(|b| b as Arc<dyn BridgePolicy>);
-        Gateway::new(&self.config, self.chain.clone(), policy).map_err(|e| CliError::Io(format!("static mounts: {e}")))
+        Gateway::new(&self.config, self.chain.clone(), policy).map_err(|e| CliError::Io(format!("{}: {e}", self.config.file.display())))
     }
 
     /// Every plugin, for the hot reloader.

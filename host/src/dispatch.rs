@@ -30,15 +30,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// `bridge_policy` is required when the config has a `[bridge]` section.
+    /// `bridge_policy` goes with the config's `[bridge]` section: one without the
+    /// other is refused, so `/_event` is never tunneled unjudged by mistake.
     pub fn new(config: &Config, chain: RouterChain, bridge_policy: Option<Arc<dyn BridgePolicy>>) -> std::io::Result<Gateway> {
         let mut mounts = HashMap::new();
         for (name, mount) in &config.static_mounts {
             mounts.insert(name.clone(), Mount::new(name, mount)?);
         }
         let mut proxy = Proxy::new(config);
-        if let (Some(bridge), Some(policy)) = (&config.bridge, bridge_policy) {
-            proxy.set_bridge(Arc::new(Bridge::new(config, bridge, proxy.client(), policy)));
+        match (&config.bridge, bridge_policy) {
+            (Some(bridge), Some(policy)) => proxy.set_bridge(Arc::new(Bridge::new(config, bridge, proxy.client(), policy))),
+            (None, None) => {}
+            (Some(_), None) => return Err(std::io::Error::other("the config has a [bridge] section but no bridge policy was loaded")),
+            (None, Some(_)) => return Err(std::io::Error::other("a bridge policy was given but the config has no [bridge] section")),
         }
         Ok(Gateway { chain, proxy, mounts, trusted_hops: config.listen.trusted_hops, ids: RequestIds::new() })
     }

@@ -37,6 +37,9 @@ pub const PLUGIN_MAX_REPLY_BYTES: usize = 1024 * 1024;
 pub const IDENTITY_TTL: Duration = Duration::from_secs(5);
 /// `bridge.identity_timeout`: the identity endpoint must answer within this.
 pub const IDENTITY_TIMEOUT: Duration = Duration::from_secs(2);
+/// After the identity endpoint fails, identity misses fail at once for this long
+/// (then `bridge.on_identity_error` applies) instead of each waiting on Django.
+pub const IDENTITY_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 /// Distinct session cookies whose identities are cached at once.
 pub const IDENTITY_CACHE_ENTRIES: usize = 100_000;
 /// `bridge.max_frame_bytes`: largest client WebSocket message on the bridge (Reflex's maxPayload).

@@ -267,9 +267,9 @@ async fn refused_events_are_answered_and_never_forwarded() {
     let mut s = stack("", None).await;
     s.django.user("bob-session", "bob", false);
     let mut anon = connect(&s, None, "").await;
-    anon.send(Message::text(event("state.admin.delete", json!({"pathname": "/products"})))).await.unwrap();
+    anon.send(Message::text(event("state.admin.delete", json!({"pathname": "/products", "asPath": "/products?tab=all"})))).await.unwrap();
     let answer = next_text(&mut anon).await;
-    assert!(answer.contains(r#"window.location.assign(\"/admin/login/?next=%2Fproducts\")"#), "{answer}");
+    assert!(answer.contains(r#"window.location.assign(\"/admin/login/?next=%2Fproducts%3Ftab%3Dall\")"#), "back to the page, query included: {answer}");
 
     let mut bob = connect(&s, Some("bob-session"), "").await;
     bob.send(Message::text(event("state.admin.delete", json!({"pathname": "/"})))).await.unwrap();
@@ -404,4 +404,38 @@ async fn the_bridge_path_takes_websockets_only_and_the_secret_header_never_passe
     let req = Request::get(s.gw.url("/admin/")).header("x-isthmus-secret", IDENTITY_SECRET).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
     assert_eq!(send(req).await.0, StatusCode::OK);
     assert!(s.django.seen_secret_from_clients.lock().unwrap().is_empty(), "a client-sent secret header is stripped");
+}
+
+#[tokio::test]
+async fn a_bridge_section_without_a_policy_is_refused() {
+    let site = Site::new();
+    site.config(&[("django", dead_port().await)], "");
+    let text = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap()
+        + &format!("\n[bridge]\nidentity_secret = \"{IDENTITY_SECRET}\"\nbridge_secret = \"{BRIDGE_SECRET}\"\n[bridge.policy]\nplugin = \"test.wasm\"\n");
+    let file = site.write("isthmus.toml", &text);
+    let config = isthmus::config::Config::parse(&text, &file).unwrap();
+    let err = isthmus::dispatch::Gateway::new(&config, isthmus::routing::RouterChain::default(), None).err().expect("refused");
+    assert!(err.to_string().contains("no bridge policy"), "{err}");
+}
+
+#[tokio::test]
+async fn a_hanging_identity_endpoint_costs_one_timeout_not_one_per_event() {
+    // Accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            held.push(listener.accept().await.unwrap().0);
+        }
+    });
+    let mut s = stack("identity_timeout = \"300ms\"\n", Some(stuck)).await;
+    let mut ws = connect(&s, Some("alice-session"), "").await;
+    let start = std::time::Instant::now();
+    for _ in 0..3 {
+        ws.send(Message::text(event("state.public.view", json!({})))).await.unwrap();
+        assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["authenticated"], false);
+        next_text(&mut ws).await;
+    }
+    assert!(start.elapsed() < Duration::from_millis(900), "three events took {:?}", start.elapsed());
 }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::limits;
+
 /// What the companion app's identity endpoint answers (python/README.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -62,6 +64,8 @@ pub enum IdentityError {
     Status(u16),
     #[error("identity endpoint answered malformed JSON: {0}")]
     Malformed(String),
+    #[error("identity endpoint failed moments ago; not asked again for {0:?}")]
+    Backoff(Duration),
 }
 
 /// The origin a browser reached the site by: Django checks the Host against
@@ -87,11 +91,14 @@ pub struct IdentityCache<S> {
     ttl: Duration,
     capacity: usize,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// After a failed fetch, misses fail at once until then: a down or hanging Django
+    /// must not cost every event the whole timeout, nor get a new request per event.
+    down_until: Mutex<Option<Instant>>,
 }
 
 impl<S: IdentitySource> IdentityCache<S> {
     pub fn new(source: S, ttl: Duration, capacity: usize) -> Self {
-        Self { source, ttl, capacity, slots: Mutex::new(HashMap::new()) }
+        Self { source, ttl, capacity, slots: Mutex::new(HashMap::new()), down_until: Mutex::new(None) }
     }
 
     /// The identity for a session cookie value; `None` (no cookie) is anonymous without asking.
@@ -101,9 +108,18 @@ impl<S: IdentitySource> IdentityCache<S> {
             return Ok(Resolved::anonymous());
         };
         let slot = self.slot(cookie);
-        // Failures are not cached: the next caller tries again.
+        // A failure is not cached per cookie; it holds every miss back for a moment.
         slot.value
-            .get_or_try_init(|| async { self.source.fetch(cookie, origin).await.map(Resolved::new) })
+            .get_or_try_init(|| async {
+                if let Some(until) = *self.down_until.lock().unwrap() {
+                    if Instant::now() < until {
+                        return Err(IdentityError::Backoff(limits::IDENTITY_FAILURE_BACKOFF));
+                    }
+                }
+                let fetched = self.source.fetch(cookie, origin).await;
+                *self.down_until.lock().unwrap() = fetched.is_err().then(|| Instant::now() + limits::IDENTITY_FAILURE_BACKOFF);
+                fetched.map(Resolved::new)
+            })
             .await
             .cloned()
     }
@@ -197,11 +213,14 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
-    #[tokio::test]
-    async fn failures_are_not_cached() {
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_holds_misses_back_briefly_then_asks_again() {
         let (cache, calls) = cache(true, Duration::from_secs(5));
-        assert!(cache.get(Some("a"), &Origin::default()).await.is_err());
-        assert!(cache.get(Some("a"), &Origin::default()).await.is_err());
+        assert!(matches!(cache.get(Some("a"), &Origin::default()).await, Err(IdentityError::Status(500))));
+        assert!(matches!(cache.get(Some("b"), &Origin::default()).await, Err(IdentityError::Backoff(_))), "fails fast");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::advance(limits::IDENTITY_FAILURE_BACKOFF).await;
+        assert!(matches!(cache.get(Some("a"), &Origin::default()).await, Err(IdentityError::Status(500))), "asks again");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 

@@ -185,8 +185,7 @@ async fn judge(session: &Session, text: &str) -> Result<Judged, Closing> {
             let event = args.get_mut(1).ok_or_else(|| Closing::protocol("event without data".into()))?;
             let event = event_object(event)?;
             let Some(who) = session.identity().await else {
-                let route = event.get("router_data").and_then(|r| r.get("pathname")).and_then(Value::as_str).unwrap_or("/").to_owned();
-                return Ok(Judged::Answer(refusal_packet(&namespace, Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), route })));
+                return Ok(Judged::Answer(refusal_packet(&namespace, Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), page: String::new() })));
             };
             match decide(session, &who, event)? {
                 None => Ok(Judged::Forward(socketio::encode_event(&namespace, ack, attachments, &args))),
@@ -213,7 +212,10 @@ fn decide(session: &Session, who: &Resolved, event: &mut Map<String, Value>) -> 
     let router_data = event.get("router_data").and_then(Value::as_object);
     let text = |key: &str| router_data.and_then(|r| r.get(key)).and_then(Value::as_str).unwrap_or("");
     let route = text("pathname").to_owned();
-    let query = text("asPath").split_once('?').map_or("", |(_, q)| q).to_owned();
+    let as_path = text("asPath");
+    let query = as_path.split_once('?').map_or("", |(_, q)| q).to_owned();
+    // The page to come back to after logging in, query included.
+    let page = if as_path.starts_with('/') { as_path.to_owned() } else { route.clone() };
     let ev = BridgeEvent {
         name: event["name"].as_str().unwrap_or_default().to_owned(),
         payload_json: event.get("payload").map_or_else(|| "{}".to_owned(), Value::to_string),
@@ -228,7 +230,7 @@ fn decide(session: &Session, who: &Resolved, event: &mut Map<String, Value>) -> 
         }
         Verdict::Deny(reason) => {
             tracing::info!(target: "isthmus::bridge", event = %ev.name, user = %who.identity.username, %reason, "event refused");
-            Ok(Some(Refusal { reason, route: ev.route }))
+            Ok(Some(Refusal { reason, page }))
         }
         Verdict::Close(reason) => Err(Closing::policy(reason)),
     }
@@ -236,7 +238,8 @@ fn decide(session: &Session, who: &Resolved, event: &mut Map<String, Value>) -> 
 
 struct Refusal {
     reason: String,
-    route: String,
+    /// Path (and query) of the page the event came from.
+    page: String,
 }
 
 fn ns_prefix(namespace: &str) -> String {
@@ -253,7 +256,7 @@ fn ns_prefix(namespace: &str) -> String {
 fn refusal_packet(namespace: &str, refusal: Refusal) -> String {
     let script = match refusal.reason.strip_prefix("login_required:") {
         Some(login_url) => {
-            let next: String = url_encode(if refusal.route.is_empty() { "/" } else { &refusal.route });
+            let next: String = url_encode(if refusal.page.is_empty() { "/" } else { &refusal.page });
             let sep = if login_url.contains('?') { '&' } else { '?' };
             format!("window.location.assign({})", Value::String(format!("{login_url}{sep}next={next}")))
         }
