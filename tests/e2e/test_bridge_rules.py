@@ -51,7 +51,7 @@ async def test_staff_rule_anonymous_is_sent_to_login(stack, browser, sockets):
     before = active_count(stack)
     sock = await socket_for(sockets, browser, None, route="/")
     updates = await call(stack, sock, f"{SHOP}.deactivate_all", refused=True, route="/", query={"tab": "all"})
-    assert_login_redirect(updates, "/")
+    assert_login_redirect(updates, "/?tab=all")  # back to the page, query included
     assert active_count(stack) == before  # nothing ran
 
 
@@ -125,7 +125,7 @@ async def test_authenticated_rule(stack, browser, sockets, username, outcome):
     sock = await socket_for(sockets, browser, username)
     updates = await call(stack, sock, f"{WHOAMI}.members_action", refused=outcome != "ran", route="/whoami", query={"x": "1"})
     if outcome == "login":
-        assert_login_redirect(updates, "/whoami")
+        assert_login_redirect(updates, "/whoami?x=1")
     else:
         assert sock.get(WHOAMI, "last_action") == "members_action by plain"
 
