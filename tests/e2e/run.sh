@@ -20,7 +20,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/python/.venv"
-python="${ISTHMUS_PYTHON:-python3}"
 
 step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
@@ -38,23 +37,7 @@ E2E_DEPS=(
 )
 
 step "python environment ($venv)"
-if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-    echo "tests/e2e/run.sh: $python is not Python >= 3.11 (set ISTHMUS_PYTHON)" >&2
-    exit 2
-fi
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-fi
-# Same stamp rule as python/test.sh: reinstall the package when pyproject.toml changes.
-stamp="$venv/.isthmus-install-stamp"
-want="$( { cat "$repo/python/pyproject.toml"; "$venv/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
-    || ! "$venv/bin/python" -c 'import isthmus_django, isthmus_reflex, reflex' 2>/dev/null; then
-    echo "installing isthmus[test,reflex] into $venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$repo/python[test,reflex]"
-    echo "$want" > "$stamp"
-fi
+bash "$repo/python/venv.sh" >/dev/null
 e2e_stamp="$venv/.isthmus-e2e-stamp"
 e2e_want="$(printf '%s\n' "${E2E_DEPS[@]}" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$e2e_stamp" ] || [ "$(cat "$e2e_stamp")" != "$e2e_want" ] \
