@@ -314,16 +314,27 @@ async fn hot_reload_under_load_fails_no_request() {
         std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, &plugin).unwrap();
     };
+    // Each change is awaited in the log: a compile can outlast any fixed pause on a
+    // slow machine, and two quick writes would then coalesce into one reload.
+    let count = |what: &str| server.log.lock().unwrap().iter().filter(|l| l.contains(what)).count();
+    let await_log = |what: &'static str, n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(what) < n {
+            assert!(Instant::now() < deadline, "no `{what}` #{n} in the log within 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
     for round in 0..3 {
         replace(&common::variant(&original, &format!("v{round}")));
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        await_log("plugin reloaded", round + 1).await;
     }
     replace(b"not a component");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    await_log("plugin reload refused", 1).await;
     server.sighup();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    await_log("plugin reload refused", 2).await;
     replace(&original);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    await_log("plugin reloaded", 4).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
