@@ -92,7 +92,7 @@ impl ClientView {
         chain.push(peer_ip);
         let client = chain[chain.len().saturating_sub(trusted_hops + 1)];
         let last = |name: &HeaderName| {
-            headers.get_all(name).iter().last().and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned())
+            headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned())
         };
         ClientView {
             ip: client.to_owned(),
