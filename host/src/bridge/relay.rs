@@ -148,7 +148,7 @@ async fn judge(session: &Session, text: &str) -> Result<Judged, Closing> {
         Packet::Relay => Ok(Judged::Relay),
         Packet::Connect { namespace, mut auth } => {
             // CONNECT_ERROR: the client is told the namespace refused it.
-            let refuse = |reason: &str| Judged::Answer(format!("44{}{}", ns_prefix(&namespace), json!({ "message": reason })));
+            let refuse = |reason: &str| Judged::Answer(socketio::connect_error(&namespace, reason));
             let Some(who) = session.identity().await else {
                 return Ok(refuse(super::IDENTITY_UNAVAILABLE));
             };
@@ -240,14 +240,6 @@ struct Refusal {
     reason: String,
     /// Path (and query) of the page the event came from.
     page: String,
-}
-
-fn ns_prefix(namespace: &str) -> String {
-    if namespace == "/" {
-        String::new()
-    } else {
-        format!("{namespace},")
-    }
 }
 
 /// The update answering a refused event: a full page load of the login page (Reflex's

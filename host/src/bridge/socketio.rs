@@ -141,17 +141,18 @@ fn prefix(out: &mut String, namespace: &str) {
 
 pub fn encode_connect(namespace: &str, auth: Option<&Value>) -> String {
     let mut out = String::from("40");
-    match auth {
-        Some(auth) => {
-            prefix(&mut out, namespace);
-            out.push_str(&auth.to_string());
-        }
-        None if namespace != "/" => {
-            out.push_str(namespace);
-            out.push(',');
-        }
-        None => {}
+    prefix(&mut out, namespace);
+    if let Some(auth) = auth {
+        out.push_str(&auth.to_string());
     }
+    out
+}
+
+/// A server-to-client CONNECT_ERROR: the namespace refused the connection.
+pub fn connect_error(namespace: &str, message: &str) -> String {
+    let mut out = String::from("44");
+    prefix(&mut out, namespace);
+    out.push_str(&serde_json::json!({ "message": message }).to_string());
     out
 }
 
@@ -227,6 +228,7 @@ mod tests {
         assert_eq!(encode_connect("/_event", Some(&auth)), r#"40/_event,{"event":{"name":"x"}}"#);
         assert_eq!(encode_connect("/_event", None), "40/_event,");
         assert_eq!(encode_connect("/", None), "40");
+        assert_eq!(connect_error("/_event", "no"), r#"44/_event,{"message":"no"}"#);
     }
 
     #[test]
