@@ -113,8 +113,9 @@ fn serve(config_path: &Path) -> Result<(), CliError> {
         let listener = server::bind(config.listen.addr)
             .await
             .map_err(|e| CliError::Io(format!("{}: listen.addr: cannot listen on {}: {e}", config.file.display(), config.listen.addr)))?;
-        tracing::info!(addr = %config.listen.addr, routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
+        // Watching before announcing readiness: a change right after it is not missed.
         let _reloader = plugin::spawn_reloader(loaded.reloadable(), config.routing.plugins_dir.clone(), config.routing.hot_reload);
+        tracing::info!(addr = %config.listen.addr, routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
         server::serve(listener, Arc::new(gateway), ServerSettings::from_config(config), server::shutdown_signal()).await;
         tracing::info!("isthmus stopped");
         Ok(())
