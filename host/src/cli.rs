@@ -110,7 +110,7 @@ fn serve(config_path: &Path) -> Result<(), CliError> {
     let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         let gateway = loaded.gateway()?;
-        let listener = server::bind(config.listen.addr)
+        let listener = tokio::net::TcpListener::bind(config.listen.addr)
             .await
             .map_err(|e| CliError::Io(format!("{}: listen.addr: cannot listen on {}: {e}", config.file.display(), config.listen.addr)))?;
         // Watching before announcing readiness: a change right after it is not missed.

@@ -2,7 +2,6 @@
 //! head limits and timeouts, and graceful shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,11 +86,6 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, settings: Serve
         }
     };
     tokio::join!(connections, gateway.proxy.shutdown(grace));
-}
-
-/// Bind the configured address (loopback or whatever the operator chose).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
 
 /// Resolves on SIGINT or SIGTERM.
