@@ -57,7 +57,8 @@ fn ev(name: &str) -> BridgeEvent {
 
 #[test]
 fn each_rule_kind_allows_and_denies() {
-    let policy = load(RULES).unwrap();
+    // `raise_exception`: logged-in users lacking a requirement are told which one.
+    let policy = load(&RULES.replacen("{ ", "{ raise_exception = true, ", 1)).unwrap();
     let anon = Identity::default();
     let plain = user("bob");
     let staff = Identity { is_staff: true, ..user("sue") };
@@ -86,6 +87,12 @@ fn each_rule_kind_allows_and_denies() {
     assert_eq!(verdict("state.other_state.x", &anon), Verdict::Deny("login_required:/accounts/login/".into()), "the default");
     assert_eq!(verdict("state.staff_state.restock", &staff), Verdict::Allow(vec![("rule".into(), "0".into())]));
     assert!(matches!(verdict("", &staff), Verdict::Close(_)));
+    // By default they are sent to the login page, as Django's decorators do.
+    let redirecting = load(RULES).unwrap();
+    assert_eq!(
+        redirecting.on_event(&ev(staff_event), &plain).unwrap(),
+        Verdict::Deny("login_required:/accounts/login/".into())
+    );
     let handshake = RouteRequest { path: "/_event/".into(), ..RouteRequest::default() };
     assert!(allowed(&policy.on_connect(&handshake, &anon).unwrap()));
 }

@@ -4,6 +4,8 @@ decorators as the second line behind it."""
 
 from __future__ import annotations
 
+import tomllib
+
 import httpx
 import pytest
 
@@ -55,11 +57,13 @@ async def test_staff_rule_anonymous_is_sent_to_login(stack, browser, sockets):
     assert active_count(stack) == before  # nothing ran
 
 
-async def test_staff_rule_plain_user_is_forbidden(stack, browser, sockets):
+async def test_staff_rule_plain_user_is_sent_to_login(stack, browser, sockets):
+    """As Django's staff_member_required: a logged-in user who is not staff goes to the
+    login page (where Django's admin says who is logged in and not authorized)."""
     before = active_count(stack)
     sock = await socket_for(sockets, browser, "plain")
     updates = await call(stack, sock, f"{SHOP}.deactivate_all", refused=True)
-    assert_forbidden(updates, "staff")
+    assert_login_redirect(updates)
     assert active_count(stack) == before
     assert sock.get(SHOP, "message", "") == ""
 
@@ -88,16 +92,14 @@ async def test_staff_rule_superuser_with_staff_flag(stack, browser, sockets):
 # -- group:clerks --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("username", "outcome"),
-    [(None, "login"), ("plain", "forbidden"), ("admin", "forbidden"), ("clerk", "ran")],
+    # A superuser is not a member of every group (Django's semantics).
+    [(None, "login"), ("plain", "login"), ("admin", "login"), ("clerk", "ran")],
 )
 async def test_group_rule(stack, browser, sockets, username, outcome):
     sock = await socket_for(sockets, browser, username)
     updates = await call(stack, sock, f"{WHOAMI}.clerk_action", refused=outcome != "ran")
     if outcome == "login":
         assert_login_redirect(updates)
-    elif outcome == "forbidden":
-        # A superuser is not a member of every group (Django's semantics).
-        assert_forbidden(updates, "group:clerks")
     else:
         assert sock.get(WHOAMI, "last_action") == "clerk_action by clerk"
 
@@ -105,18 +107,48 @@ async def test_group_rule(stack, browser, sockets, username, outcome):
 # -- perm:shop.change_product ------------------------------------------------------------
 @pytest.mark.parametrize(
     ("username", "outcome"),
-    [(None, "login"), ("plain", "forbidden"), ("clerk", "forbidden"), ("buyer", "ran"), ("admin", "ran")],
+    [(None, "login"), ("plain", "login"), ("clerk", "login"), ("buyer", "ran"), ("admin", "ran")],
 )
 async def test_perm_rule(stack, browser, sockets, username, outcome):
     sock = await socket_for(sockets, browser, username)
     updates = await call(stack, sock, f"{WHOAMI}.perm_action", refused=outcome != "ran")
     if outcome == "login":
         assert_login_redirect(updates)
-    elif outcome == "forbidden":
-        assert_forbidden(updates, "perm:shop.change_product")
     else:
         # Superusers hold every permission (Django's has_perm), so admin passes too.
         assert sock.get(WHOAMI, "last_action") == f"perm_action by {username}"
+
+
+# -- raise_exception: logged-in users told which requirement failed ------------------------
+@pytest.fixture(scope="module")
+def raising_gateway(stack):
+    """The example's rules with `raise_exception = true` (Django's PermissionDenied)."""
+    with open(stack.app / "isthmus.toml", "rb") as f:
+        policy = tomllib.load(f)["bridge"]["policy"]
+    policy["config"]["raise_exception"] = True
+    gw = stack.start_gateway("raising", bridge={"policy": policy})
+    yield gw
+    stack.stop_gateway("raising")
+
+
+@pytest.mark.parametrize(
+    ("username", "event", "requirement"),
+    [
+        ("plain", f"{SHOP}.deactivate_all", "staff"),
+        ("admin", f"{WHOAMI}.clerk_action", "group:clerks"),
+        ("clerk", f"{WHOAMI}.perm_action", "perm:shop.change_product"),
+    ],
+)
+async def test_raise_exception_answers_forbidden(stack, browser, sockets, raising_gateway, username, event, requirement):
+    before = active_count(stack)
+    sock = await socket_for(sockets, browser, username, gateway="raising", base_url=raising_gateway.url)
+    updates = await call(stack, sock, event, gateway="raising", refused=True)
+    assert_forbidden(updates, requirement)
+    assert login_redirect(updates) is None, updates
+    assert active_count(stack) == before
+    # Anonymous users are still sent to log in.
+    anon = await socket_for(sockets, browser, None, gateway="raising")
+    assert_login_redirect(await call(stack, anon, event, gateway="raising", refused=True))
 
 
 # -- authenticated -----------------------------------------------------------------------

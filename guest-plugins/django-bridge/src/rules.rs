@@ -11,16 +11,19 @@
 //! not a member of every group).
 //!
 //! The deny reasons are the contract with the host (see README.md):
-//! - `login_required:<login_url>`: the user is anonymous and logging in may help;
-//! - `forbidden:<requirement>`: logging in (again) would not help: `forbidden:deny`,
-//!   `forbidden:anonymous`, `forbidden:staff`, `forbidden:perm:shop.delete_product`, ….
+//! - `login_required:<login_url>`: logging in (as someone else) may help. Sent for
+//!   anonymous users, and, as Django's `staff_member_required`, `permission_required`
+//!   and `user_passes_test` do, for logged-in users who lack a requirement;
+//! - `forbidden:<requirement>`: logging in cannot help (`forbidden:deny`,
+//!   `forbidden:anonymous`), or `raise_exception` is set (Django's `PermissionDenied`):
+//!   `forbidden:staff`, `forbidden:perm:shop.delete_product`, ….
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 /// Every key `init` accepts, in documentation order.
-pub const KEYS: [&str; 4] = ["rules", "default", "login_url", "on_connect"];
+pub const KEYS: [&str; 5] = ["rules", "default", "login_url", "on_connect", "raise_exception"];
 
 /// Every key of one entry of `rules`.
 pub const RULE_KEYS: [&str; 2] = ["event", "require"];
@@ -285,16 +288,17 @@ impl Requirements {
     /// - `deny` anywhere in the list → `forbidden:deny` (logging in cannot help);
     /// - otherwise the first requirement that does not hold decides: `anonymous` →
     ///   `forbidden:anonymous`; any other, for an anonymous user →
-    ///   `login_required:<login_url>`; for a logged-in user → `forbidden:<requirement>`.
-    pub fn refusal(&self, who: &User, login_url: &str) -> Option<String> {
+    ///   `login_required:<login_url>`; for a logged-in user → `login_required:<login_url>`
+    ///   too, or `forbidden:<requirement>` when `raise_exception`.
+    pub fn refusal(&self, who: &User, login_url: &str, raise_exception: bool) -> Option<String> {
         if self.0.contains(&Requirement::Deny) {
             return Some("forbidden:deny".to_string());
         }
         let failed = self.0.iter().find(|r| !r.holds(who))?;
         Some(match failed {
             Requirement::Anonymous => "forbidden:anonymous".to_string(),
-            _ if !who.authenticated => format!("login_required:{login_url}"),
-            r => format!("forbidden:{r}"),
+            r if who.authenticated && raise_exception => format!("forbidden:{r}"),
+            _ => format!("login_required:{login_url}"),
         })
     }
 
@@ -382,6 +386,9 @@ pub struct Config {
     pub default: Requirements,
     pub login_url: String,
     pub on_connect: Requirements,
+    /// Refuse logged-in users who lack a requirement with `forbidden:<requirement>`
+    /// instead of sending them to `login_url` (Django's `raise_exception=True`).
+    pub raise_exception: bool,
 }
 
 impl Default for Config {
@@ -391,6 +398,7 @@ impl Default for Config {
             default: Requirements::any(),
             login_url: DEFAULT_LOGIN_URL.to_string(),
             on_connect: Requirements::any(),
+            raise_exception: false,
         }
     }
 }
@@ -423,6 +431,12 @@ impl Config {
         if let Some(v) = map.get("on_connect") {
             config.on_connect = Requirements::from_value(v, "on_connect")?;
         }
+        if let Some(v) = map.get("raise_exception") {
+            let Value::Bool(b) = v else {
+                return Err(format!("raise_exception: expected true or false, got {}", kind(v)));
+            };
+            config.raise_exception = *b;
+        }
         Ok(config)
     }
 
@@ -450,7 +464,7 @@ impl Config {
     }
 
     fn decide(&self, require: &Requirements, matched: Matched, who: &User) -> Outcome {
-        match require.refusal(who, &self.login_url) {
+        match require.refusal(who, &self.login_url, self.raise_exception) {
             None => Outcome::Allow(matched),
             Some(reason) => Outcome::Deny(reason),
         }
@@ -588,9 +602,10 @@ mod tests {
         Config::from_json(json).unwrap_or_else(|e| panic!("{json}: {e}"))
     }
 
-    /// A config with one rule matching every event.
+    /// A config with one rule matching every event, refusing with the requirement
+    /// (`raise_exception`) so that each reason can be checked.
     fn only(require: &str) -> Config {
-        cfg(&format!(r#"{{"rules":[{{"event":"*","require":{require}}}]}}"#))
+        cfg(&format!(r#"{{"rules":[{{"event":"*","require":{require}}}],"raise_exception":true}}"#))
     }
 
     fn err(json: &str) -> String {
@@ -1026,15 +1041,15 @@ mod tests {
         assert_eq!(c.on_event(other, &anon.user()), Outcome::Allow(Matched::Default));
 
         let m = member();
-        assert_eq!(c.on_event(admin, &m.user()), deny("forbidden:staff"));
-        assert_eq!(c.on_event(delete, &m.user()), deny("forbidden:perm:shop.delete_product"));
-        assert_eq!(c.on_event(export, &m.user()), deny("forbidden:group:analysts"));
+        assert_eq!(c.on_event(admin, &m.user()), deny(LOGIN));
+        assert_eq!(c.on_event(delete, &m.user()), deny(LOGIN));
+        assert_eq!(c.on_event(export, &m.user()), deny(LOGIN));
 
         assert_eq!(c.on_event(admin, &staff().user()), allow(0));
         assert_eq!(c.on_event(delete, &with_perms(&["shop.delete_product"]).user()), allow(1));
         assert_eq!(c.on_event(delete, &superuser().user()), allow(1));
         assert_eq!(c.on_event(export, &with_groups(&["analysts"]).user()), allow(2));
-        assert_eq!(c.on_event(export, &superuser().user()), deny("forbidden:group:analysts"));
+        assert_eq!(c.on_event(export, &superuser().user()), deny(LOGIN));
         assert_eq!(c.on_connect(&anon.user()), Outcome::Allow(Matched::OnConnect));
     }
 
@@ -1059,12 +1074,12 @@ mod tests {
         assert_eq!(c.on_event(&on_load, &anon.user()), allow(1));
         let admin = format!("{root}.app___admin____admin_state.save");
         assert_eq!(c.on_event(&admin, &anon.user()), login);
-        assert_eq!(c.on_event(&admin, &member().user()), deny("forbidden:staff"));
+        assert_eq!(c.on_event(&admin, &member().user()), login.clone());
         assert_eq!(c.on_event(&admin, &staff().user()), allow(2));
         let super_admin = format!("{root}.app___admin____super_admin_state.save");
         assert_eq!(c.on_event(&super_admin, &member().user()), Outcome::Allow(Matched::Default));
         let delete = format!("{root}.shop___pages___index____product_state.delete_product");
-        assert_eq!(c.on_event(&delete, &member().user()), deny("forbidden:perm:shop.delete_product"));
+        assert_eq!(c.on_event(&delete, &member().user()), login.clone());
         let export = format!("{root}.app____reports_state.export");
         assert_eq!(c.on_event(&export, &with_groups(&["analysts"]).user()), allow(4));
         let browse = format!("{root}.shop____catalog_state.load");
@@ -1088,7 +1103,7 @@ mod tests {
         let c = cfg(r#"{"rules":[
             {"event":"*.save","require":"superuser"},
             {"event":"state.admin_state.save","require":"any"}]}"#);
-        assert_eq!(c.on_event("state.admin_state.save", &staff().user()), deny("forbidden:superuser"));
+        assert_eq!(c.on_event("state.admin_state.save", &staff().user()), deny(LOGIN));
         assert_eq!(c.select("state.admin_state.save").1, Matched::Rule(0));
     }
 
@@ -1106,7 +1121,7 @@ mod tests {
     fn default_can_be_a_list_or_deny() {
         let c = cfg(r#"{"default":["authenticated","group:staffers"]}"#);
         assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
-        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:group:staffers"));
+        assert_eq!(c.on_event(EV, &member().user()), deny(LOGIN));
         assert_eq!(c.on_event(EV, &with_groups(&["staffers"]).user()), Outcome::Allow(Matched::Default));
         let c = cfg(r#"{"default":"deny"}"#);
         assert_eq!(c.on_event(EV, &superuser().user()), deny("forbidden:deny"));
@@ -1135,6 +1150,23 @@ mod tests {
         assert_eq!(cfg(r#"{"login_url":"/"}"#).login_url, "/");
     }
 
+    #[test]
+    fn logged_in_users_lacking_a_requirement_go_to_login_unless_raise_exception() {
+        let rules = r#""rules":[{"event":"*","require":"staff"}]"#;
+        let c = cfg(&format!("{{{rules}}}"));
+        assert!(!c.raise_exception);
+        assert_eq!(c.on_event(EV, &member().user()), deny(LOGIN));
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        let c = cfg(&format!(r#"{{{rules},"raise_exception":true}}"#));
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:staff"));
+        // Anonymous users are still sent to log in: that may help them.
+        assert_eq!(c.on_event(EV, &anonymous().user()), deny(LOGIN));
+        // Where logging in cannot help, no setting sends anyone to the login page.
+        let c = cfg(r#"{"default":"deny"}"#);
+        assert_eq!(c.on_event(EV, &member().user()), deny("forbidden:deny"));
+        assert_err(r#"{"raise_exception":"yes"}"#, &["raise_exception", "expected true or false"]);
+    }
+
     // ---- on_connect ----
 
     #[test]
@@ -1145,7 +1177,7 @@ mod tests {
         // Events still follow the rules and default.
         assert_eq!(c.on_event(EV, &anonymous().user()), Outcome::Allow(Matched::Default));
         let c = cfg(r#"{"on_connect":["staff","group:ops"],"rules":[{"event":"*","require":"deny"}]}"#);
-        assert_eq!(c.on_connect(&staff().user()), deny("forbidden:group:ops"));
+        assert_eq!(c.on_connect(&staff().user()), deny(LOGIN));
         let ops = Person { groups: strings(&["ops"]), ..staff() };
         assert_eq!(c.on_connect(&ops.user()), Outcome::Allow(Matched::OnConnect));
         assert_eq!(cfg(r#"{"on_connect":"deny"}"#).on_connect(&superuser().user()), deny("forbidden:deny"));
