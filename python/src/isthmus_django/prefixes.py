@@ -10,13 +10,15 @@ prefix: it is reported under ``"unresolved"`` instead.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import LocalePrefixPattern, RegexPattern, RoutePattern
 
 # Characters that end the literal head of a regex route.
@@ -101,12 +103,58 @@ def _path_or_none(value: Any) -> str | None:
     return os.fspath(value)
 
 
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def asgi_application() -> str | None:
+    """``module:attribute`` of the project's ASGI application, for an ASGI server's command line.
+
+    ``ASGI_APPLICATION`` when set, else the ``asgi`` module beside ``WSGI_APPLICATION``
+    or beside the settings module (where ``startproject`` puts it); None when no such
+    module exists. Only the packages are imported to locate it, not the module itself.
+    """
+    candidates = [getattr(settings, "ASGI_APPLICATION", None) or ""]
+    wsgi_module = (getattr(settings, "WSGI_APPLICATION", None) or "").rpartition(".")[0]
+    if wsgi_module.rpartition(".")[2] == "wsgi":
+        candidates.append(wsgi_module[: -len("wsgi")] + "asgi.application")
+    settings_package = (getattr(settings, "SETTINGS_MODULE", None) or "").rpartition(".")[0]
+    if settings_package:
+        candidates.append(settings_package + ".asgi.application")
+    for dotted in candidates:
+        module, _, attribute = dotted.rpartition(".")
+        if module and _module_exists(module):
+            return f"{module}:{attribute}"
+    return None
+
+
+def identity_path(urlconf: str | None = None) -> str | None:
+    """Path of the companion's identity endpoint in the URLconf, or None when not included."""
+    try:
+        return reverse("isthmus:identity", urlconf=urlconf)
+    except NoReverseMatch:
+        return None
+
+
+def login_url() -> str | None:
+    """``LOGIN_URL`` as a path (URL names resolved), or None when it does not resolve."""
+    try:
+        return resolve_url(settings.LOGIN_URL)
+    except NoReverseMatch:
+        return None
+
+
 def prefix_report(urlconf: str | None = None) -> dict[str, Any]:
-    """What ``manage.py isthmus_prefixes`` prints."""
+    """What ``manage.py isthmus_prefixes`` prints (``isthmus init`` reads it)."""
     resolver = get_resolver(urlconf)
     prefixes, unresolved = discover_prefixes(resolver.url_patterns)
     media_url = getattr(settings, "MEDIA_URL", None) or ""
     return {
+        "settings_module": getattr(settings, "SETTINGS_MODULE", None),
+        "root_urlconf": urlconf or settings.ROOT_URLCONF,
         "prefixes": prefixes,
         "static_url": getattr(settings, "STATIC_URL", None),
         "static_root": _path_or_none(getattr(settings, "STATIC_ROOT", None)),
@@ -114,4 +162,8 @@ def prefix_report(urlconf: str | None = None) -> dict[str, Any]:
         "media_url": media_url if media_url not in ("", "/") else None,
         "media_root": _path_or_none(getattr(settings, "MEDIA_ROOT", None)),
         "unresolved": unresolved,
+        "identity_path": identity_path(urlconf),
+        "login_url": login_url(),
+        "session_cookie": settings.SESSION_COOKIE_NAME,
+        "asgi_application": asgi_application(),
     }

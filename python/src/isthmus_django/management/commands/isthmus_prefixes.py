@@ -8,7 +8,9 @@ from isthmus_django.prefixes import prefix_report
 class Command(BaseCommand):
     help = (
         "Print, as JSON, the top-level URL prefixes of ROOT_URLCONF (the paths the isthmus "
-        "gateway should send to Django), STATIC_URL/STATIC_ROOT and MEDIA_URL/MEDIA_ROOT."
+        "gateway should send to Django), STATIC_URL/STATIC_ROOT, MEDIA_URL/MEDIA_ROOT, and "
+        "what `isthmus init` writes into isthmus.toml: the settings module, the identity "
+        "endpoint's path, LOGIN_URL, SESSION_COOKIE_NAME and the ASGI application."
     )
     requires_system_checks: list = []
 
