@@ -9,7 +9,8 @@
 # Set-up (idempotent, a second run only checks):
 #   - python/.venv (created and filled by python/test.sh's recipe) plus the test
 #     dependencies below, installed once and remembered in a stamp file;
-#   - the guest plugins (guest-plugins/build.sh) and the gateway (cargo build --release).
+#   - the guest plugins (guest-plugins/build.sh) and the gateway (cargo build --release);
+#   - for test_browser.py: chromium, playwright-core, Node 22 + bun (tests/browser/setup.sh).
 # Environment:
 #   ISTHMUS_E2E_SKIP_BUILD=1   use target/release/isthmus and target/plugins as they are
 #   ISTHMUS_BIN=/path/isthmus  use this gateway binary (implies no cargo build)
@@ -50,6 +51,10 @@ else
 fi
 t_py=$(date +%s)
 
+step "browser test set-up (tests/browser/setup.sh)"
+bash "$repo/tests/browser/setup.sh"
+t_browser=$(date +%s)
+
 if [ -n "${ISTHMUS_BIN:-}" ] || [ "${ISTHMUS_E2E_SKIP_BUILD:-}" = 1 ]; then
     step "builds skipped (ISTHMUS_BIN / ISTHMUS_E2E_SKIP_BUILD)"
 else
@@ -67,6 +72,6 @@ set +e
 status=$?
 set -e
 t_end=$(date +%s)
-printf '\ntests/e2e/run.sh: python set-up %ss, builds %ss, pytest %ss, total %ss; exit %s\n' \
-    $((t_py - t0)) $((t_build - t_py)) $((t_end - t_build)) $((t_end - t0)) "$status"
+printf '\ntests/e2e/run.sh: python set-up %ss, browser set-up %ss, builds %ss, pytest %ss, total %ss; exit %s\n' \
+    $((t_py - t0)) $((t_browser - t_py)) $((t_build - t_browser)) $((t_end - t_build)) $((t_end - t0)) "$status"
 exit "$status"
