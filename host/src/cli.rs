@@ -48,6 +48,16 @@ pub enum Command {
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
     },
+    /// Write isthmus.toml (and the secrets in isthmus.env) for a folder holding a Django
+    /// project (manage.py) and a Reflex app (rxconfig.py); never overwrites either file.
+    Init {
+        /// The project folder: manage.py and rxconfig.py in it or its immediate subfolders.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The project's Python, which runs `manage.py isthmus_prefixes` [default: $VIRTUAL_ENV/bin/python, else python3]
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +66,8 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Init(#[from] crate::init::InitError),
     #[error("{0}")]
     Io(String),
     #[error("{0}")]
@@ -67,6 +79,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
         Command::Route { config, method, path, host, headers } => route(&config, &method, &path, &host, &headers),
+        Command::Init { dir, python } => Ok(crate::init::run(&dir, python.as_deref())?),
     }
 }
 

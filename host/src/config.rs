@@ -33,6 +33,8 @@ pub struct Config {
     pub routing: Routing,
     /// The event bridge on Reflex's WebSocket; absent: `/_event` is a plain tunnel.
     pub bridge: Option<BridgeConfig>,
+    /// What `isthmus run --dev` changes: a dev server in place of a static mount.
+    pub dev: Option<Dev>,
     /// Folder of the config file; relative paths below were joined to it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -92,11 +94,23 @@ pub struct Upstream {
     pub url: String,
     /// Command `isthmus run` starts; `{port}` is replaced by the url's port.
     pub run: Option<String>,
+    /// Command `isthmus run --dev` starts instead of `run`.
+    pub dev_run: Option<String>,
     pub cwd: Option<PathBuf>,
     /// Path answering 2xx once the upstream is ready.
     pub health: Option<String>,
     #[serde(skip)]
     pub uri: http::Uri,
+}
+
+/// `[dev]`: in `isthmus run --dev`, requests a router sends to static mount `static`
+/// go to upstream `upstream` instead (Reflex's frontend dev server with hot reload).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dev {
+    #[serde(rename = "static")]
+    pub static_mount: String,
+    pub upstream: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,8 +347,18 @@ impl Config {
                     return Err((key("health"), format!("`{health}` must be a path starting with `/`")));
                 }
             }
-            if upstream.run.as_deref().is_some_and(|r| r.trim().is_empty()) {
-                return Err((key("run"), "must not be empty".into()));
+            for (field, command) in [("run", &upstream.run), ("dev_run", &upstream.dev_run)] {
+                let Some(command) = command else { continue };
+                if command.trim().is_empty() {
+                    return Err((key(field), "must not be empty".into()));
+                }
+                if !command.contains("{port}") {
+                    return Err((key(field), format!("`{command}` must contain `{{port}}`, so that the process listens where `url` says")));
+                }
+                crate::supervise::command::argv(command, &upstream.uri).map_err(|m| (key(field), m))?;
+                if !is_loopback(&upstream.uri) {
+                    return Err((key("url"), format!("`{}` must be on 127.0.0.1, ::1 or localhost: `isthmus run` starts `{field}` on this machine and keeps it off the network", upstream.url)));
+                }
             }
             if let Some(cwd) = &mut upstream.cwd {
                 *cwd = base.join(&*cwd);
@@ -374,6 +398,14 @@ impl Config {
             self.check_plugin(entry, &prefix)?;
             if !seen.insert(entry.display_name().to_owned()) {
                 return Err((format!("{prefix}.name"), format!("`{}` names two routers; give one a distinct `name`", entry.display_name())));
+            }
+        }
+        if let Some(dev) = &self.dev {
+            if !self.static_mounts.contains_key(&dev.static_mount) {
+                return Err(("dev.static".into(), format!("`{}` is not in [static]", dev.static_mount)));
+            }
+            if !self.upstreams.contains_key(&dev.upstream) {
+                return Err(("dev.upstream".into(), format!("`{}` is not in [upstreams]", dev.upstream)));
             }
         }
         if let Some(bridge) = self.bridge.as_mut() {
@@ -461,6 +493,13 @@ fn parse_upstream_url(url: &str) -> Result<http::Uri, String> {
         return Err(format!("`{url}` must not have a path; use the router's path rewrite"));
     }
     Ok(uri)
+}
+
+fn is_loopback(uri: &http::Uri) -> bool {
+    match uri.host().unwrap_or("") {
+        "localhost" => true,
+        host => host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+    }
 }
 
 /// " (line N)" for a byte span into `text`, to point at the bad line.

@@ -16,10 +16,12 @@ use crate::bridge::policy::BridgePolicy;
 use crate::bridge::Bridge;
 use crate::canonical_path;
 use crate::config::Config;
+use crate::limits;
 use crate::proxy::headers::{ClientView, X_REQUEST_ID};
 use crate::proxy::{ForwardContext, Proxy};
-use crate::routing::{Decision, Outcome, Reply, RouteRequest, RouterChain};
+use crate::routing::{Decision, Forward, Outcome, Reply, RouteRequest, RouterChain};
 use crate::static_files::Mount;
+use crate::supervise::Readiness;
 
 pub struct Gateway {
     pub chain: RouterChain,
@@ -27,6 +29,15 @@ pub struct Gateway {
     mounts: HashMap<String, Mount>,
     trusted_hops: usize,
     ids: RequestIds,
+    supervised: Option<Supervised>,
+}
+
+/// What `isthmus run` adds to the gateway.
+pub struct Supervised {
+    /// Upstreams it started answer 503 until they are healthy.
+    pub readiness: Arc<Readiness>,
+    /// `--dev`: (static mount, upstream): that mount is served by that upstream.
+    pub dev: Option<(String, String)>,
 }
 
 impl Gateway {
@@ -44,7 +55,33 @@ impl Gateway {
             (Some(_), None) => return Err(std::io::Error::other("the config has a [bridge] section but no bridge policy was loaded")),
             (None, Some(_)) => return Err(std::io::Error::other("a bridge policy was given but the config has no [bridge] section")),
         }
-        Ok(Gateway { chain, proxy, mounts, trusted_hops: config.listen.trusted_hops, ids: RequestIds::new() })
+        Ok(Gateway { chain, proxy, mounts, trusted_hops: config.listen.trusted_hops, ids: RequestIds::new(), supervised: None })
+    }
+
+    pub fn supervised(mut self, supervised: Supervised) -> Gateway {
+        self.supervised = Some(supervised);
+        self
+    }
+
+    /// 503 with Retry-After while an upstream `isthmus run` started is not healthy yet.
+    fn not_ready(&self, upstream: &str) -> Option<Response<Body>> {
+        let readiness = &self.supervised.as_ref()?.readiness;
+        if readiness.is_ready(upstream) {
+            return None;
+        }
+        let mut res = body::text(StatusCode::SERVICE_UNAVAILABLE, format!("upstream `{upstream}` is starting; retry shortly"));
+        res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(limits::NOT_READY_RETRY_AFTER_S));
+        Some(res)
+    }
+
+    /// `--dev`: the decision with the dev server's upstream in place of its static mount.
+    fn dev_decision(&self, decision: Decision) -> Decision {
+        match (&decision, self.supervised.as_ref().and_then(|s| s.dev.as_ref())) {
+            (Decision::ServeStatic(mount), Some((dev_mount, upstream))) if mount == dev_mount => {
+                Decision::Forward(Forward { upstream: upstream.clone(), path: None, set_headers: Vec::new(), remove_headers: Vec::new() })
+            }
+            _ => decision,
+        }
     }
 
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -82,9 +119,12 @@ impl Gateway {
         let route_req = route_request(&req, path, &client);
 
         match self.chain.route(&route_req, None) {
-            Outcome::Decided { router, decision } => match decision {
+            Outcome::Decided { router, decision } => match self.dev_decision(decision) {
                 Decision::Forward(forward) => {
                     let target = format!("upstream:{}", forward.upstream);
+                    if let Some(res) = self.not_ready(&forward.upstream) {
+                        return (res, target);
+                    }
                     let ctx = ForwardContext { client: &client, request_id, route: &route_req };
                     (self.proxy.forward(req, &forward, &ctx).await, target)
                 }

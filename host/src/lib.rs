@@ -11,6 +11,7 @@ pub mod canonical_path;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod init;
 pub mod limits;
 pub mod plugin;
 pub mod proxy;

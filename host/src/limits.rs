@@ -44,3 +44,23 @@ pub const IDENTITY_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 pub const IDENTITY_CACHE_ENTRIES: usize = 100_000;
 /// `bridge.max_frame_bytes`: largest client WebSocket message on the bridge (Reflex's maxPayload).
 pub const BRIDGE_MAX_FRAME_BYTES: usize = 1_000_000;
+
+/// `isthmus run`: a child gets this long after SIGTERM (to its process group) before SIGKILL.
+pub const CHILD_STOP_GRACE: Duration = Duration::from_secs(10);
+/// `isthmus run`: what a child that exited left in its process group gets before SIGKILL.
+pub const CHILD_LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+/// `isthmus run`: first wait before restarting a child that exited; doubles each time…
+pub const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// … up to this.
+pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A child that ran this long before exiting is restarted after the shortest wait again.
+pub const RESTART_RESET_AFTER: Duration = Duration::from_secs(30);
+/// `isthmus run`: first and longest pause between health probes of a starting upstream.
+pub const HEALTH_POLL_MIN: Duration = Duration::from_millis(100);
+pub const HEALTH_POLL_MAX: Duration = Duration::from_secs(1);
+/// One health probe (connect, or connect and answer) must finish within this.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// While an upstream is not ready, why is logged this often.
+pub const HEALTH_REPORT_EVERY: Duration = Duration::from_secs(10);
+/// `Retry-After` of the 503 answered for an upstream that is not ready yet.
+pub const NOT_READY_RETRY_AFTER_S: u32 = 2;

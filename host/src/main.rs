@@ -8,7 +8,7 @@ use isthmus::cli::{self, Cli, Command};
 fn main() {
     let cli = Cli::parse();
     // The explaining commands print their answer; logs below warnings would drown it.
-    let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Serve { .. } | Command::Run { .. }) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
         .with_writer(std::io::stderr)

@@ -1,0 +1,204 @@
+//! `isthmus run`: starts the upstreams that have a command, waits for each to be
+//! healthy, restarts one that exits (with exponential backoff) and stops them all,
+//! process group by process group, when the gateway stops.
+
+mod child;
+pub mod command;
+mod health;
+mod readiness;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::Uri;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use readiness::Readiness;
+
+use crate::config::{Config, Upstream};
+use crate::limits;
+use child::{Running, Spec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    #[error("{file}: upstreams.{name}.{field}: {message}")]
+    Command { file: String, name: String, field: &'static str, message: String },
+    #[error("{file}: upstreams.{name}.{field}: cannot start `{program}`: {error}")]
+    Spawn { file: String, name: String, field: &'static str, program: String, error: std::io::Error },
+}
+
+pub struct Supervisor {
+    readiness: Arc<Readiness>,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// What one supervised upstream is: started by us, or only watched.
+struct Watched {
+    name: String,
+    uri: Uri,
+    health: Option<String>,
+}
+
+impl Supervisor {
+    /// Starts every upstream whose command for this mode exists (`dev_run` with
+    /// `dev`, else `run`), and watches the health of those that have no command at
+    /// all but a `health` path. A command that cannot be started the first time is
+    /// an error; later it is retried. Must be called inside the runtime.
+    pub fn start(config: &Config, dev: bool) -> Result<Supervisor, SuperviseError> {
+        let file = config.file.display().to_string();
+        let dev_only = config.dev.as_ref().filter(|_| !dev).map(|d| d.upstream.as_str());
+        let mut started = Vec::new();
+        let mut watched = Vec::new();
+        for (name, upstream) in &config.upstreams {
+            let (field, command) = match (dev, &upstream.dev_run, &upstream.run) {
+                (true, Some(c), _) => ("dev_run", Some(c)),
+                (_, _, Some(c)) => ("run", Some(c)),
+                _ => ("run", None),
+            };
+            let w = Watched { name: name.clone(), uri: upstream.uri.clone(), health: upstream.health.clone() };
+            match command {
+                Some(command) => started.push((w, field, spec(name, command, upstream, &config.base_dir).map_err(|message| SuperviseError::Command {
+                    file: file.clone(),
+                    name: name.clone(),
+                    field,
+                    message,
+                })?)),
+                None if upstream.health.is_some() && upstream.dev_run.is_none() && dev_only != Some(name) => watched.push(w),
+                None => {}
+            }
+        }
+        let names = started.iter().map(|(w, ..)| w.name.as_str()).chain(watched.iter().map(|w| w.name.as_str()));
+        let readiness = Arc::new(Readiness::new(names));
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        for (w, field, spec) in started {
+            let running = spec.spawn().map_err(|error| SuperviseError::Spawn {
+                file: file.clone(),
+                name: w.name.clone(),
+                field,
+                program: spec.argv[0].clone(),
+                error,
+            })?;
+            tracing::info!(upstream = %w.name, pid = running.pid(), command = %spec.argv.join(" "), "started");
+            tasks.spawn(keep_running(w, spec, running, readiness.clone(), stop.clone()));
+        }
+        for w in watched {
+            let (readiness, stop) = (readiness.clone(), stop.clone());
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    took = health::wait_healthy(&w.name, &w.uri, w.health.as_deref()) => mark_ready(&readiness, &w.name, took),
+                }
+            });
+        }
+        Ok(Supervisor { readiness, stop, tasks })
+    }
+
+    pub fn readiness(&self) -> Arc<Readiness> {
+        self.readiness.clone()
+    }
+
+    /// Stops every child (SIGTERM to its group, SIGKILL after the grace) and waits.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn spec(name: &str, command: &str, upstream: &Upstream, base_dir: &Path) -> Result<Spec, String> {
+    Ok(Spec {
+        name: name.to_owned(),
+        argv: command::argv(command, &upstream.uri)?,
+        // As every relative path of the config: from the config's folder.
+        cwd: Some(upstream.cwd.clone().unwrap_or_else(|| base_dir.to_owned())),
+        host: command::bind_host(&upstream.uri).to_owned(),
+        port: upstream.uri.port_u16().expect("validated: upstream urls name a port"),
+    })
+}
+
+enum Ended {
+    Exited(String),
+    Stopping,
+}
+
+/// One child's life: healthy → ready; exited → not ready, group cleared, restarted
+/// after a backoff that doubles up to [`limits::RESTART_BACKOFF_MAX`] and starts over
+/// once a run lasted [`limits::RESTART_RESET_AFTER`].
+async fn keep_running(w: Watched, spec: Spec, mut running: Running, readiness: Arc<Readiness>, stop: CancellationToken) {
+    let mut backoff = limits::RESTART_BACKOFF_MIN;
+    let mut restarts = 0u32;
+    loop {
+        let started = Instant::now();
+        let ended = tokio::select! {
+            _ = stop.cancelled() => Ended::Stopping,
+            status = run_until_exit(&w, &mut running, &readiness) => Ended::Exited(status),
+        };
+        readiness.set(&w.name, false);
+        let status = match ended {
+            Ended::Stopping => {
+                let pid = running.pid();
+                if running.stop(limits::CHILD_STOP_GRACE).await {
+                    tracing::warn!(upstream = %w.name, pid, "did not stop within {:?} of SIGTERM: killed", limits::CHILD_STOP_GRACE);
+                } else {
+                    tracing::info!(upstream = %w.name, pid, "stopped");
+                }
+                return;
+            }
+            Ended::Exited(status) => status,
+        };
+        running.clear_group().await;
+        if started.elapsed() >= limits::RESTART_RESET_AFTER {
+            backoff = limits::RESTART_BACKOFF_MIN;
+        }
+        running = loop {
+            restarts += 1;
+            tracing::warn!(upstream = %w.name, restart = restarts, in_ms = backoff.as_millis() as u64, "exited ({status}); restarting");
+            if !sleep_unless(&stop, backoff).await {
+                return;
+            }
+            backoff = (backoff * 2).min(limits::RESTART_BACKOFF_MAX);
+            match spec.spawn() {
+                Ok(r) => {
+                    tracing::info!(upstream = %w.name, pid = r.pid(), restart = restarts, "restarted");
+                    break r;
+                }
+                Err(e) => tracing::error!(upstream = %w.name, "cannot start `{}`: {e}", spec.argv[0]),
+            }
+        };
+    }
+}
+
+/// Waits for the child to be healthy (then marks it ready) and for it to exit.
+async fn run_until_exit(w: &Watched, running: &mut Running, readiness: &Readiness) -> String {
+    let became_ready = async {
+        let took = health::wait_healthy(&w.name, &w.uri, w.health.as_deref()).await;
+        mark_ready(readiness, &w.name, took);
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        status = running.wait() => match status {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("wait failed: {e}"),
+        },
+        _ = became_ready => unreachable!("pending never completes"),
+    }
+}
+
+fn mark_ready(readiness: &Readiness, name: &str, took: Duration) {
+    readiness.set(name, true);
+    tracing::info!(upstream = name, after_ms = took.as_millis() as u64, "ready");
+    if readiness.all_ready() {
+        tracing::info!("all upstreams ready");
+    }
+}
+
+/// Sleeps `d`; false if told to stop first.
+async fn sleep_unless(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}

@@ -1,0 +1,217 @@
+//! `isthmus init` as a user runs it: the real binary on a temporary project, with a
+//! stand-in Python that answers `manage.py isthmus_prefixes` as the companion app does.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use isthmus::config::Config;
+
+const MANAGE_PY: &str = "import os, sys\n\ndef main():\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"shopsite.settings\")\n";
+const RXCONFIG_PY: &str = "import reflex as rx\n\nconfig = rx.Config(app_name=\"shop_frontend\", api_url=\"http://127.0.0.1:3000\")\n";
+
+/// Held while writing a stand-in Python and while running the binary: a fork in another
+/// test thread while the script is open for writing would make its exec fail (ETXTBSY).
+static EXEC: Mutex<()> = Mutex::new(());
+
+fn run(command: &mut Command) -> Output {
+    let _guard = EXEC.lock().unwrap_or_else(|e| e.into_inner());
+    command.output().unwrap()
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// backend/manage.py and frontend/rxconfig.py, like examples/shop.
+    fn new() -> Project {
+        let project = Project { dir: tempfile::tempdir().unwrap() };
+        project.write("backend/manage.py", MANAGE_PY);
+        project.write("frontend/rxconfig.py", RXCONFIG_PY);
+        project
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().canonicalize().unwrap()
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// An executable standing in for Python: logs its folder, arguments and
+    /// DJANGO_SETTINGS_MODULE to `python.log`, prints `stdout`, `stderr`, exits `status`.
+    fn fake_python(&self, rel: &str, stdout: &str, stderr: &str, status: i32) -> PathBuf {
+        let log = self.dir.path().join("python.log");
+        let script = format!(
+            "#!/bin/sh\necho \"$PWD|$*|$DJANGO_SETTINGS_MODULE\" > '{}'\ncat <<'EOF'\n{stdout}\nEOF\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit {status}\n",
+            log.display()
+        );
+        let _guard = EXEC.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.write(rel, &script);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// What the companion reports for the shop, STATIC_ROOT inside the project.
+    fn shop_report(&self) -> String {
+        serde_json::json!({
+            "settings_module": "shopsite.settings",
+            "root_urlconf": "shopsite.urls",
+            "prefixes": ["/_isthmus", "/admin", "/api", "/webhooks"],
+            "static_url": "/static/",
+            "static_root": self.root().join("backend/staticfiles"),
+            "media_url": null,
+            "media_root": null,
+            "unresolved": [],
+            "identity_path": "/_isthmus/identity",
+            "login_url": "/admin/login/",
+            "session_cookie": "sessionid",
+            "asgi_application": "shopsite.asgi:application",
+        })
+        .to_string()
+    }
+
+    fn python_log(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("python.log")).ok()
+    }
+
+    fn init(&self, args: &[&str]) -> Output {
+        run(Command::new(env!("CARGO_BIN_EXE_isthmus"))
+            .arg("init")
+            .arg(self.dir.path())
+            .args(args)
+            .env_remove("DJANGO_SETTINGS_MODULE")
+            .env_remove("VIRTUAL_ENV"))
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn python_arg(path: &Path) -> [String; 2] {
+    ["--python".into(), path.display().to_string()]
+}
+
+#[test]
+fn writes_a_config_the_real_loader_accepts_and_secrets_beside_it() {
+    let project = Project::new();
+    let python = project.fake_python("venv/bin/python", &project.shop_report(), "", 0);
+    let [flag, path] = python_arg(&python);
+    let out = project.init(&[&flag, &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("isthmus check --config isthmus.toml"), "{stdout}");
+    assert_eq!(stderr(&out), "", "no warnings for the shop");
+    // manage.py's default settings, run from the Django folder.
+    let root = project.root();
+    assert_eq!(project.python_log().unwrap().trim(), format!("{}|manage.py isthmus_prefixes|shopsite.settings", root.join("backend").display()));
+
+    // The secrets: private, fresh, long enough; the toml only names them.
+    let env_path = root.join("isthmus.env");
+    assert_eq!(std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let env_text = std::fs::read_to_string(&env_path).unwrap();
+    let vars: Vec<(&str, &str)> = env_text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_once('=').unwrap()).collect();
+    assert_eq!(vars.iter().map(|v| v.0).collect::<Vec<_>>(), ["ISTHMUS_IDENTITY_SECRET", "ISTHMUS_BRIDGE_SECRET", "DJANGO_SETTINGS_MODULE"]);
+    assert!(vars[0].1.len() >= 32 && vars[1].1.len() >= 32 && vars[0].1 != vars[1].1);
+    let toml_text = std::fs::read_to_string(root.join("isthmus.toml")).unwrap();
+    assert!(!toml_text.contains(vars[0].1) && !toml_text.contains(vars[1].1), "a secret leaked into isthmus.toml");
+
+    // What `isthmus check` needs on disk besides the config.
+    project.write("plugins/prefix_router.wasm", "");
+    project.write("plugins/django_bridge.wasm", "");
+    project.write("frontend/.web/build/client/index.html", "<!doctype html>");
+    std::fs::create_dir_all(root.join("backend/staticfiles")).unwrap();
+    for (name, value) in &vars[..2] {
+        std::env::set_var(name, value); // only this test of this binary reads them
+    }
+    let config = Config::load(&root.join("isthmus.toml")).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
+    assert_eq!(config.listen.addr.to_string(), "127.0.0.1:3000");
+    let django = &config.upstreams["django"];
+    assert_eq!(django.run.as_deref(), Some("python -m uvicorn shopsite.asgi:application --host 127.0.0.1 --port {port}"));
+    assert_eq!(django.cwd.as_deref(), Some(root.join("backend").as_path()));
+    assert_eq!(django.health.as_deref(), Some("/admin/login/"));
+    assert_eq!(config.upstreams["reflex"].health.as_deref(), Some("/ping"));
+    assert_eq!(config.static_mounts["django_static"].root, root.join("backend/staticfiles"));
+    assert_eq!(config.static_mounts["django_static"].strip_prefix.as_deref(), Some("/static"));
+    assert_eq!(config.static_mounts["frontend"].fallback.as_deref(), Some("index.html"));
+    let router = &config.routing.routers[0];
+    assert_eq!(router.plugin, "prefix_router.wasm");
+    assert_eq!(router.config["django_prefixes"], toml::Value::try_from(["/_isthmus", "/admin", "/api", "/webhooks"]).unwrap());
+    let bridge = config.bridge.as_ref().unwrap();
+    assert_eq!(bridge.identity_secret.expose(), vars[0].1.as_bytes());
+    assert_eq!(bridge.policy.plugin, "django_bridge.wasm");
+    assert_eq!(bridge.policy.config["login_url"].as_str(), Some("/admin/login/"));
+}
+
+#[test]
+fn the_active_virtualenv_python_is_the_default() {
+    let project = Project::new();
+    project.fake_python("venv/bin/python", &project.shop_report(), "", 0);
+    let out = run(Command::new(env!("CARGO_BIN_EXE_isthmus"))
+        .arg("init")
+        .current_dir(project.dir.path())
+        .env("VIRTUAL_ENV", project.dir.path().join("venv"))
+        .env("DJANGO_SETTINGS_MODULE", "shopsite.settings_prod"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The environment's settings module wins over manage.py's default, as in manage.py.
+    assert!(project.python_log().unwrap().trim().ends_with("|shopsite.settings_prod"));
+}
+
+#[test]
+fn missing_manage_py_is_a_clear_error_and_writes_nothing() {
+    let project = Project { dir: tempfile::tempdir().unwrap() };
+    project.write("frontend/rxconfig.py", RXCONFIG_PY);
+    let out = project.init(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("found no manage.py (a Django project)") && !err.contains("rxconfig.py (a Reflex app) in"), "{err}");
+    assert!(!project.dir.path().join("isthmus.toml").exists() && !project.dir.path().join("isthmus.env").exists());
+}
+
+#[test]
+fn an_existing_config_is_refused_and_left_untouched() {
+    let project = Project::new();
+    let python = project.fake_python("venv/bin/python", &project.shop_report(), "", 0);
+    let config = project.write("isthmus.toml", "# mine\n");
+    let [flag, path] = python_arg(&python);
+    let out = project.init(&[&flag, &path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists; `isthmus init` does not overwrite it"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(config).unwrap(), "# mine\n");
+    assert!(!project.dir.path().join("isthmus.env").exists());
+    assert_eq!(project.python_log(), None, "refused before running anything");
+
+    // An isthmus.env left behind is not overwritten either.
+    std::fs::remove_file(project.dir.path().join("isthmus.toml")).unwrap();
+    project.write("isthmus.env", "ISTHMUS_IDENTITY_SECRET=kept\n");
+    let out = project.init(&[&flag, &path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("isthmus.env` already exists"));
+    assert_eq!(std::fs::read_to_string(project.dir.path().join("isthmus.env")).unwrap(), "ISTHMUS_IDENTITY_SECRET=kept\n");
+}
+
+#[test]
+fn python_failures_are_explained() {
+    let project = Project::new();
+    let cases = [
+        ("Unknown command: 'isthmus_prefixes'\nType 'manage.py help' for usage.", "add \"isthmus_django\" to INSTALLED_APPS in shopsite.settings"),
+        ("django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty.", "The SECRET_KEY setting must not be empty."),
+    ];
+    for (python_stderr, expected) in cases {
+        let python = project.fake_python("venv/bin/python", "", python_stderr, 1);
+        let [flag, path] = python_arg(&python);
+        let out = project.init(&[&flag, &path]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+        assert!(!project.dir.path().join("isthmus.toml").exists() && !project.dir.path().join("isthmus.env").exists());
+    }
+    let out = project.init(&["--python", "/nonexistent/python"]);
+    assert!(stderr(&out).contains("cannot run `/nonexistent/python`") && stderr(&out).contains("--python"), "{}", stderr(&out));
+}

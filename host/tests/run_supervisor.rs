@@ -1,0 +1,373 @@
+//! `isthmus run`: the real binary starting real child processes (small Python HTTP
+//! servers standing in for Django and Reflex): 503 until healthy, restart with backoff,
+//! `--dev`, bad commands, and no process left behind after SIGTERM or SIGKILL.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A child: records `pid pgid` per start, starts a grandchild in its process group
+/// (as uvicorn's and Reflex's workers are), waits `delay` s, then serves HTTP:
+/// `/health` 200, `…/crash` answers then exits 3, an Upgrade request is switched and echoed,
+/// anything else `<name> <path>`.
+const UPSTREAM_PY: &str = r#"
+import os, socket, subprocess, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+name, port, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+assert os.environ["PORT"] == str(port) and os.environ["HOST"] == "127.0.0.1"
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+with open(os.path.join(os.environ["STATE_DIR"], name + ".pids"), "a") as f:
+    f.write(f"{os.getpid()} {os.getpgid(0)}\n")
+print(f"{name} starting", flush=True)
+time.sleep(delay)
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.headers.get("Upgrade"):
+            self.send_response(101); self.send_header("Upgrade", "hmr"); self.send_header("Connection", "Upgrade"); self.end_headers()
+            self.wfile.flush()
+            data = self.connection.recv(64); self.connection.sendall(b"echo:" + data); return
+        body = b"ok" if self.path == "/health" else f"{name} {self.path}".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); self.wfile.flush()
+        if self.path.endswith("/crash"):
+            os._exit(3)
+ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+struct Run {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    site: Site,
+    port: u16,
+}
+
+impl Run {
+    fn start(site: Site, port: u16, args: &[&str]) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_isthmus"))
+            .arg("run")
+            .arg("--config")
+            .arg(site.path().join("isthmus.toml"))
+            .args(args)
+            .env("STATE_DIR", site.path())
+            .env("RUST_LOG", "isthmus=info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (stderr, sink) = (child.stderr.take().unwrap(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Run { child, log, site, port }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_log(&self, needle: &str, count: usize, timeout: Duration) {
+        let start = Instant::now();
+        while self.log().matches(needle).count() < count {
+            assert!(start.elapsed() < timeout, "no {count}× `{needle}` in the log after {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String) {
+        raw_get(self.port, path)
+    }
+
+    /// Polls `path` until it answers 200; returns how many 503s came first.
+    fn until_ok(&self, path: &str, timeout: Duration) -> (usize, String) {
+        let start = Instant::now();
+        let mut unavailable = 0;
+        loop {
+            match self.get(path) {
+                (200, _, body) => return (unavailable, body),
+                (503, head, _) => {
+                    assert!(head.to_ascii_lowercase().contains("retry-after: 2"), "{head}");
+                    unavailable += 1;
+                }
+                (0 | 502, ..) => {}
+                other => panic!("{path}: unexpected {other:?}"),
+            }
+            assert!(start.elapsed() < timeout, "{path} not 200 after {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(start.elapsed() < timeout, "isthmus run did not exit within {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every process group a child was started in, from the children's own records.
+    fn groups(&self, name: &str) -> Vec<i32> {
+        let text = std::fs::read_to_string(self.site.path().join(format!("{name}.pids"))).unwrap_or_default();
+        text.lines().map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap()).collect()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // A failed test must not leave its children behind either.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for name in ["django", "reflex", "devserver"] {
+            for pgid in self.groups(name) {
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// (status, head, body) of `GET path`; status 0 when nothing answered.
+fn raw_get(port: u16, path: &str) -> (u16, String, String) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new(), String::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Live processes (not zombies) whose process group is `pgid`.
+fn members(pgid: i32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid pgrp …; comm may hold spaces, so split after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            found.push(stat);
+        }
+    }
+    found
+}
+
+fn wait_gone(pgid: i32, timeout: Duration) {
+    let start = Instant::now();
+    while !members(pgid).is_empty() {
+        assert!(start.elapsed() < timeout, "process group {pgid} still has {:?}", members(pgid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn site(port: u16, django_delay: f64, extra: &str) -> Site {
+    let site = Site::new();
+    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/prefix_router.wasm")).unwrap();
+    site.write("upstream.py", UPSTREAM_PY);
+    site.write("spa/index.html", "<h1>exported spa</h1>");
+    let (django, reflex) = (free_port(), free_port());
+    site.write(
+        "isthmus.toml",
+        format!(
+            r#"
+[listen]
+addr = "127.0.0.1:{port}"
+shutdown_grace = "2s"
+
+[upstreams.django]
+url = "http://127.0.0.1:{django}"
+run = "python3 upstream.py django {{port}} {django_delay}"
+health = "/health"
+
+[upstreams.reflex]
+url = "http://localhost:{reflex}"
+run = "python3 '{dir}/upstream.py' reflex {{port}} 0"
+cwd = "spa"
+
+[static.frontend]
+root = "spa"
+fallback = "index.html"
+
+[[routing.routers]]
+plugin = "prefix_router.wasm"
+config = {{ django_prefixes = ["/api"], spa_mount = "frontend" }}
+{extra}"#,
+            dir = site.path().display()
+        ),
+    );
+    site
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn starts_children_answers_503_until_ready_restarts_and_stops_every_process() {
+    let port = free_port();
+    let mut run = Run::start(site(port, 2.0, ""), port, &[]);
+    run.wait_log("isthmus listening", 1, Duration::from_secs(60));
+
+    // Django sleeps 2 s before listening: its routes answer 503 + Retry-After meanwhile,
+    // while the SPA (static) is served at once.
+    let (status, head, body) = run.get("/api/items");
+    assert_eq!(status, 503, "{head}\n{body}");
+    assert!(body.contains("`django` is starting"), "{body}");
+    assert_eq!(run.get("/").0, 200);
+    let (unavailable, body) = run.until_ok("/api/items", Duration::from_secs(30));
+    assert!(unavailable > 0);
+    assert_eq!(body, "django /api/items");
+    // Reflex has no health path: ready once it accepts connections.
+    assert_eq!(run.until_ok("/ping", Duration::from_secs(30)).1, "reflex /ping");
+    let log = run.log();
+    assert!(log.contains("django | django starting") && log.contains("reflex | reflex starting"), "output is prefixed and forwarded:\n{log}");
+    run.wait_log("ready", 2, Duration::from_secs(5));
+
+    // A crash: logged, the upstream is unavailable again, then restarted; the crashed
+    // process's grandchild went with its group.
+    let first = run.groups("django");
+    assert_eq!(first.len(), 1);
+    assert_eq!(run.get("/api/crash").2, "django /api/crash");
+    run.wait_log("restarting", 1, Duration::from_secs(10));
+    assert!(run.log().contains("exited (exit status: 3)"), "{}", run.log());
+    wait_gone(first[0], Duration::from_secs(10));
+    assert_eq!(run.until_ok("/api/again", Duration::from_secs(30)).1, "django /api/again");
+    run.wait_log("restarted", 1, Duration::from_secs(5));
+    let groups = [run.groups("django"), run.groups("reflex")].concat();
+    assert_eq!(groups.len(), 3, "{groups:?}");
+
+    // SIGTERM: the gateway and every child and grandchild stop; exit 0.
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
+    for pgid in groups {
+        wait_gone(pgid, Duration::from_secs(5));
+    }
+    assert!(run.log().contains("isthmus stopped"));
+}
+
+#[test]
+fn sigint_stops_everything_too() {
+    let port = free_port();
+    let mut run = Run::start(site(port, 0.0, ""), port, &[]);
+    run.until_ok("/api/x", Duration::from_secs(60));
+    let groups = [run.groups("django"), run.groups("reflex")].concat();
+    run.signal(libc::SIGINT);
+    assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
+    for pgid in groups {
+        wait_gone(pgid, Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn a_killed_supervisor_takes_its_children_with_it() {
+    let port = free_port();
+    let mut run = Run::start(site(port, 0.0, ""), port, &[]);
+    run.until_ok("/api/x", Duration::from_secs(60));
+    let leaders: Vec<i32> = run.groups("django");
+    run.signal(libc::SIGKILL);
+    run.exit_code(Duration::from_secs(10));
+    // The direct child is told (PR_SET_PDEATHSIG) and exits; its port is free again.
+    let start = Instant::now();
+    while members(leaders[0]).iter().any(|m| m.starts_with(&format!("{} ", leaders[0]))) {
+        assert!(start.elapsed() < Duration::from_secs(10), "django outlived a SIGKILLed isthmus");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn dev_mode_runs_dev_commands_and_proxies_the_dev_server_with_its_websocket() {
+    let dev_port = free_port();
+    let extra = format!(
+        r#"
+[upstreams.devserver]
+url = "http://127.0.0.1:{dev_port}"
+dev_run = "python3 upstream.py devserver {{port}} 0.5"
+health = "/health"
+
+[dev]
+static = "frontend"
+upstream = "devserver"
+"#
+    );
+    // Without --dev: the exported SPA, and the dev server is not started.
+    let port = free_port();
+    let mut run = Run::start(site(port, 0.0, &extra), port, &[]);
+    run.until_ok("/api/x", Duration::from_secs(60));
+    let (status, _, body) = run.get("/some/page");
+    assert_eq!((status, body.as_str()), (200, "<h1>exported spa</h1>"));
+    assert!(run.groups("devserver").is_empty());
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
+
+    let port = free_port();
+    let run = Run::start(site(port, 0.0, &extra), port, &["--dev"]);
+    let (_, body) = run.until_ok("/some/page", Duration::from_secs(60));
+    assert_eq!(body, "devserver /some/page");
+    assert_eq!(run.until_ok("/api/x", Duration::from_secs(30)).1, "django /api/x");
+    // The hot-reload WebSocket goes through to the dev server.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /hmr HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: hmr\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    s.write_all(b"reload?").unwrap();
+    let mut echo = [0u8; 12];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"echo:reload?");
+}
+
+fn check_error(config_extra: &str, replace: (&str, &str), args: &[&str]) -> String {
+    let port = free_port();
+    let site = site(port, 0.0, config_extra);
+    let path = site.path().join("isthmus.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(replace.0, replace.1);
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_isthmus")).arg("run").arg("--config").arg(&path).args(args).env("STATE_DIR", site.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // Nothing was left running and nothing listens.
+    assert!(std::fs::read_to_string(site.path().join("django.pids")).is_err() || replace.0.is_empty());
+    assert_eq!(raw_get(port, "/").0, 0);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_commands_are_refused_naming_the_key() {
+    let e = check_error("", ("django {port}", "django 8001"), &[]);
+    assert!(e.contains("upstreams.django.run") && e.contains("{port}"), "{e}");
+    let e = check_error("", ("python3 upstream.py django", "python3 'upstream.py django"), &[]);
+    assert!(e.contains("upstreams.django.run") && e.contains("unbalanced quote"), "{e}");
+    let e = check_error("", ("url = \"http://127.0.0.1:", "url = \"http://10.1.2.3:"), &[]);
+    assert!(e.contains("upstreams.django.url") && e.contains("127.0.0.1"), "{e}");
+    let e = check_error("", ("", ""), &["--dev"]);
+    assert!(e.contains("--dev needs a [dev] section"), "{e}");
+    let e = check_error("\n[dev]\nstatic = \"nope\"\nupstream = \"django\"\n", ("", ""), &[]);
+    assert!(e.contains("dev.static") && e.contains("nope"), "{e}");
+}
+
+#[test]
+fn a_program_that_does_not_exist_is_an_error_and_nothing_keeps_running() {
+    let e = check_error("", ("python3 '", "no-such-program-isthmus '"), &[]);
+    assert!(e.contains("upstreams.reflex.run") && e.contains("cannot start `no-such-program-isthmus`"), "{e}");
+    assert!(Path::new("/proc/self").exists());
+}
