@@ -13,6 +13,8 @@ use crate::plugin::{self, PluginError, PluginHost, Reload, WasmBridge, WasmRoute
 use crate::proxy::headers::ClientView;
 use crate::routing::{Decision, Outcome, Router, RouterChain, Step};
 use crate::server::{self, ServerSettings};
+use crate::supervise::{SuperviseError, Supervisor};
+use crate::dispatch::Supervised;
 
 #[derive(Debug, Parser)]
 #[command(name = "isthmus", version, about = "One origin for a Django project and a Reflex app")]
@@ -27,6 +29,16 @@ pub enum Command {
     Serve {
         #[arg(long, short, default_value = "isthmus.toml")]
         config: PathBuf,
+    },
+    /// Start every upstream that has a `run` command, wait for each to be healthy, and
+    /// serve; restart one that exits; stop them all on SIGINT/SIGTERM.
+    Run {
+        #[arg(long, short, default_value = "isthmus.toml")]
+        config: PathBuf,
+        /// Start each upstream's `dev_run` instead of `run`, and proxy the `[dev]`
+        /// dev server (with its hot-reload WebSocket) instead of its static mount.
+        #[arg(long)]
+        dev: bool,
     },
     /// Validate the config and load and init every plugin; exit 0 when all is well.
     Check {
@@ -68,6 +80,8 @@ pub enum CliError {
     Plugin(#[from] PluginError),
     #[error(transparent)]
     Init(#[from] crate::init::InitError),
+    #[error(transparent)]
+    Supervise(#[from] SuperviseError),
     #[error("{0}")]
     Io(String),
     #[error("{0}")]
@@ -76,7 +90,8 @@ pub enum CliError {
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config } => serve(&config, None),
+        Command::Run { config, dev } => serve(&config, Some(dev)),
         Command::Check { config } => check(&config),
         Command::Route { config, method, path, host, headers } => route(&config, &method, &path, &host, &headers),
         Command::Init { dir, python } => Ok(crate::init::run(&dir, python.as_deref())?),
@@ -113,23 +128,41 @@ impl Loaded {
     }
 }
 
-fn serve(config_path: &Path) -> Result<(), CliError> {
+/// `isthmus serve` (`run` = None) or `isthmus run` (`run` = Some(dev)).
+fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
     let loaded = Loaded::new(config_path)?;
     let config = &loaded.config;
+    let file = config.file.display();
+    let dev = match (run, &config.dev) {
+        (Some(true), None) => return Err(CliError::Usage(format!("{file}: --dev needs a [dev] section (which static mount the dev server replaces)"))),
+        (Some(true), Some(dev)) => Some((dev.static_mount.clone(), dev.upstream.clone())),
+        _ => None,
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if config.listen.workers > 0 {
         runtime.worker_threads(config.listen.workers);
     }
     let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
-        let gateway = loaded.gateway()?;
+        let mut gateway = loaded.gateway()?;
         let listener = tokio::net::TcpListener::bind(config.listen.addr)
             .await
-            .map_err(|e| CliError::Io(format!("{}: listen.addr: cannot listen on {}: {e}", config.file.display(), config.listen.addr)))?;
+            .map_err(|e| CliError::Io(format!("{file}: listen.addr: cannot listen on {}: {e}", config.listen.addr)))?;
+        // Children only once the port is ours: a second `isthmus run` fails before starting any.
+        let supervisor = match run {
+            Some(dev_mode) => Some(Supervisor::start(config, dev_mode)?),
+            None => None,
+        };
+        if let Some(s) = &supervisor {
+            gateway = gateway.supervised(Supervised { readiness: s.readiness(), dev });
+        }
         // Watching before announcing readiness: a change right after it is not missed.
         let _reloader = plugin::spawn_reloader(loaded.reloadable(), config.routing.plugins_dir.clone(), config.routing.hot_reload);
         tracing::info!(addr = %config.listen.addr, routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
         server::serve(listener, Arc::new(gateway), ServerSettings::from_config(config), server::shutdown_signal()).await;
+        if let Some(s) = supervisor {
+            s.stop().await;
+        }
         tracing::info!("isthmus stopped");
         Ok(())
     })

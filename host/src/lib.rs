@@ -18,3 +18,4 @@ pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod static_files;
+pub mod supervise;
