@@ -12,7 +12,6 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -42,15 +41,8 @@ def stack() -> Stack:
         s.manage("shop_demo_users", "--password", PASSWORD)
         TIMINGS["migrate+collectstatic+users"] = time.monotonic() - t
         t = time.monotonic()
-        s.start_django()
-        s.start_reflex()
-        with ThreadPoolExecutor(2) as pool:
-            for f in [pool.submit(s.wait_django), pool.submit(s.wait_reflex)]:
-                f.result()
-        TIMINGS["django+reflex up"] = time.monotonic() - t
-        t = time.monotonic()
-        s.start_gateway("main")
-        TIMINGS["gateway up"] = time.monotonic() - t
+        s.start_gateway("main", run=True)
+        TIMINGS["isthmus run: django+reflex+gateway ready"] = time.monotonic() - t
         yield s
     finally:
         if s is not None:

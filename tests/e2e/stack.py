@@ -1,7 +1,8 @@
-"""The real processes of the end-to-end suite: Django (uvicorn), the Reflex backend and
-`isthmus serve`, started from a temporary copy of examples/shop, each bound to
-127.0.0.1, each in its own process group, and stopped by process-group id at the end
-(also from atexit, so a crashed session leaves no orphans).
+"""The real processes of the end-to-end suite, from a temporary copy of examples/shop:
+`isthmus run`, which starts Django (uvicorn) and the Reflex backend from the config's
+`run` commands, plus further `isthmus serve` gateways in front of the same two; all on
+127.0.0.1, each gateway in its own process group, stopped by process-group id at the
+end (also from atexit, so a crashed session leaves no orphans).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import atexit
 import contextlib
 import copy
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -290,44 +292,34 @@ class Stack:
             [str(self.isthmus), "check", "--config", str(config_path)], env=self.env(), capture_output=True, text=True
         )
 
-    # -- processes -----------------------------------------------------------------------
-    def start_django(self) -> Proc:
-        argv = [
-            sys.executable, "-m", "uvicorn", "shopsite.asgi:application",
-            "--host", "127.0.0.1", "--port", str(self.django_port),
-            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
-        proc = start("django", argv, cwd=self.app / "backend", env=self.env(), logdir=self.logdir)
-        self.procs["django"] = proc
-        return proc
+    # -- processes ---------------------------------------------------------------------
+    def child_pid(self, upstream: str, gateway: str = "main") -> int:
+        """PID (= process group) of the upstream process `isthmus run` started last."""
+        pids = re.findall(rf"(?:started|restarted) upstream={re.escape(upstream)} pid=(\d+)", self.gateways[gateway].log())
+        if not pids:
+            raise RuntimeError(f"isthmus run has not started {upstream}:\n{tail(self.gateways[gateway].proc.log)}")
+        return int(pids[-1])
 
-    def wait_django(self, timeout: float = 60) -> None:
-        url = f"http://127.0.0.1:{self.django_port}/_isthmus/identity"
-        # 403 without the secret: Django is up and the companion app is installed.
-        wait_until("Django", lambda: httpx.get(url, timeout=2).status_code == 403, timeout=timeout, procs=[self.procs["django"]])
+    def child_alive(self, upstream: str) -> bool:
+        try:
+            os.kill(self.child_pid(upstream), 0)
+        except ProcessLookupError:
+            return False
+        return True
 
-    def start_reflex(self) -> Proc:
-        argv = [
-            str(VENV_BIN / "reflex"), "run", "--env", "prod", "--backend-only",
-            "--backend-host", "127.0.0.1", "--backend-port", str(self.reflex_port),
-        ]  # fmt: skip
-        proc = start("reflex", argv, cwd=self.app / "frontend", env=self.env(), logdir=self.logdir)
-        self.procs["reflex"] = proc
-        return proc
-
-    def wait_reflex(self, timeout: float = 120) -> None:
-        url = f"http://127.0.0.1:{self.reflex_port}/ping"
-        wait_until("Reflex", lambda: httpx.get(url, timeout=2).text.strip('"') == "pong", timeout=timeout, procs=[self.procs["reflex"]])
-
-    def start_gateway(self, name: str = "main", *, port: int | None = None, **config_kw: Any) -> Gateway:
+    def start_gateway(self, name: str = "main", *, port: int | None = None, run: bool = False, **config_kw: Any) -> Gateway:
+        """`isthmus serve`, or with `run` `isthmus run`, which also starts Django and
+        Reflex from the config's `run` commands and is ready once both are healthy."""
         port = port or (self.gateway_port if name == "main" else free_port())
         path = self.write_config(name, self.gateway_config(port=port, **config_kw))
-        proc = start(f"isthmus-{name}", [str(self.isthmus), "serve", "--config", str(path)], cwd=self.root, env=self.env(), logdir=self.logdir)
+        command = "run" if run else "serve"
+        proc = start(f"isthmus-{name}", [str(self.isthmus), command, "--config", str(path)], cwd=self.root, env=self.env(), logdir=self.logdir)
         gw = Gateway(name, proc, port, path)
+        ready = "all upstreams ready" if run else "isthmus listening"
         wait_until(
             f"gateway {name}",
-            lambda: "isthmus listening" in proc.log.read_text(errors="replace"),
-            timeout=60,
+            lambda: ready in proc.log.read_text(errors="replace"),
+            timeout=240 if run else 60,
             procs=[proc],
         )
         wait_until(f"gateway {name} /ping", lambda: httpx.get(f"{gw.url}/ping", timeout=2).status_code in (200, 502), timeout=10, procs=[proc])
@@ -338,7 +330,7 @@ class Stack:
     def stop_gateway(self, name: str) -> int | None:
         gw = self.gateways.pop(name)
         self.procs.pop(f"isthmus-{name}", None)
-        return gw.proc.stop()
+        return gw.proc.stop(grace=30)  # isthmus run stops its children first
 
     def stop_all(self) -> None:
         for name in reversed(list(self.procs)):

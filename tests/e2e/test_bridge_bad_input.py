@@ -55,7 +55,7 @@ async def test_bad_input_closes_only_that_socket(stack, browser, sockets, case):
     assert (await whoami(bystander))["username"] == "plain"
     fresh = await sockets()
     assert (await whoami(fresh))["authenticated"] is False
-    assert stack.procs["reflex"].alive() and stack.procs["isthmus-main"].alive()
+    assert stack.child_alive("reflex") and stack.procs["isthmus-main"].alive()
 
 
 async def test_bad_input_is_logged(stack, sockets):
