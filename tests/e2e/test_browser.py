@@ -201,7 +201,10 @@ def run_scenario(request, gw, scenario: str, user: str = "", *, password: str = 
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000, f"{shot} is not a PNG screenshot"
     # The SPA spoke to the gateway it came from, on the bridged /_event socket.
     assert final["websockets"], f"the page opened no WebSocket\n{report}"
-    assert all(u.startswith(f"{gw.ws_url}/_event") for u in final["websockets"]), final["websockets"]
+    assert all(u.startswith(f"{gw.ws_url}/_event") for u in final["websockets"]), (
+        f"the page's WebSockets went elsewhere than {gw.ws_url}/_event (SPA exported for another origin?): "
+        f"{final['websockets']}"
+    )
     return final
 
 
@@ -261,7 +264,10 @@ def test_browser_non_staff_is_sent_to_login(stack, spa_gateway, request):
     assert_login_page(refused)
     assert "authenticated as plain" in refused["errornote"], refused
     # Refused by the gateway (its log), not only by the handler's @staff_required.
-    assert spa_gateway.refusals(f"{SHOP}.deactivate_all") == refusals + 1, tail(spa_gateway.proc.log)
+    assert spa_gateway.refusals(f"{SHOP}.deactivate_all") == refusals + 1, (
+        "the gateway did not refuse deactivate_all (the handler's @staff_required redirects the same way, "
+        f"so only the gateway's log tells):\n{tail(spa_gateway.proc.log, 15)}"
+    )
     assert active_products(spa_gateway) == products, "a non-staff press changed the products"
 
 
@@ -281,5 +287,7 @@ def test_browser_anonymous(stack, spa_gateway, request):
     refused = steps["press Deactivate all: sent to /admin/login/?next=/"]
     assert_login_page(refused)
     assert not re.search(r"authenticated as", refused["errornote"]), refused
-    assert spa_gateway.refusals(f"{SHOP}.deactivate_all") == refusals + 1
+    assert spa_gateway.refusals(f"{SHOP}.deactivate_all") == refusals + 1, (
+        f"the gateway did not refuse deactivate_all:\n{tail(spa_gateway.proc.log, 15)}"
+    )
     assert active_products(spa_gateway) == products
