@@ -300,7 +300,7 @@ def main() -> int:
                 res.add(case, "p50 added @1conn", "µs", v["p50 @1conn"] - direct["p50 @1conn"],
                         "1-connection p50 minus direct's, paired within each repetition")
     res.write()
-    (args.results / "http-load.json").write_text(json.dumps(loads, indent=1) + "\n")
+    (args.results / "meta-http-load.json").write_text(json.dumps(loads, indent=1) + "\n")
     failed = sum(v["failed requests"] for values in per_rep for v in values.values())
     if failed:
         B.log(f"http: {failed} requests FAILED (see failed requests rows)")
