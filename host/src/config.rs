@@ -355,7 +355,6 @@ impl Config {
                 if !command.contains("{port}") {
                     return Err((key(field), format!("`{command}` must contain `{{port}}`, so that the process listens where `url` says")));
                 }
-                crate::supervise::command::argv(command, &upstream.uri).map_err(|m| (key(field), m))?;
                 if !is_loopback(&upstream.uri) {
                     return Err((key("url"), format!("`{}` must be on 127.0.0.1, ::1 or localhost: `isthmus run` starts `{field}` on this machine and keeps it off the network", upstream.url)));
                 }
@@ -364,6 +363,15 @@ impl Config {
                 *cwd = base.join(&*cwd);
                 if !cwd.is_dir() {
                     return Err((key("cwd"), format!("`{}` is not a directory", cwd.display())));
+                }
+            }
+        }
+        // Commands once every url is known: `{port:NAME}` names another upstream.
+        for (name, upstream) in &self.upstreams {
+            let port_of = |other: &str| self.upstreams.get(other).and_then(|u| u.uri.port_u16());
+            for (field, command) in [("run", &upstream.run), ("dev_run", &upstream.dev_run)] {
+                if let Some(command) = command {
+                    crate::supervise::command::argv(command, &upstream.uri, &port_of).map_err(|m| (format!("upstreams.{name}.{field}"), m))?;
                 }
             }
         }

@@ -262,6 +262,7 @@ class Stack:
         django_port: int | None = None,
         reflex_port: int | None = None,
         bridge: dict[str, Any] | None = None,
+        upstream_ports: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """examples/shop/isthmus.toml with this stack's ports and folders."""
         with open(self.app / "isthmus.toml", "rb") as f:
@@ -280,6 +281,8 @@ class Stack:
         config["bridge"]["identity_ttl"] = "2s"
         config["bridge"]["max_frame_bytes"] = 262144
         config["bridge"].update(bridge or {})
+        for name, upstream_port in (upstream_ports or {}).items():
+            config["upstreams"][name]["url"] = f"http://127.0.0.1:{upstream_port}"
         return config
 
     def write_config(self, name: str, config: dict[str, Any]) -> Path:
@@ -307,13 +310,22 @@ class Stack:
             return False
         return True
 
-    def start_gateway(self, name: str = "main", *, port: int | None = None, run: bool = False, **config_kw: Any) -> Gateway:
-        """`isthmus serve`, or with `run` `isthmus run`, which also starts Django and
-        Reflex from the config's `run` commands and is ready once both are healthy."""
+    def start_gateway(
+        self,
+        name: str = "main",
+        *,
+        port: int | None = None,
+        run: bool = False,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        **config_kw: Any,
+    ) -> Gateway:
+        """`isthmus serve`, or with `run` `isthmus run [args]`, which also starts Django
+        and Reflex from the config's commands and is ready once all are healthy."""
         port = port or (self.gateway_port if name == "main" else free_port())
         path = self.write_config(name, self.gateway_config(port=port, **config_kw))
-        command = "run" if run else "serve"
-        proc = start(f"isthmus-{name}", [str(self.isthmus), command, "--config", str(path)], cwd=self.root, env=self.env(), logdir=self.logdir)
+        argv = [str(self.isthmus), "run" if run else "serve", "--config", str(path), *args]
+        proc = start(f"isthmus-{name}", argv, cwd=self.root, env=env or self.env(), logdir=self.logdir)
         gw = Gateway(name, proc, port, path)
         ready = "all upstreams ready" if run else "isthmus listening"
         wait_until(

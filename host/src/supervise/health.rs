@@ -20,10 +20,10 @@ pub async fn wait_healthy(name: &str, uri: &Uri, path: Option<&str>) -> Duration
         match probe(uri, path).await {
             Ok(()) => return start.elapsed(),
             Err(why) if Instant::now() >= next_report => {
-                tracing::warn!(upstream = name, waited_s = start.elapsed().as_secs(), "not ready yet: {why}");
+                tracing::warn!(upstream = %name, waited_s = start.elapsed().as_secs(), "not ready yet: {why}");
                 next_report += limits::HEALTH_REPORT_EVERY;
             }
-            Err(why) => tracing::debug!(upstream = name, "not ready yet: {why}"),
+            Err(why) => tracing::debug!(upstream = %name, "not ready yet: {why}"),
         }
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(limits::HEALTH_POLL_MAX);

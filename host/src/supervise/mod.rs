@@ -7,7 +7,6 @@ pub mod command;
 mod health;
 mod readiness;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,7 +59,7 @@ impl Supervisor {
             };
             let w = Watched { name: name.clone(), uri: upstream.uri.clone(), health: upstream.health.clone() };
             match command {
-                Some(command) => started.push((w, field, spec(name, command, upstream, &config.base_dir).map_err(|message| SuperviseError::Command {
+                Some(command) => started.push((w, field, spec(name, command, upstream, config).map_err(|message| SuperviseError::Command {
                     file: file.clone(),
                     name: name.clone(),
                     field,
@@ -108,10 +107,11 @@ impl Supervisor {
     }
 }
 
-fn spec(name: &str, command: &str, upstream: &Upstream, base_dir: &Path) -> Result<Spec, String> {
+fn spec(name: &str, command: &str, upstream: &Upstream, config: &Config) -> Result<Spec, String> {
+    let (ports, base_dir) = (&config.upstreams, &config.base_dir);
     Ok(Spec {
         name: name.to_owned(),
-        argv: command::argv(command, &upstream.uri)?,
+        argv: command::argv(command, &upstream.uri, &|other| ports.get(other).and_then(|u| u.uri.port_u16()))?,
         // As every relative path of the config: from the config's folder.
         cwd: Some(upstream.cwd.clone().unwrap_or_else(|| base_dir.to_owned())),
         host: command::bind_host(&upstream.uri).to_owned(),
@@ -189,7 +189,7 @@ async fn run_until_exit(w: &Watched, running: &mut Running, readiness: &Readines
 
 fn mark_ready(readiness: &Readiness, name: &str, took: Duration) {
     readiness.set(name, true);
-    tracing::info!(upstream = name, after_ms = took.as_millis() as u64, "ready");
+    tracing::info!(upstream = %name, after_ms = took.as_millis() as u64, "ready");
     if readiness.all_ready() {
         tracing::info!("all upstreams ready");
     }
