@@ -50,7 +50,10 @@ impl Gateway {
         }
         let mut proxy = Proxy::new(config);
         match (&config.bridge, bridge_policy) {
-            (Some(bridge), Some(policy)) => proxy.set_bridge(Arc::new(Bridge::new(config, bridge, proxy.client(), policy))),
+            (Some(bridge), Some(policy)) => {
+                let identity = proxy.upstream(&bridge.identity_upstream).expect("validated by config");
+                proxy.set_bridge(Arc::new(Bridge::new(bridge, identity, policy)));
+            }
             (None, None) => {}
             (Some(_), None) => return Err(std::io::Error::other("the config has a [bridge] section but no bridge policy was loaded")),
             (None, Some(_)) => return Err(std::io::Error::other("a bridge policy was given but the config has no [bridge] section")),

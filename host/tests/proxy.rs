@@ -491,3 +491,142 @@ async fn a_connect_that_hangs_is_504_within_the_connect_timeout() {
     assert!(start.elapsed() < Duration::from_secs(3));
     drop((listener, held));
 }
+
+/// Upstream counting the connections it accepted and those that have ended.
+async fn counting_upstream() -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, e) = (accepted.clone(), ended.clone());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            a.fetch_add(1, Ordering::SeqCst);
+            let e = e.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_| async { Ok::<_, std::convert::Infallible>(text("ok")) });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                e.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, accepted, ended)
+}
+
+/// What a raw upstream does after answering a connection's first request.
+#[derive(Clone, Copy)]
+enum AfterAnswer {
+    /// Close the connection at once.
+    Close,
+    /// Read the next request, then close without answering it.
+    DropNextRequest,
+}
+
+/// Answers each connection's first request with `answer`; counts connections and requests.
+async fn raw_upstream(answer: &'static [u8], then: AfterAnswer) -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, r) = (accepted.clone(), requests.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            a.fetch_add(1, Ordering::SeqCst);
+            let r = r.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for n in 0..2 {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    buf.clear();
+                    r.fetch_add(1, Ordering::SeqCst);
+                    if n > 0 {
+                        return;
+                    }
+                    s.write_all(answer).await.unwrap();
+                    if let AfterAnswer::Close = then {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted, requests)
+}
+
+#[tokio::test]
+async fn concurrent_clients_reuse_upstream_connections() {
+    let (up, accepted, _) = counting_upstream().await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let url = gw.url("/");
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    assert_eq!(get(&url).await.0, StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let n = accepted.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&n), "100 requests from 4 clients at a time took {n} upstream connections");
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_pool_idle() {
+    let (up, accepted, ended) = counting_upstream().await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], "[timeouts]\npool_idle = \"200ms\"\n"), vec![router("r", |_| Ok(forward("app")))]).await;
+    assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(ended.load(Ordering::SeqCst), 1, "the idle connection was closed");
+    assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection replaces it");
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_is_not_reused() {
+    // Answers as if keeping the connection alive, then closes it.
+    let (up, accepted, _) = raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", AfterAnswer::Close).await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    for i in 1..=3 {
+        let (status, _, body) = get(&gw.url("/")).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), i);
+    }
+}
+
+#[tokio::test]
+async fn a_request_the_upstream_received_is_never_sent_twice() {
+    // The second request on a connection is read, then the connection is dropped.
+    let (up, _, requests) = raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", AfterAnswer::DropNextRequest).await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
+    let post = Request::post(gw.url("/pay")).body(Full::new(Bytes::from_static(b"once"))).unwrap();
+    let (status, _, body) = send(post).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(requests.load(Ordering::SeqCst), 2, "the POST reached the upstream once and was not retried");
+}
+
+#[tokio::test]
+async fn connection_close_responses_are_not_pooled() {
+    let (up, accepted, _) = raw_upstream(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", AfterAnswer::DropNextRequest).await;
+    let site = Site::new();
+    let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
+    for _ in 0..3 {
+        assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}

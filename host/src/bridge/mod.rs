@@ -16,11 +16,10 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Uri};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-
-use crate::body::{self, Body};
-use crate::config::{BridgeConfig, Config, IdentityFailure};
+use crate::body;
+use crate::config::{BridgeConfig, IdentityFailure};
 use crate::proxy::headers::X_FORWARDED_PROTO;
+use crate::proxy::Upstream;
 use crate::limits;
 use identity::{Identity, IdentityCache, IdentityError, IdentitySource, Origin, Resolved};
 use inject::Injector;
@@ -41,11 +40,11 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(config: &Config, bridge: &BridgeConfig, client: Client<HttpConnector, Body>, policy: Arc<dyn BridgePolicy>) -> Bridge {
-        let authority = config.upstreams[&bridge.identity_upstream].uri.authority().expect("validated").clone();
-        let uri = Uri::builder().scheme("http").authority(authority).path_and_query(bridge.identity_path.as_str()).build().expect("validated path");
+    /// `identity_upstream` is the pool of the upstream named by `bridge.identity_upstream`.
+    pub fn new(bridge: &BridgeConfig, identity_upstream: Arc<Upstream>, policy: Arc<dyn BridgePolicy>) -> Bridge {
+        let uri = Uri::try_from(bridge.identity_path.as_str()).expect("validated path");
         let source = DjangoIdentity {
-            client,
+            upstream: identity_upstream,
             uri,
             secret: HeaderValue::from_bytes(bridge.identity_secret.expose()).ok(),
             cookie_name: bridge.session_cookie.clone(),
@@ -121,7 +120,8 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The companion Django app's identity endpoint.
 struct DjangoIdentity {
-    client: Client<HttpConnector, Body>,
+    upstream: Arc<Upstream>,
+    /// Origin-form: the path and query.
     uri: Uri,
     secret: Option<HeaderValue>,
     cookie_name: String,
@@ -143,7 +143,7 @@ impl IdentitySource for DjangoIdentity {
             req.headers_mut().insert(IDENTITY_SECRET_HEADER.clone(), secret.clone());
         }
         let fetch = async {
-            let res = self.client.request(req).await.map_err(|e| IdentityError::Unreachable(e.to_string()))?;
+            let res = self.upstream.send(req).await.map_err(|e| IdentityError::Unreachable(e.to_string()))?;
             if !res.status().is_success() {
                 return Err(IdentityError::Status(res.status().as_u16()));
             }

@@ -4,6 +4,7 @@
 mod error;
 pub mod headers;
 mod idle;
+mod pool;
 mod tunnel;
 
 use std::collections::HashMap;
@@ -11,21 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery};
+use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body::Body as _;
+use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::ProxyError;
 use headers::ClientView;
 pub use idle::IdleBody;
+pub use pool::{PoolSettings, PooledBody, Upstream};
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, BoxError};
 use crate::bridge::{Bridge, Session, IDENTITY_SECRET_HEADER};
 use crate::config::{Config, Timeouts};
 use crate::limits;
@@ -40,8 +41,7 @@ pub struct ForwardContext<'a> {
 }
 
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
-    upstreams: HashMap<String, Authority>,
+    upstreams: HashMap<String, Arc<Upstream>>,
     timeouts: Timeouts,
     /// Upgraded tunnels outlive their request; shutdown ends them after the grace period.
     tunnels: TaskTracker,
@@ -51,26 +51,22 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(config: &Config) -> Proxy {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.timeouts.connect));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.timeouts.pool_idle)
-            .pool_max_idle_per_host(limits::POOL_MAX_IDLE_PER_HOST)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let settings = PoolSettings {
+            connect_timeout: config.timeouts.connect,
+            idle_timeout: config.timeouts.pool_idle,
+            max_idle: limits::POOL_MAX_IDLE_PER_HOST,
+        };
         let upstreams = config
             .upstreams
             .iter()
-            .map(|(name, u)| (name.clone(), u.uri.authority().expect("validated by config").clone()))
+            .map(|(name, u)| (name.clone(), Upstream::new(name, u.uri.authority().expect("validated by config"), settings)))
             .collect();
-        Proxy { client, upstreams, timeouts: config.timeouts.clone(), tunnels: TaskTracker::new(), shutdown: CancellationToken::new(), bridge: None }
+        Proxy { upstreams, timeouts: config.timeouts.clone(), tunnels: TaskTracker::new(), shutdown: CancellationToken::new(), bridge: None }
     }
 
-    /// The pooled upstream client, for the gateway's own calls (the identity endpoint).
-    pub fn client(&self) -> Client<HttpConnector, Body> {
-        self.client.clone()
+    /// A configured upstream's connection pool, for the gateway's own calls (the identity endpoint).
+    pub fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.upstreams.get(name).cloned()
     }
 
     /// Bridge WebSockets on the bridge's path instead of tunneling them blindly.
@@ -99,7 +95,7 @@ impl Proxy {
 
     async fn try_forward(&self, mut req: Request<Incoming>, decision: &Forward, ctx: &ForwardContext<'_>) -> Result<Response<Body>, ProxyError> {
         let name = &decision.upstream;
-        let authority = self.upstreams.get(name).ok_or_else(|| ProxyError::UnknownUpstream(name.clone()))?;
+        let upstream = self.upstreams.get(name).ok_or_else(|| ProxyError::UnknownUpstream(name.clone()))?;
         let bad = |reason: String| ProxyError::BadForward { upstream: name.clone(), reason };
 
         let path_and_query = match &decision.path {
@@ -110,7 +106,6 @@ impl Proxy {
         };
         // The bridge judges by the path the upstream will see, rewrites included.
         let bridged = self.bridge.as_ref().filter(|b| b.covers(path_and_query.path()));
-        let uri = Uri::builder().scheme("http").authority(authority.clone()).path_and_query(path_and_query).build().map_err(|e| bad(e.to_string()))?;
 
         let upgrade = headers::upgrade_protocol(req.headers());
         if bridged.is_some() && upgrade.is_none() {
@@ -143,16 +138,15 @@ impl Proxy {
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, protocol.clone());
         }
-        parts.uri = uri;
+        parts.uri = Uri::from(path_and_query);
         parts.version = Version::HTTP_11;
 
         let body = self.stream_body(incoming);
         let out = Request::from_parts(parts, body);
 
-        let mut res = match tokio::time::timeout(self.timeouts.response_header, self.client.request(out)).await {
+        let mut res = match tokio::time::timeout(self.timeouts.response_header, upstream.send(out)).await {
             Err(_) => return Err(ProxyError::ResponseTimeout { upstream: name.clone(), timeout: self.timeouts.response_header }),
-            Ok(Err(e)) => return Err(self.classify(name, &e)),
-            Ok(Ok(res)) => res,
+            Ok(result) => result?,
         };
 
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -185,30 +179,15 @@ impl Proxy {
     }
 
     /// A streamed body with the idle timeout; a body known to be empty stays cheap.
-    fn stream_body(&self, incoming: Incoming) -> Body {
+    fn stream_body<B>(&self, incoming: B) -> Body
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         if incoming.is_end_stream() {
             body::empty()
         } else {
             IdleBody::new(incoming, self.timeouts.idle).boxed_unsync()
-        }
-    }
-
-    fn classify(&self, upstream: &str, error: &hyper_util::client::legacy::Error) -> ProxyError {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-        let mut reason = error.to_string();
-        while let Some(e) = source {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::TimedOut && error.is_connect() {
-                    return ProxyError::ConnectTimeout { upstream: upstream.to_owned(), timeout: self.timeouts.connect };
-                }
-                reason = io.to_string();
-            }
-            source = e.source();
-        }
-        if error.is_connect() {
-            ProxyError::Unreachable { upstream: upstream.to_owned(), reason }
-        } else {
-            ProxyError::Failed { upstream: upstream.to_owned(), reason }
         }
     }
 }

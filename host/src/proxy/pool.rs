@@ -1,0 +1,224 @@
+//! Keep-alive HTTP/1.1 connections to one upstream, owned by the proxy. A request
+//! takes the most recently used idle connection (or opens one); the response body
+//! hands the connection back once it has been read to the end. Per request this is
+//! one short lock, no pool-key hashing and no task spawned, which the general-purpose
+//! client in hyper-util could not offer.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::Authority;
+use http::{Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::ProxyError;
+use crate::body::Body;
+
+/// How connections to an upstream are opened and kept.
+#[derive(Clone, Copy)]
+pub struct PoolSettings {
+    pub connect_timeout: Duration,
+    /// An idle connection unused for this long is closed.
+    pub idle_timeout: Duration,
+    pub max_idle: usize,
+}
+
+/// One upstream's address and its idle connections.
+pub struct Upstream {
+    name: String,
+    host: String,
+    port: u16,
+    /// Sent when a request carries no Host of its own.
+    host_header: HeaderValue,
+    settings: PoolSettings,
+    idle: Mutex<Idle>,
+}
+
+#[derive(Default)]
+struct Idle {
+    /// Most recently released last.
+    conns: Vec<IdleConn>,
+    /// Whether a task is closing expired connections.
+    sweeping: bool,
+}
+
+struct IdleConn {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+impl Upstream {
+    pub fn new(name: &str, authority: &Authority, settings: PoolSettings) -> Arc<Upstream> {
+        // IPv6 literals come bracketed in an authority; the resolver wants them bare.
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        Arc::new(Upstream {
+            name: name.to_owned(),
+            host,
+            port: authority.port_u16().unwrap_or(80),
+            host_header: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
+            settings,
+            idle: Mutex::new(Idle::default()),
+        })
+    }
+
+    /// Send `req` (origin-form URI) and return the response. A request that a reused
+    /// connection hands back unsent, because the upstream closed it meanwhile, goes out
+    /// on another connection; a request that was sent is never sent twice.
+    pub async fn send(self: &Arc<Self>, mut req: Request<Body>) -> Result<Response<PooledBody>, ProxyError> {
+        if !req.headers().contains_key(header::HOST) {
+            req.headers_mut().insert(header::HOST, self.host_header.clone());
+        }
+        loop {
+            let (mut sender, reused) = match self.checkout() {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(res) => {
+                    // A switched connection belongs to the tunnel now, never to the pool.
+                    let lease = (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Lease { sender, pool: self.clone() });
+                    return Ok(res.map(|inner| PooledBody { inner, lease }));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(self.failed(&e.into_error())),
+                },
+            }
+        }
+    }
+
+    fn checkout(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        // Not ready: still finishing its last exchange, or closed; the sweeper drops those.
+        let i = idle.conns.iter().rposition(|c| c.sender.is_ready() && c.since.elapsed() < self.settings.idle_timeout)?;
+        Some(idle.conns.remove(i).sender)
+    }
+
+    fn release(self: &Arc<Self>, sender: SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.conns.len() >= self.settings.max_idle {
+            return;
+        }
+        if !idle.sweeping {
+            // Only while connections are idle does a timer run; dropped outside a runtime, nothing is kept.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+            runtime.spawn(sweep(Arc::downgrade(self), self.settings.idle_timeout));
+            idle.sweeping = true;
+        }
+        idle.conns.push(IdleConn { sender, since: Instant::now() });
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, ProxyError> {
+        let timeout = self.settings.connect_timeout;
+        let connect_timeout = || ProxyError::ConnectTimeout { upstream: self.name.clone(), timeout };
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect((self.host.as_str(), self.port))).await {
+            Err(_) => return Err(connect_timeout()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Err(connect_timeout()),
+            Ok(Err(e)) => return Err(ProxyError::Unreachable { upstream: self.name.clone(), reason: e.to_string() }),
+            Ok(Ok(stream)) => stream,
+        };
+        // Request heads are small writes answered at once: Nagle would hold them back.
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| self.failed(&e))?;
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(upstream = %name, error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn failed(&self, error: &hyper::Error) -> ProxyError {
+        // The innermost IO error says most ("Connection reset by peer").
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                reason = io.to_string();
+            }
+            source = e.source();
+        }
+        ProxyError::Failed { upstream: self.name.clone(), reason }
+    }
+}
+
+/// Close idle connections unused for `idle_timeout`, until none is left.
+async fn sweep(pool: Weak<Upstream>, idle_timeout: Duration) {
+    loop {
+        tokio::time::sleep(idle_timeout).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let mut idle = pool.idle.lock().expect("pool lock");
+        idle.conns.retain(|c| !c.sender.is_closed() && c.since.elapsed() < idle_timeout);
+        if idle.conns.is_empty() {
+            idle.sweeping = false;
+            return;
+        }
+    }
+}
+
+struct Lease {
+    sender: SendRequest<Body>,
+    pool: Arc<Upstream>,
+}
+
+/// An upstream response body. Read to the end, it returns its connection to the pool;
+/// dropped early, the connection closes (hyper does not reuse a half-read one).
+pub struct PooledBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl PooledBody {
+    fn give_back(&mut self) {
+        if let Some(Lease { sender, pool }) = self.lease.take() {
+            pool.release(sender);
+        }
+    }
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            None => this.give_back(),
+            Some(Ok(_)) if this.inner.is_end_stream() => this.give_back(),
+            Some(Err(_)) => this.lease = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        // A body known to be empty is never polled.
+        if self.inner.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
