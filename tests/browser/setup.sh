@@ -39,7 +39,7 @@ else
         as_root "${apt[@]}" install chromium
     fi
 fi
-echo "    $("$chromium" --version)"
+echo "    $("$chromium" --version 2>/dev/null)"
 took "$t"
 
 step "playwright-core (npm ci in $here)"
