@@ -258,6 +258,10 @@ fn refusal_packet(namespace: &str, refusal: Refusal) -> String {
     socketio::server_event(namespace, &[json!("event"), json!({ "events": [event] })])
 }
 
+/// What Django's `redirect_to_login` leaves unescaped in `next=` (`quote(safe="/")`).
+const NEXT_ESCAPED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~').remove(b'/');
+
 fn url_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, NEXT_ESCAPED).to_string()
 }
