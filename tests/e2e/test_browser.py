@@ -213,8 +213,7 @@ def steps_by_name(final: dict) -> dict[str, dict]:
 
 
 def assert_login_page(seen: dict) -> None:
-    """The browser is on Django's login page with next=/ (decoded: the gateway writes
-    next=%2F, Django itself next=/; both mean the same)."""
+    """The browser is on Django's login page with next=/ (compared decoded)."""
     url = urlsplit(seen["redirected_to"])
     assert url.path == "/admin/login/" and parse_qs(url.query) == {"next": ["/"]}, seen
 
