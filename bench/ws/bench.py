@@ -321,7 +321,7 @@ def run_ws_case(traffic: str, path: str, work: Path, logdir: Path, rep: int, p: 
         kw = dict(url=ws_url(port), mode=traffic, pids=pids, expect=expect, **CLIENT)
         many = wsbench("load", conns=32, warmup=p["warmup"], duration=p["duration"], bound=p["warmup"] + p["duration"] + 60, **kw)
         one = wsbench("load", conns=1, warmup=p["warmup1"], duration=p["duration1"], bound=p["warmup1"] + p["duration1"] + 60, **kw)
-        return {"many": many, "one": one, "loadavg": loadavg()}
+        return {"many": many, "one": one, "loadavg": loadavg(), "names": [x.name.rsplit("-", 1)[-1] for x in procs]}
     finally:
         for proc in procs:
             proc.stop()
@@ -431,7 +431,7 @@ def run_ev_case(case: str, app: ReflexApp, work: Path, logdir: Path, rep: int, p
         for r in (many, one):
             if r["expect_hits"] != r["msgs"]:
                 raise RuntimeError(f"{case}: only {r['expect_hits']} of {r['msgs']} updates named the expected user ({expect})")
-        return {"many": many, "one": one, "loadavg": loadavg()}
+        return {"many": many, "one": one, "loadavg": loadavg(), "names": [x.name.rsplit("-", 1)[-1] for x in procs]}
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -463,6 +463,18 @@ def per_rep(raw: dict, key, f) -> list[float]:
     return out
 
 
+def per_process_rows(section: str, case: str, raw: dict, key: str, unit_name: str) -> list[dict]:
+    """Server CPU per message split by process (upstream, proxy, Reflex, Django…)."""
+    first = next((r[key] for r in raw.values() if key in r), None)
+    if not first or len(first["names"]) < 2:
+        return []
+    out = []
+    for i, name in enumerate(first["names"]):
+        vals = [r[key]["many"]["server_cpu_us_per_msg_each"][i] for r in raw.values() if key in r]
+        out.append(row(section, case, f"server CPU per {unit_name}: {name}", "µs", vals))
+    return out
+
+
 def ws_rows(raw: dict) -> list[dict]:
     rows = []
     for traffic, path in WS_CASES:
@@ -482,6 +494,7 @@ def ws_rows(raw: dict) -> list[dict]:
         rows.append(row("websocket", case, "msgs/s at 32 connections", "msgs/s", per_rep(raw, key, get(key, "many", "msgs_per_s")), note))
         rows.append(row("websocket", case, "server CPU per message", "µs", per_rep(raw, key, get(key, "many", "server_cpu_us_per_msg")),
                         "all server processes (upstream + proxy), 32 connections"))  # fmt: skip
+        rows += per_process_rows("websocket", case, raw, key, "message")
         rows.append(row("websocket", case, "p50 latency at 1 connection", "µs", per_rep(raw, key, get(key, "one", "p50_us"))))
         rows.append(row("websocket", case, "load generator CPU at 32 connections", "share of CPU 0", per_rep(raw, key, get(key, "many", "client_cpu_util"))))
         rows.append(row("websocket", case, "server CPU use at 32 connections", "share of CPU 1", per_rep(raw, key, get(key, "many", "server_cpu_util"))))
@@ -516,6 +529,7 @@ def ev_rows(raw: dict) -> list[dict]:
         }[case]
         rows.append(row("events", case, "events/s at 32 connections", "events/s", per_rep(raw, case, get("many", "msgs_per_s")), note))
         rows.append(row("events", case, "server CPU per event", "µs", per_rep(raw, case, get("many", "server_cpu_us_per_msg")), "all server processes, 32 connections"))
+        rows += per_process_rows("events", case, raw, case, "event")
         rows.append(row("events", case, "p50 latency at 1 connection", "µs", per_rep(raw, case, get("one", "p50_us"))))
         rows.append(row("events", case, "server CPU use at 32 connections", "share of CPU 1", per_rep(raw, case, get("many", "server_cpu_util"))))
         if case != direct:
