@@ -296,7 +296,7 @@ def ws_stack(traffic: str, path: str, work: Path, logdir: Path, tag: str) -> tup
     """(processes, pids of all server processes, pids of the proxy, port to load)."""
     up_port, id_port = free_port(), free_port()
     up = Proc(f"{tag}-upstream", [str(WSBENCH), "serve", "--listen", f"127.0.0.1:{up_port}", "--mode", traffic, "--identity", f"127.0.0.1:{id_port}"], logdir)
-    wait_until("upstream", lambda: port_open(up_port) and port_open(id_port), [up], 10)
+    wait_until("upstream", lambda: port_open(up_port) and port_open(id_port), [up], 30)
     if path == "direct":
         return [up], [up.pid], [], up_port
     if path == "nginx":
@@ -639,6 +639,23 @@ def main() -> int:
         else:
             app = ReflexApp(work, logdir)
 
+    failures: list[str] = []
+
+    def attempt(what: str, f):
+        """One case; a failure is retried once with fresh servers, then recorded and skipped."""
+        for tries in (1, 2):
+            try:
+                return f()
+            except Exception as e:  # noqa: BLE001 - recorded in the results
+                log(f"{what} failed (try {tries}): {str(e)[:600]}")
+                if tries == 2:
+                    failures.append(f"{what}: {str(e).splitlines()[0][:200]}")
+        return None
+
+    def keep(store: dict, key: str, value) -> None:
+        if value is not None:
+            store[key] = value
+
     for rep in range(p["reps"]):
         # Cases alternate within each repetition; the order rotates between repetitions.
         if "websocket" in sections:
@@ -646,19 +663,21 @@ def main() -> int:
             ws_raw[rep] = {}
             for traffic, path in cases:
                 log(f"rep {rep + 1}/{p['reps']} websocket: {traffic} {path}")
-                ws_raw[rep][f"{traffic} {path}"] = run_ws_case(traffic, path, work, logdir, rep, p)
+                keep(ws_raw[rep], f"{traffic} {path}", attempt(f"rep {rep + 1} {traffic} {path}", lambda: run_ws_case(traffic, path, work, logdir, rep, p)))
         if "events" in sections:
             cases = EV_CASES[rep % len(EV_CASES):] + EV_CASES[: rep % len(EV_CASES)]
             ev_raw[rep] = {}
             for case in cases:
                 log(f"rep {rep + 1}/{p['reps']} events: {case}")
-                ev_raw[rep][case] = run_ev_case(case, app, work, logdir, rep, p)
+                keep(ev_raw[rep], case, attempt(f"rep {rep + 1} {case}", lambda: run_ev_case(case, app, work, logdir, rep, p)))
         if "plugins" in sections:
             cases = MEM_CASES[rep % len(MEM_CASES):] + MEM_CASES[: rep % len(MEM_CASES)]
             mem_raw[rep] = {}
             for case in cases:
                 log(f"rep {rep + 1}/{p['reps']} plugins: hold {p['hold']} via {case}")
-                mem_raw[rep][case] = run_mem_case(case, work, logdir, rep, p)
+                keep(mem_raw[rep], case, attempt(f"rep {rep + 1} hold via {case}", lambda: run_mem_case(case, work, logdir, rep, p)))
+        # What is measured so far survives a later failure.
+        (results / "ws-raw.json").write_text(json.dumps({"params": p, "websocket": ws_raw, "events": ev_raw, "plugins": mem_raw, "failures": failures}, indent=1) + "\n")
 
     rows: list[dict] = []
     if ws_raw:
@@ -668,6 +687,8 @@ def main() -> int:
     if mem_raw:
         rows += mem_rows(mem_raw)
     rows += skipped
+    for f in failures:
+        rows.append(row("websocket", "failed run", f, "", []))
 
     # Where the bridge misses its throughput target, say where the time goes.
     missed = [r for r in rows if "MISSED" in r.get("note", "") and r["section"] == "websocket"]
@@ -678,7 +699,7 @@ def main() -> int:
             r["note"] += f"; profile: {Path(prof).name}"
 
     (results / "ws.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
-    (results / "ws-raw.json").write_text(json.dumps({"params": p, "websocket": ws_raw, "events": ev_raw, "plugins": mem_raw}, indent=1) + "\n")
+    (results / "ws-raw.json").write_text(json.dumps({"params": p, "websocket": ws_raw, "events": ev_raw, "plugins": mem_raw, "failures": failures}, indent=1) + "\n")
     log(f"done in {time.monotonic() - started:.0f}s: {results / 'ws.json'} ({len(rows)} rows); load average {Path('/proc/loadavg').read_text().strip()}")
     print_table(rows)
     return 0
