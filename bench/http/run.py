@@ -286,7 +286,8 @@ def main() -> int:
     notes = {
         "req/s": "wrk -t1 -c32, closed loop",
         "cpu/req": "utime+stime of every server process (/proc/PID/stat) over the 32-connection run / requests",
-        "other load on server CPU": "busy time of the server CPU not spent by the measured servers (other users' jobs, irqs)",
+        "other load on server CPU": ("busy time of the server CPU not spent by the measured servers (other users' jobs, irqs); "
+                                     "where the servers do not saturate it (direct: wrk is the limit) others fill the idle time"),
     }
     for values in per_rep:
         for case, v in values.items():
