@@ -9,12 +9,17 @@ fn main() {
     let cli = Cli::parse();
     // The explaining commands print their answer; logs below warnings would drown it.
     let default_level = if matches!(cli.command, Command::Serve { .. } | Command::Run { .. }) { "info" } else { "warn" };
+    // Log lines (one per request) are written by a thread of their own, batched, so a
+    // request never waits on stderr; a full queue drops lines rather than block.
+    let (writer, flush_on_exit) = tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    if let Err(e) = cli::run(cli) {
+    let result = cli::run(cli);
+    drop(flush_on_exit);
+    if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
