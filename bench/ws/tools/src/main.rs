@@ -503,8 +503,11 @@ async fn load(a: ClientArgs, conns: usize, warmup: f64, duration: f64, pids: Vec
     let mut total = ConnStats::default();
     let mut errors: Vec<String> = Vec::new();
     let mut stuck = 0;
+    // A connection still waiting for its last reply (a slow server: reflex-django at 32
+    // connections answers in seconds) gets up to the reply timeout to finish.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(a.timeout);
     for t in tasks {
-        match tokio::time::timeout(Duration::from_secs(5), t).await {
+        match tokio::time::timeout_at(deadline, t).await {
             Ok(Ok(st)) => {
                 total.count += st.count;
                 total.hits += st.hits;
