@@ -27,7 +27,12 @@ from pathlib import Path
 BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
 SECTIONS = ["http", "websocket", "events", "plugins"]
-NO_RATIO_UNITS = {"count", "%", "ratio", ""}
+NO_RATIO_UNITS = {"count", "%", "ratio", "×", "x", ""}
+
+
+def no_ratio(unit: str) -> bool:
+    """Units that are counts, shares or ratios already."""
+    return unit in NO_RATIO_UNITS or unit.startswith("share")
 
 
 def load(results: Path) -> tuple[list[dict], dict]:
@@ -90,7 +95,7 @@ def baseline(rows: list[dict], row: dict, kind: str) -> dict | None:
 
 
 def ratio(rows: list[dict], row: dict, kind: str) -> str:
-    if row["unit"] in NO_RATIO_UNITS or "above" in row["metric"] or "added" in row["metric"]:
+    if no_ratio(row["unit"]) or "above" in row["metric"] or "added" in row["metric"]:
         return ""
     b = baseline(rows, row, kind)
     if b is None or b is row or not b["median"] or math.isnan(b["median"]) or math.isnan(row["median"]):
@@ -153,7 +158,7 @@ def targets(rows: list[dict]) -> str:
     ngx = find(rows, "http", r"^return-200/nginx$", r"^req/s$")
     if isth and ngx:
         x = isth["median"] / ngx["median"]
-        lines.append(f"| ≥ 1.3× nginx's req/s with the plugin in the path | {x:.2f}× ({fmt(isth['median'])} vs {fmt(ngx['median'])} req/s) | {verdict(x >= 1.3)} |")
+        lines.append(f"| ≥ 1.3× nginx's req/s with the plugin in the path | {x:.2f}× (ratio of medians; {fmt(isth['median'])} vs {fmt(ngx['median'])} req/s) | {verdict(x >= 1.3)} |")
     else:
         lines.append("| ≥ 1.3× nginx's req/s with the plugin in the path | not measured in this run | – |")
     above = find(rows, "http", r"^return-200/isthmus$", r"^cpu/req above direct$")
@@ -168,7 +173,7 @@ def targets(rows: list[dict]) -> str:
     plain = bridge and baseline(rows, bridge, "nginx")
     if bridge and plain:
         x = bridge["median"] / plain["median"]
-        lines.append(f"| WebSocket event bridge ≥ 1.0× nginx's plain WebSocket msgs/s | {x:.2f}× ({bridge['case']} vs {plain['case']}, {bridge['metric']}) | {verdict(x >= 1.0)} |")
+        lines.append(f"| WebSocket event bridge ≥ 1.0× nginx's plain WebSocket msgs/s | {x:.2f}× (ratio of medians; {bridge['case']} vs {plain['case']}, {bridge['metric']}) | {verdict(x >= 1.0)} |")
     else:
         lines.append("| WebSocket event bridge ≥ 1.0× nginx's plain WebSocket msgs/s | no matching websocket rows in this run | – |")
 
@@ -181,7 +186,7 @@ def targets(rows: list[dict]) -> str:
                    and re.search(r"reflex-django", r["case"], re.I)), None)
     if mine and theirs and mine["median"] > 0:
         x = theirs["median"] / mine["median"]
-        lines.append(f"| per-event cost ≥ 50× lower than reflex-django's bridge | {x:.0f}× lower ({fmt(mine['median'])} vs {fmt(theirs['median'])} {mine['unit']}, {mine['metric']}) | {verdict(x >= 50)} |")
+        lines.append(f"| per-event cost ≥ 50× lower than reflex-django's bridge | {x:.0f}× lower (ratio of medians; {fmt(mine['median'])} vs {fmt(theirs['median'])} {mine['unit']}, {mine['metric']}) | {verdict(x >= 50)} |")
     else:
         lines.append("| per-event cost ≥ 50× lower than reflex-django's bridge | no matching events rows in this run | – |")
     return "\n".join(lines) + "\n"
@@ -236,7 +241,7 @@ def chart(rows: list[dict], path: Path) -> bool:
         srows = [r for r in rows if r["section"] == section and not math.isnan(r["median"])]
         for metric in list(dict.fromkeys(r["metric"] for r in srows)):
             sel = [r for r in srows if r["metric"] == metric]
-            if len(sel) >= 2 and sel[0]["unit"] not in NO_RATIO_UNITS and len(panels) < 7:
+            if len(sel) >= 2 and not no_ratio(sel[0]["unit"]) and "load generator" not in metric and len(panels) < 7:
                 panels.append((f"{section}: {metric} ({sel[0]['unit']})", sel))
     calls = [r for r in rows if r["section"] == "plugins" and r["metric"] == "time per call"]
     if calls:
