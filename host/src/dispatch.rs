@@ -2,7 +2,6 @@
 //! decision carried out. Writes the access-log line.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -87,12 +86,13 @@ impl Gateway {
         }
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// `peer_ip` is the connection's peer address, formatted once per connection.
+    pub async fn handle(&self, req: Request<Incoming>, peer_ip: &str) -> Response<Body> {
         let start = Instant::now();
         let request_id = self.ids.for_request(req.headers(), self.trusted_hops);
         let method = req.method().clone();
         let raw_path = req.uri().path().to_owned();
-        let (mut res, target) = self.route_and_serve(req, peer, &request_id).await;
+        let (mut res, target) = self.route_and_serve(req, peer_ip, &request_id).await;
         res.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
         tracing::info!(
             target: "isthmus::access",
@@ -107,7 +107,7 @@ impl Gateway {
     }
 
     /// Returns the response and a short description of where it came from, for the log.
-    async fn route_and_serve(&self, req: Request<Incoming>, peer: SocketAddr, request_id: &HeaderValue) -> (Response<Body>, String) {
+    async fn route_and_serve(&self, req: Request<Incoming>, peer_ip: &str, request_id: &HeaderValue) -> (Response<Body>, String) {
         let path = match canonical_path::canonicalize(req.uri().path()) {
             Ok(p) => p,
             Err(e) => return (body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}")), "refused".into()),
@@ -118,7 +118,7 @@ impl Gateway {
             .map(|a| a.as_str().to_owned())
             .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
             .unwrap_or_default();
-        let client = ClientView::new(req.headers(), &peer.ip().to_string(), &authority, self.trusted_hops);
+        let client = ClientView::new(req.headers(), peer_ip, &authority, self.trusted_hops);
         let route_req = route_request(&req, path, &client);
 
         match self.chain.route(&route_req, None) {
@@ -209,6 +209,12 @@ impl RequestIds {
             }
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:016x}{:016x}", self.prefix, n)).expect("hex is a valid header value")
+        // Hex by hand: `format!` was a measurable share of a proxied request's CPU.
+        let id = (u128::from(self.prefix) << 64) | u128::from(n);
+        let mut hex = [0u8; 32];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = b"0123456789abcdef"[(id >> (124 - 4 * i)) as usize & 0xf];
+        }
+        HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
     }
 }

@@ -64,9 +64,10 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, settings: Serve
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
+        let peer_ip: Arc<str> = peer.ip().to_string().into();
         let service = service_fn(move |req| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, peer).await) }
+            let (gateway, peer_ip) = (gateway.clone(), peer_ip.clone());
+            async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &peer_ip).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
