@@ -138,10 +138,17 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         (Some(true), Some(dev)) => Some((dev.static_mount.clone(), dev.upstream.clone())),
         _ => None,
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if config.listen.workers > 0 {
-        runtime.worker_threads(config.listen.workers);
-    }
+    // One worker: a current-thread runtime does the same work without cross-thread
+    // wakeups or work-stealing bookkeeping.
+    let mut runtime = match config.listen.workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        0 => tokio::runtime::Builder::new_multi_thread(),
+        n => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(n);
+            runtime
+        }
+    };
     let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         let mut gateway = loaded.gateway()?;

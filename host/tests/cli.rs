@@ -197,6 +197,9 @@ async fn serve_routes_logs_and_stops_cleanly_on_sigterm() {
     let django = upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("django saw {}", req.uri())) }).await;
     let reflex = upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("reflex saw {}", req.uri())) }).await;
     let site = site_with_prefix_router(django, reflex, &format!("127.0.0.1:{}", free_port()));
+    // One worker: the single-threaded runtime (the other tests here run the multi-threaded one).
+    let config = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap();
+    site.write("isthmus.toml", config.replace("[listen]\n", "[listen]\nworkers = 1\n"));
     let mut server = Server::start(&site);
     let url = |p: &str| format!("http://{}{}", server.addr, p);
 
