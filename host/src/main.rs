@@ -5,6 +5,11 @@ use tracing_subscriber::EnvFilter;
 
 use isthmus::cli::{self, Cli, Command};
 
+// glibc's malloc was about a tenth of a proxied request's instructions; mimalloc's
+// per-thread free lists cost a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     // The explaining commands print their answer; logs below warnings would drown it.
