@@ -21,6 +21,9 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Idle pooled connections kept per upstream host.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// Log lines queued for the log-writer thread; past this, new lines are dropped so a
+/// slow stderr never holds up requests.
+pub const LOG_QUEUE_LINES: usize = 128_000;
 
 /// `routing.routers[].deadline`: wall-clock budget for one plugin call.
 pub const PLUGIN_DEADLINE: Duration = Duration::from_millis(10);
