@@ -290,3 +290,19 @@ def test_browser_anonymous(stack, spa_gateway, request):
         f"the gateway did not refuse deactivate_all:\n{tail(spa_gateway.proc.log, 15)}"
     )
     assert active_products(spa_gateway) == products
+
+
+def test_exported_spa_assets(spa_gateway):
+    """The exported SPA and its hashed assets, served from disk by the gateway with
+    immutable caching; a folder page through its redirect."""
+    http = httpx.Client(base_url=spa_gateway.url, timeout=20)
+    r = http.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    asset = re.search(r'(/assets/[^"\']+\.js)', r.text)
+    assert asset, r.text[:500]
+    a = http.get(asset.group(1), headers={"Accept-Encoding": "gzip"})
+    assert a.status_code == 200
+    assert "javascript" in a.headers["content-type"]
+    assert "immutable" in a.headers.get("cache-control", "")
+    r = http.get("/whoami", follow_redirects=True)  # the folder whoami/ (307 to /whoami/)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")

@@ -149,25 +149,3 @@ def test_customer_login_page(stack, browser):
     b.login("plain")
     r = b.post_form("/api/auth/login/", {"username": "plain", "password": PASSWORD + "x"})
     assert r.status_code == 200  # the form again, with an error
-
-
-def test_exported_spa_assets(stack, browser):
-    """With the example's SPA exported (examples/shop/prepare.sh): the page and its
-    hashed assets, served from disk by the gateway with immutable caching."""
-    import re
-
-    import pytest
-
-    if "stand-in" in (stack.spa_root / "index.html").read_text():
-        pytest.skip("SPA not exported (run examples/shop/prepare.sh)")
-    http = browser().http
-    r = http.get("/")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    asset = re.search(r'(/assets/[^"\']+\.js)', r.text)
-    assert asset, r.text[:500]
-    a = http.get(asset.group(1), headers={"Accept-Encoding": "gzip"})
-    assert a.status_code == 200
-    assert "javascript" in a.headers["content-type"]
-    assert "immutable" in a.headers.get("cache-control", "")
-    r = http.get("/whoami", follow_redirects=True)  # the folder whoami/ (307 to /whoami/)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
