@@ -53,28 +53,11 @@ PATHS = ["/api/items/1", "/ping"]
 SECRETS = {"ISTHMUS_IDENTITY_SECRET": "bench-identity-secret-0123456789abcdef",
            "ISTHMUS_BRIDGE_SECRET": "bench-bridge-secret-0123456789abcdef01"}
 
-DEFAULT_CONF = """\
-[listen]
-addr = "127.0.0.1:{port}"
-workers = 1
-
-[upstreams.django]
-url = "http://127.0.0.1:{django}"
-
-[upstreams.reflex]
-url = "http://127.0.0.1:{reflex}"
-
-[static.frontend]
-root = "spa"
-fallback = "index.html"
-
-[routing]
-cache_dir = "{cache}"
-
-[[routing.routers]]
-plugin = "prefix_router.wasm"
-config = {{ django_prefixes = ["/admin", "/api"] }}
-
+# The HTTP part's gateway config (same upstreams, router and plugin config) with a
+# compiled-plugin cache of its own and the default bridge policy added.
+DEFAULT_CONF = http.ISTHMUS_CONF.replace(
+    "[[routing.routers]]", '[routing]\ncache_dir = "{cache}"\n\n[[routing.routers]]', 1
+) + """
 [bridge]
 identity_secret = "env:ISTHMUS_IDENTITY_SECRET"
 bridge_secret = "env:ISTHMUS_BRIDGE_SECRET"
