@@ -188,10 +188,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_routes_logs_and_stops_cleanly_on_sigterm() {
     let django = upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("django saw {}", req.uri())) }).await;

@@ -214,10 +214,6 @@ config = {{ django_prefixes = ["/api"], spa_mount = "frontend" }}
     site
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn starts_children_answers_503_until_ready_restarts_and_stops_every_process() {
     let port = free_port();

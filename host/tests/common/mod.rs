@@ -86,6 +86,11 @@ pub async fn dead_port() -> SocketAddr {
     addr
 }
 
+/// A loopback port that was free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A temp folder holding the config, a placeholder plugin file (validation wants one;
 /// these tests supply their routers in Rust) and any static files.
 pub struct Site {
