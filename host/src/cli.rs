@@ -157,7 +157,7 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
             .map_err(|e| CliError::Io(format!("{file}: listen.addr: cannot listen on {}: {e}", config.listen.addr)))?;
         // Children only once the port is ours: a second `isthmus run` fails before starting any.
         let supervisor = match run {
-            Some(dev_mode) => Some(Supervisor::start(config, dev_mode)?),
+            Some(dev_mode) => Some(Supervisor::start(config, dev_mode).await?),
             None => None,
         };
         if let Some(s) = &supervisor {

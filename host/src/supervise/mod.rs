@@ -45,8 +45,8 @@ impl Supervisor {
     /// Starts every upstream whose command for this mode exists (`dev_run` with
     /// `dev`, else `run`), and watches the health of those that have no command at
     /// all but a `health` path. A command that cannot be started the first time is
-    /// an error; later it is retried. Must be called inside the runtime.
-    pub fn start(config: &Config, dev: bool) -> Result<Supervisor, SuperviseError> {
+    /// an error (the children already started are stopped first); later it is retried.
+    pub async fn start(config: &Config, dev: bool) -> Result<Supervisor, SuperviseError> {
         let file = config.file.display().to_string();
         let dev_only = config.dev.as_ref().filter(|_| !dev).map(|d| d.upstream.as_str());
         let mut started = Vec::new();
@@ -72,17 +72,25 @@ impl Supervisor {
         let names = started.iter().map(|(w, ..)| w.name.as_str()).chain(watched.iter().map(|w| w.name.as_str()));
         let readiness = Arc::new(Readiness::new(names));
         let stop = CancellationToken::new();
-        let mut tasks = JoinSet::new();
+        let mut running = Vec::new();
         for (w, field, spec) in started {
-            let running = spec.spawn().map_err(|error| SuperviseError::Spawn {
-                file: file.clone(),
-                name: w.name.clone(),
-                field,
-                program: spec.argv[0].clone(),
-                error,
-            })?;
-            tracing::info!(upstream = %w.name, pid = running.pid(), command = %spec.argv.join(" "), "started");
-            tasks.spawn(keep_running(w, spec, running, readiness.clone(), stop.clone()));
+            match spec.spawn() {
+                Ok(r) => {
+                    tracing::info!(upstream = %w.name, pid = r.pid(), command = %spec.argv.join(" "), "started");
+                    running.push((w, spec, r));
+                }
+                Err(error) => {
+                    for (_, _, r) in running {
+                        r.stop(limits::CHILD_STOP_GRACE).await;
+                    }
+                    let (name, program) = (w.name, spec.argv[0].clone());
+                    return Err(SuperviseError::Spawn { file, name, field, program, error });
+                }
+            }
+        }
+        let mut tasks = JoinSet::new();
+        for (w, spec, r) in running {
+            tasks.spawn(keep_running(w, spec, r, readiness.clone(), stop.clone()));
         }
         for w in watched {
             let (readiness, stop) = (readiness.clone(), stop.clone());
