@@ -190,10 +190,20 @@ class Gateway:
     def log(self) -> str:
         return self.proc.log.read_text(errors="replace")
 
+    def refusals_settled(self, event_name: str, expected: int, timeout: float = 5.0) -> int:
+        """`refusals` once the log has caught up. The gateway writes its log through a
+        non-blocking writer, so a refusal's line may land just after the answer: wait
+        until `expected` is reached (or `timeout`), then a moment more for a late extra."""
+        deadline = time.monotonic() + timeout
+        while self.refusals(event_name) < expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        return self.refusals(event_name)
+
     def refusals(self, event_name: str | None = None) -> int:
         """How many events this gateway refused so far (its `event refused` log lines):
         tells a refusal by the gateway from one by a handler's decorator, which look
-        alike on the wire. The line is written before the refusal is sent."""
+        alike on the wire. Right after a refusal, use `refusals_settled`."""
         return sum(
             1
             for line in self.log().splitlines()
