@@ -24,7 +24,7 @@ use crate::limits;
 use identity::{Identity, IdentityCache, IdentityError, IdentitySource, Origin, Resolved};
 use inject::Injector;
 use policy::BridgePolicy;
-pub use relay::{run as relay, Session};
+pub use relay::{judge, run as relay, Closing, Judged, Session};
 
 /// Header carrying the identity secret to Django; never accepted from clients.
 pub static IDENTITY_SECRET_HEADER: header::HeaderName = header::HeaderName::from_static("x-isthmus-secret");

@@ -37,9 +37,10 @@ impl Session {
 }
 
 /// Why the gateway closes a bridged connection.
-struct Closing {
-    code: CloseCode,
-    reason: String,
+#[derive(Debug)]
+pub struct Closing {
+    pub code: CloseCode,
+    pub reason: String,
 }
 
 impl Closing {
@@ -142,7 +143,9 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-enum Judged {
+/// What to do with one client text frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Judged {
     /// Send this rewritten packet upstream.
     Forward(String),
     /// Send the client's frame upstream unchanged.
@@ -153,7 +156,8 @@ enum Judged {
     ForwardAndAnswer(String, String),
 }
 
-async fn judge(session: &Session, text: &str) -> Result<Judged, Closing> {
+/// Judge one client text frame of a bridged connection.
+pub async fn judge(session: &Session, text: &str) -> Result<Judged, Closing> {
     let packet = socketio::parse(text).map_err(|e| Closing::protocol(format!("not a Socket.IO packet: {e}")))?;
     let bridge = &session.bridge;
     match packet {
