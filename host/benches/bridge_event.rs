@@ -28,15 +28,24 @@ const IDENTITY: &str = r#"{"authenticated":true,"user_id":"7","username":"benchu
 /// lets it through for members of `clerks`, its fourth rule.
 const EVENT: &str = r#"42/_event,["event",{"name":"reflex___state____state.shop_frontend___state____whoami_state.clerk_action","payload":{"note":"from the bench"},"router_data":{"pathname":"/","asPath":"/?tab=all","query":{"tab":"all"}}}]"#;
 
-/// Django's identity endpoint, answering every request with `IDENTITY` (asked once: the
-/// gateway caches it per session cookie for the configured TTL, an hour here).
+/// A staff member with the permissions of a mid-sized project's admin (4 per model, 40
+/// models): Django's identity endpoint lists every one, and the policy is handed them all.
+fn staff_identity() -> String {
+    let perms: Vec<String> = (0..160).map(|i| format!("\"app{}.{}_model{}\"", i / 16, ["add", "change", "delete", "view"][i % 4], i / 4)).collect();
+    IDENTITY.replace(r#""is_staff":false"#, r#""is_staff":true"#).replace(r#"["shop.view_product","shop.change_product"]"#, &format!("[{}]", perms.join(",")))
+}
+
+/// Django's identity endpoint: `clerk` and `staff` session cookies get those identities
+/// (each asked once: the gateway caches them per cookie for the TTL, an hour here).
 async fn identity_stub() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(IDENTITY.as_bytes()))))
+            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let cookie = req.headers().get("cookie").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+                let body = if cookie.ends_with(b"=staff") { staff_identity() } else { IDENTITY.to_owned() };
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
             });
             tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         }
@@ -44,7 +53,7 @@ async fn identity_stub() -> std::net::SocketAddr {
     addr
 }
 
-fn session(dir: &Path, django: std::net::SocketAddr) -> Session {
+fn bridge(dir: &Path, django: std::net::SocketAddr) -> Arc<Bridge> {
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     for name in ["django_bridge.wasm", "prefix_router.wasm"] {
         let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(name);
@@ -74,7 +83,10 @@ plugin = "django_bridge.wasm"
     let config = Config::parse(&text, &dir.join("isthmus.toml")).unwrap();
     let policy = PluginHost::new().unwrap().load_bridge(&config).unwrap().expect("a bridge policy");
     let identity_upstream = Proxy::new(&config).upstream("django").unwrap();
-    let bridge = Arc::new(Bridge::new(config.bridge.as_ref().unwrap(), identity_upstream, policy));
+    Arc::new(Bridge::new(config.bridge.as_ref().unwrap(), identity_upstream, policy))
+}
+
+fn session(bridge: &Arc<Bridge>, cookie: &str) -> Session {
     let handshake = RouteRequest {
         method: "GET".into(),
         scheme: "http".into(),
@@ -84,22 +96,25 @@ plugin = "django_bridge.wasm"
         headers: vec![],
         client_ip: "127.0.0.1".into(),
     };
-    Session { bridge, handshake, session_cookie: Some("0123456789abcdef0123456789abcdef".into()) }
+    Session::new(bridge.clone(), handshake, Some(cookie.into()))
 }
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let django = rt.block_on(identity_stub());
-    let session = session(dir.path(), django);
-    let first = rt.block_on(judge(&session, EVENT)).unwrap_or_else(|c| panic!("closed: {c:?}"));
-    assert!(matches!(&first, Judged::Forward(out) if out.contains(r#""isthmus":{"payload":"#)), "allowed and signed: {first:?}");
-
-    c.bench_function("bridge: judge + inject one event (django_bridge.wasm)", |b| {
-        b.iter(|| rt.block_on(judge(&session, black_box(EVENT))).unwrap());
-    });
+    let bridge = bridge(dir.path(), django);
+    for (who, cookie) in [("a clerk", "clerk"), ("staff with 160 permissions", "staff")] {
+        let mut session = session(&bridge, cookie);
+        let first = rt.block_on(judge(&mut session, EVENT)).unwrap_or_else(|c| panic!("closed: {c:?}"));
+        assert!(matches!(&first, Judged::Forward(out) if out.contains(r#""isthmus":{"payload":"#)), "allowed and signed: {first:?}");
+        c.bench_function(&format!("bridge: judge + inject one event of {who} (django_bridge.wasm)"), |b| {
+            b.iter(|| rt.block_on(judge(&mut session, black_box(EVENT))).unwrap());
+        });
+    }
+    let mut session = session(&bridge, "clerk");
     c.bench_function("bridge: relay an Engine.IO pong", |b| {
-        b.iter(|| rt.block_on(judge(&session, black_box("3"))).unwrap());
+        b.iter(|| rt.block_on(judge(&mut session, black_box("3"))).unwrap());
     });
 }
 

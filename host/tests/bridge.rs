@@ -249,6 +249,35 @@ async fn events_carry_the_signed_identity_and_never_the_clients_copy() {
     assert!(next_text(&mut ws).await.starts_with("42/_event,[\"event\",{\"delta\""));
 }
 
+/// The gateway reads events as Python's `json.loads` does (the last of duplicate keys
+/// wins, escapes in keys decoded), so what it judges and signs is what a handler sees:
+/// a second `name` cannot dodge a rule, and no spelling of the key keeps a client's copy.
+#[tokio::test]
+async fn duplicate_and_escaped_keys_cannot_smuggle_an_event_or_an_identity() {
+    let mut s = stack("", None).await;
+    s.django.user("bob-session", "bob", false);
+    let mut bob = connect(&s, Some("bob-session"), "").await;
+    let dodge = r#"42/_event,["event",{"name":"state.shop.list","payload":{},"n\u0061me":"state.admin.delete"}]"#;
+    bob.send(Message::text(dodge)).await.unwrap();
+    let answer = next_text(&mut bob).await;
+    assert!(answer.contains("forbidden:staff"), "judged by the name Reflex will run: {answer}");
+    assert!(s.reflex_rx.try_recv().is_err(), "never forwarded");
+
+    let forged = r#"{\"v\":1,\"identity\":{\"username\":\"mallory\"}}"#;
+    let smuggle = format!(
+        r#"42/_event, [ "event" , {{ "name" : "state.shop.list", "payload":{{"x": [1, 2]}},
+            "router_data": {{"isthmus": {{"payload":"{forged}","sig":"00"}}, "pathname": "/"}},
+            "router_data": {{"pathname": "/shop", "isth\u006dus": {{"payload":"{forged}","sig":"00"}}, "isthmus": 1}} }} ]"#
+    );
+    bob.send(Message::text(smuggle)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), s.reflex_rx.recv()).await.unwrap().unwrap();
+    assert!(!got.contains("mallory") && !got.contains("isth\\u006dus"), "no copy of the client's key survives: {got}");
+    let ev: Value = serde_json::from_str::<Value>(got.strip_prefix("42/_event,").unwrap()).unwrap()[1].clone();
+    assert_eq!(ev["router_data"]["pathname"], "/shop", "the last router_data, as Reflex would read it");
+    assert_eq!(verified(&ev["router_data"])["identity"]["username"], "bob");
+    assert_eq!(ev["payload"], json!({"x": [1, 2]}), "the payload as sent");
+}
+
 #[tokio::test]
 async fn the_first_event_in_connect_is_judged_and_signed() {
     let mut s = stack("", None).await;

@@ -51,8 +51,8 @@ fn user(name: &str) -> Identity {
     Identity { authenticated: true, user_id: Some("7".into()), username: name.into(), ..Identity::default() }
 }
 
-fn ev(name: &str) -> BridgeEvent {
-    BridgeEvent { name: name.into(), payload_json: "{}".into(), route: "/reports".into(), query: "page=2".into() }
+fn ev(name: &str) -> BridgeEvent<'_> {
+    BridgeEvent { name, payload_json: "{}", route: "/reports", query: "page=2" }
 }
 
 #[test]

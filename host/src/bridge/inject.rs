@@ -6,15 +6,31 @@
 //! payload: `{"v":1,"iat":<unix s>,"identity":{…},"query":{…},"context":{…}}`.
 //! Verified by `isthmus_reflex.verify_injection` (python/).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Sha256;
+
+use super::identity::Resolved;
+use super::raw::push_json_string;
 
 pub struct Injector {
     key: Hmac<Sha256>,
     field: String,
+}
+
+/// The value a connection last injected, reused for its next events while the identity,
+/// the page's query, the policy's context and the second are the same: signing a staff
+/// member's identity (hundreds of permissions) is a few kilobytes to escape and hash.
+pub struct LastSigned {
+    who: Arc<Resolved>,
+    query: String,
+    context: Vec<(String, String)>,
+    iat: u64,
+    text: String,
 }
 
 impl Injector {
@@ -22,28 +38,33 @@ impl Injector {
         Injector { key: Hmac::new_from_slice(secret).expect("HMAC takes keys of any length"), field: field.to_owned() }
     }
 
-    /// Replace whatever the client put under the key with the signed identity.
-    /// `event` must be a Reflex event object (`{"name", "payload", "router_data"}`).
-    pub fn apply(&self, event: &mut Map<String, Value>, identity_json: &str, context: &[(String, String)]) {
-        let router_data = event.entry("router_data").or_insert_with(|| Value::Object(Map::new()));
-        if !router_data.is_object() {
-            *router_data = Value::Object(Map::new());
-        }
-        let router_data = router_data.as_object_mut().expect("made an object above");
-        router_data.remove(&self.field);
-        let query = query_of(router_data);
-        let signed = self.sign(identity_json, &query, context, unix_now());
-        router_data.insert(self.field.clone(), signed);
+    /// The `router_data` key the signed identity goes under (and client copies are removed from).
+    pub fn field(&self) -> &str {
+        &self.field
     }
 
-    /// Remove the key from a client's `router_data` without injecting (refused events).
-    pub fn strip(&self, event: &mut Map<String, Value>) {
-        if let Some(Value::Object(router_data)) = event.get_mut("router_data") {
-            router_data.remove(&self.field);
+    /// The JSON text to inject for `who` on a page with `router_data.query` = `query`.
+    pub fn signed<'l>(
+        &self,
+        last: &'l mut Option<LastSigned>,
+        who: &Arc<Resolved>,
+        query: Option<&RawValue>,
+        context: Vec<(String, String)>,
+    ) -> &'l str {
+        let iat = unix_now();
+        let query_text = query.map_or("", RawValue::get);
+        let reusable = last.as_ref().is_some_and(|l| {
+            l.iat == iat && Arc::ptr_eq(&l.who, who) && l.query == query_text && l.context == context
+        });
+        if !reusable {
+            let text = self.sign(&who.json, &query_of(query), &context, iat);
+            *last = Some(LastSigned { who: who.clone(), query: query_text.to_owned(), context, iat, text });
         }
+        &last.as_ref().expect("set above").text
     }
 
-    pub fn sign(&self, identity_json: &str, query: &Map<String, Value>, context: &[(String, String)], iat: u64) -> Value {
+    /// `{"payload":"<payload JSON text>","sig":"<hex HMAC-SHA256 of it>"}`.
+    pub fn sign(&self, identity_json: &str, query: &Map<String, Value>, context: &[(String, String)], iat: u64) -> String {
         let context: Map<String, Value> = context.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         let payload = format!(
             r#"{{"v":1,"iat":{iat},"identity":{identity_json},"query":{},"context":{}}}"#,
@@ -53,31 +74,34 @@ impl Injector {
         let mut mac = self.key.clone();
         mac.update(payload.as_bytes());
         let sig = hex(&mac.finalize().into_bytes());
-        let mut out = Map::new();
-        out.insert("payload".into(), Value::String(payload));
-        out.insert("sig".into(), Value::String(sig));
-        Value::Object(out)
+        let mut out = String::with_capacity(payload.len() * 5 / 4 + sig.len() + 24);
+        out.push_str(r#"{"payload":"#);
+        push_json_string(&mut out, &payload);
+        out.push_str(r#","sig":""#);
+        out.push_str(&sig);
+        out.push_str(r#""}"#);
+        out
     }
 }
 
 /// The page's query as string → string (a list's last value wins), from `router_data.query`.
-fn query_of(router_data: &Map<String, Value>) -> Map<String, Value> {
-    let Some(Value::Object(query)) = router_data.get("query") else {
+fn query_of(query: Option<&RawValue>) -> Map<String, Value> {
+    let Some(Ok(Value::Object(query))) = query.map(|q| serde_json::from_str(q.get())) else {
         return Map::new();
     };
     query
-        .iter()
+        .into_iter()
         .filter_map(|(k, v)| {
             let v = match v {
-                Value::Array(items) => items.last()?.clone(),
-                v => v.clone(),
+                Value::Array(mut items) => items.pop()?,
+                v => v,
             };
             let text = match v {
                 Value::String(s) => s,
                 Value::Null => return None,
                 other => other.to_string(),
             };
-            Some((k.clone(), Value::String(text)))
+            Some((k, Value::String(text)))
         })
         .collect()
 }
@@ -99,25 +123,29 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bridge::identity::Identity;
     use serde_json::json;
 
+    fn raw(text: &str) -> &RawValue {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn user(name: &str) -> Arc<Resolved> {
+        Resolved::new(Identity { authenticated: true, username: name.into(), ..Identity::default() })
+    }
+
     #[test]
-    fn a_client_copy_is_replaced_by_the_signed_identity() {
+    fn the_payload_carries_identity_query_and_context() {
         let injector = Injector::new(b"secret", "isthmus");
-        let mut event = json!({"name": "s.x", "payload": {}, "router_data": {
-            "pathname": "/", "query": {"page": "2", "tags": ["a", "b"], "n": 3},
-            "isthmus": {"payload": "{\"identity\":{\"is_superuser\":true}}", "sig": "forged"}
-        }});
-        injector.apply(event.as_object_mut().unwrap(), r#"{"authenticated":false}"#, &[("rule".into(), "0".into())]);
-        let signed = &event["router_data"]["isthmus"];
-        let payload = signed["payload"].as_str().unwrap();
-        let parsed: Value = serde_json::from_str(payload).unwrap();
-        assert_eq!(parsed["identity"], json!({"authenticated": false}));
+        let query = raw(r#"{"page": "2", "tags": ["a", "b"], "n": 3, "gone": null}"#);
+        let mut last = None;
+        let signed: Value = serde_json::from_str(injector.signed(&mut last, &user("ann"), Some(query), vec![("rule".into(), "0".into())])).unwrap();
+        let parsed: Value = serde_json::from_str(signed["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(parsed["identity"]["username"], "ann");
         assert_eq!(parsed["query"], json!({"page": "2", "tags": "b", "n": "3"}));
         assert_eq!(parsed["context"], json!({"rule": "0"}));
         assert_eq!(parsed["v"], 1);
-        assert_ne!(signed["sig"], "forged");
-        assert_eq!(event["router_data"]["pathname"], "/", "other keys stay");
+        assert!(signed["sig"].as_str().unwrap().len() == 64);
     }
 
     #[test]
@@ -127,7 +155,7 @@ mod tests {
         mac.update(b"what do ya want for nothing?");
         assert_eq!(hex(&mac.finalize().into_bytes()), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
         let injector = Injector::new(b"k", "isthmus");
-        let signed = injector.sign("{}", &Map::new(), &[], 1700000000);
+        let signed: Value = serde_json::from_str(&injector.sign("{}", &Map::new(), &[], 1700000000)).unwrap();
         assert_eq!(signed["payload"], r#"{"v":1,"iat":1700000000,"identity":{},"query":{},"context":{}}"#);
         let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
         mac.update(signed["payload"].as_str().unwrap().as_bytes());
@@ -135,14 +163,22 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_odd_router_data_is_made_whole() {
+    fn a_signature_is_reused_only_while_everything_it_covers_is_unchanged() {
         let injector = Injector::new(b"k", "isthmus");
-        for mut event in [json!({"name": "x"}), json!({"name": "x", "router_data": 5})] {
-            injector.apply(event.as_object_mut().unwrap(), "{}", &[]);
-            assert!(event["router_data"]["isthmus"]["sig"].is_string());
-        }
-        let mut event = json!({"name": "x", "router_data": {"isthmus": 1, "pathname": "/"}});
-        injector.strip(event.as_object_mut().unwrap());
-        assert_eq!(event["router_data"], json!({"pathname": "/"}));
+        let (ann, bob) = (user("ann"), user("bob"));
+        let q1 = raw(r#"{"p":"1"}"#);
+        let mut last = None;
+        let mut sign = |who: &Arc<Resolved>, q: &RawValue, rule: &str| -> String {
+            injector.signed(&mut last, who, Some(q), vec![("rule".into(), rule.into())]).to_owned()
+        };
+        let first = sign(&ann, q1, "0");
+        // The second may have turned between two calls: retry until both land in one.
+        let same = (0..5).any(|_| sign(&ann, q1, "0") == sign(&ann, q1, "0"));
+        assert!(same, "reused within a second");
+        let payload = |text: &str| serde_json::from_str::<Value>(text).unwrap()["payload"].as_str().unwrap().to_owned();
+        assert!(payload(&sign(&bob, q1, "0")).contains(r#""username":"bob""#), "another identity is signed afresh");
+        assert!(payload(&sign(&ann, raw(r#"{"p":"2"}"#), "0")).contains(r#""query":{"p":"2"}"#), "another query too");
+        assert!(payload(&sign(&ann, q1, "3")).contains(r#""context":{"rule":"3"}"#), "and another context");
+        assert!(payload(&first).contains(r#""username":"ann""#));
     }
 }

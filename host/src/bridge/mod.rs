@@ -5,7 +5,9 @@
 
 pub mod identity;
 pub mod inject;
+mod judge;
 pub mod policy;
+mod raw;
 mod relay;
 pub mod socketio;
 
@@ -24,7 +26,8 @@ use crate::limits;
 use identity::{Identity, IdentityCache, IdentityError, IdentitySource, Origin, Resolved};
 use inject::Injector;
 use policy::BridgePolicy;
-pub use relay::{judge, run as relay, Closing, Judged, Session};
+pub use judge::{judge, Closing, Judged, Session};
+pub use relay::run as relay;
 
 /// Header carrying the identity secret to Django; never accepted from clients.
 pub static IDENTITY_SECRET_HEADER: header::HeaderName = header::HeaderName::from_static("x-isthmus-secret");
@@ -80,11 +83,6 @@ impl Bridge {
             tracing::debug!(target: "isthmus::bridge", "session cookie changed: cached identity dropped");
             self.identities.invalidate(old);
         }
-    }
-
-    fn connect_event_key(&self) -> &'static str {
-        // reflex constants.CompileVars.CONNECT_AUTH_EVENT
-        "event"
     }
 
     /// The identity to judge with now. When Django cannot say, `on_identity_error`

@@ -4,15 +4,16 @@ use crate::routing::{FailMode, PolicyFailure, RouteRequest};
 
 use super::identity::Identity;
 
-/// One Reflex event as the policy sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BridgeEvent {
-    pub name: String,
-    pub payload_json: String,
+/// One Reflex event as the policy sees it, borrowed from the frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BridgeEvent<'a> {
+    pub name: &'a str,
+    /// The event's `payload` as the client sent it (JSON).
+    pub payload_json: &'a str,
     /// The page the event came from (`router_data.pathname`).
-    pub route: String,
+    pub route: &'a str,
     /// That page's query string, without `?`.
-    pub query: String,
+    pub query: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub trait BridgePolicy: Send + Sync {
     fn name(&self) -> &str;
     fn fail_mode(&self) -> FailMode;
     fn on_connect(&self, handshake: &RouteRequest, who: &Identity) -> Result<Verdict, PolicyFailure>;
-    fn on_event(&self, event: &BridgeEvent, who: &Identity) -> Result<Verdict, PolicyFailure>;
+    fn on_event(&self, event: &BridgeEvent<'_>, who: &Identity) -> Result<Verdict, PolicyFailure>;
 }
 
 /// A policy failure turned into a verdict by the policy's failure mode: closed

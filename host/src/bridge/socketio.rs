@@ -6,7 +6,7 @@
 //! A Socket.IO packet inside an Engine.IO message (`4`):
 //! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PacketError {
@@ -39,18 +39,19 @@ pub enum Kind {
     BinaryAck,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Packet {
+/// A packet borrowing from the frame's text; JSON is left raw (see `super::raw`).
+#[derive(Debug, Clone)]
+pub enum Packet<'a> {
     /// Engine.IO control (ping, pong, close, noop, upgrade) or a Socket.IO packet the
     /// bridge has no opinion on (ACK, DISCONNECT): relay untouched.
     Relay,
     /// CONNECT with its auth object, if any.
-    Connect { namespace: String, auth: Option<Value> },
+    Connect { namespace: &'a str, auth: Option<&'a RawValue> },
     /// EVENT or BINARY_EVENT: `args` is the JSON array (`["event", {…}]` for Reflex).
-    Event { namespace: String, ack: Option<u64>, attachments: Option<u32>, args: Vec<Value> },
+    Event { namespace: &'a str, ack: Option<u64>, attachments: Option<u32>, args: Vec<&'a RawValue> },
 }
 
-pub fn parse(text: &str) -> Result<Packet, PacketError> {
+pub fn parse(text: &str) -> Result<Packet<'_>, PacketError> {
     let mut chars = text.chars();
     match chars.next().ok_or(PacketError::Empty)? {
         '1' | '2' | '3' | '5' | '6' => return Ok(Packet::Relay),
@@ -92,9 +93,9 @@ pub fn parse(text: &str) -> Result<Packet, PacketError> {
             return Err(PacketError::Namespace);
         }
         s = comma.map_or("", |c| &s[c + 1..]);
-        ns.to_owned()
+        ns
     } else {
-        "/".to_owned()
+        "/"
     };
 
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
@@ -106,25 +107,22 @@ pub fn parse(text: &str) -> Result<Packet, PacketError> {
         None
     };
 
+    let json = |s| serde_json::from_str::<&RawValue>(s).map_err(|e| PacketError::Json(e.to_string()));
     match kind {
         Kind::Connect => {
-            let auth = if s.is_empty() {
-                None
-            } else {
-                let v: Value = serde_json::from_str(s).map_err(|e| PacketError::Json(e.to_string()))?;
-                if !v.is_object() {
-                    return Err(PacketError::Shape("CONNECT payload is not an object"));
-                }
-                Some(v)
-            };
+            let auth = if s.is_empty() { None } else { Some(json(s)?) };
+            if auth.is_some_and(|a| !a.get().starts_with('{')) {
+                return Err(PacketError::Shape("CONNECT payload is not an object"));
+            }
             Ok(Packet::Connect { namespace, auth })
         }
         _ => {
-            let v: Value = serde_json::from_str(s).map_err(|e| PacketError::Json(e.to_string()))?;
-            let Value::Array(args) = v else {
+            if !s.trim_start().starts_with('[') {
+                json(s)?;
                 return Err(PacketError::Shape("EVENT payload is not an array"));
-            };
-            if !args.first().is_some_and(Value::is_string) {
+            }
+            let args: Vec<&RawValue> = serde_json::from_str(s).map_err(|e| PacketError::Json(e.to_string()))?;
+            if !args.first().is_some_and(|a| a.get().starts_with('"')) {
                 return Err(PacketError::Shape("EVENT has no event name"));
             }
             Ok(Packet::Event { namespace, ack, attachments, args })
@@ -139,11 +137,13 @@ fn prefix(out: &mut String, namespace: &str) {
     }
 }
 
-pub fn encode_connect(namespace: &str, auth: Option<&Value>) -> String {
-    let mut out = String::from("40");
+/// A CONNECT with `auth`, raw JSON.
+pub fn encode_connect(namespace: &str, auth: Option<&str>) -> String {
+    let mut out = String::with_capacity(3 + namespace.len() + auth.map_or(0, str::len));
+    out.push_str("40");
     prefix(&mut out, namespace);
     if let Some(auth) = auth {
-        out.push_str(&auth.to_string());
+        out.push_str(auth);
     }
     out
 }
@@ -156,8 +156,9 @@ pub fn connect_error(namespace: &str, message: &str) -> String {
     out
 }
 
-pub fn encode_event(namespace: &str, ack: Option<u64>, attachments: Option<u32>, args: &[Value]) -> String {
-    let mut out = String::with_capacity(64);
+/// An EVENT (BINARY_EVENT with `attachments`) whose arguments are raw JSON texts.
+pub fn encode_event(namespace: &str, ack: Option<u64>, attachments: Option<u32>, args: &[&str]) -> String {
+    let mut out = String::with_capacity(32 + namespace.len() + args.iter().map(|a| a.len() + 1).sum::<usize>());
     match attachments {
         Some(n) => {
             out.push_str("45");
@@ -170,24 +171,35 @@ pub fn encode_event(namespace: &str, ack: Option<u64>, attachments: Option<u32>,
     if let Some(id) = ack {
         out.push_str(&id.to_string());
     }
-    out.push_str(&serde_json::to_string(args).expect("JSON values serialize"));
+    out.push('[');
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(arg);
+    }
+    out.push(']');
     out
 }
 
 /// A server-to-client EVENT on `namespace` (used to answer refused events).
-pub fn server_event(namespace: &str, args: &[Value]) -> String {
+pub fn server_event(namespace: &str, args: &[&str]) -> String {
     encode_event(namespace, None, None, args)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::Value;
+
+    fn is_relay(p: &str) -> bool {
+        matches!(parse(p), Ok(Packet::Relay))
+    }
 
     #[test]
     fn control_packets_are_relayed() {
         for p in ["2", "3", "1", "6", "5", "41/_event,", "43/_event,1[]", "46/_event,1-1[]"] {
-            assert_eq!(parse(p).unwrap(), Packet::Relay, "{p}");
+            assert!(is_relay(p), "{p}");
         }
     }
 
@@ -196,21 +208,23 @@ mod tests {
         let p = parse(r#"40/_event,{"event":{"name":"s.hydrate","payload":{},"router_data":{"pathname":"/"}}}"#).unwrap();
         let Packet::Connect { namespace, auth } = p else { panic!() };
         assert_eq!(namespace, "/_event");
-        assert_eq!(auth.unwrap()["event"]["name"], "s.hydrate");
-        assert_eq!(parse("40").unwrap(), Packet::Connect { namespace: "/".into(), auth: None });
-        assert_eq!(parse("40/_event,").unwrap(), Packet::Connect { namespace: "/_event".into(), auth: None });
+        let auth: Value = serde_json::from_str(auth.unwrap().get()).unwrap();
+        assert_eq!(auth["event"]["name"], "s.hydrate");
+        assert!(matches!(parse("40"), Ok(Packet::Connect { namespace: "/", auth: None })));
+        assert!(matches!(parse("40/_event,"), Ok(Packet::Connect { namespace: "/_event", auth: None })));
     }
 
     #[test]
     fn events_with_namespace_ack_and_attachments() {
-        let p = parse(r#"42/_event,["event",{"name":"s.inc","payload":{"by":1}}]"#).unwrap();
+        let p = parse(r#"42/_event, [ "event" , {"name":"s.inc","payload":{"by":1}} ]"#).unwrap();
         let Packet::Event { namespace, ack, attachments, args } = p else { panic!() };
-        assert_eq!((namespace.as_str(), ack, attachments), ("/_event", None, None));
-        assert_eq!(args[1]["payload"]["by"], 1);
+        assert_eq!((namespace, ack, attachments), ("/_event", None, None));
+        assert_eq!(args[0].get(), r#""event""#, "raw values come without the whitespace around them");
+        assert_eq!(args[1].get(), r#"{"name":"s.inc","payload":{"by":1}}"#);
         let Packet::Event { ack, .. } = parse(r#"42/_event,17["event",{}]"#).unwrap() else { panic!() };
         assert_eq!(ack, Some(17));
         let Packet::Event { namespace, attachments, .. } = parse(r#"452-["event",{"_placeholder":true,"num":0}]"#).unwrap() else { panic!() };
-        assert_eq!((namespace.as_str(), attachments), ("/", Some(2)));
+        assert_eq!((namespace, attachments), ("/", Some(2)));
     }
 
     #[test]
@@ -222,10 +236,10 @@ mod tests {
             r#"451-/_event,["event",{"_placeholder":true,"num":0}]"#,
         ] {
             let Packet::Event { namespace, ack, attachments, args } = parse(text).unwrap() else { panic!("{text}") };
-            assert_eq!(encode_event(&namespace, ack, attachments, &args), text);
+            let args: Vec<&str> = args.iter().map(|a| a.get()).collect();
+            assert_eq!(encode_event(namespace, ack, attachments, &args), text);
         }
-        let auth = json!({"event": {"name": "x"}});
-        assert_eq!(encode_connect("/_event", Some(&auth)), r#"40/_event,{"event":{"name":"x"}}"#);
+        assert_eq!(encode_connect("/_event", Some(r#"{"event":{"name":"x"}}"#)), r#"40/_event,{"event":{"name":"x"}}"#);
         assert_eq!(encode_connect("/_event", None), "40/_event,");
         assert_eq!(encode_connect("/", None), "40");
         assert_eq!(connect_error("/_event", "no"), r#"44/_event,{"message":"no"}"#);
@@ -233,17 +247,19 @@ mod tests {
 
     #[test]
     fn malformed_packets_are_errors() {
-        assert_eq!(parse(""), Err(PacketError::Empty));
-        assert_eq!(parse("9"), Err(PacketError::EngineType('9')));
-        assert_eq!(parse("47"), Err(PacketError::SocketType('7')));
+        let err = |p| parse(p).err();
+        assert_eq!(err(""), Some(PacketError::Empty));
+        assert_eq!(err("9"), Some(PacketError::EngineType('9')));
+        assert_eq!(err("47"), Some(PacketError::SocketType('7')));
         assert!(matches!(parse("4"), Err(PacketError::Shape(_))));
         assert!(matches!(parse("42/_event,[\"event\","), Err(PacketError::Json(_))));
         assert!(matches!(parse(r#"42/_event,{"event":1}"#), Err(PacketError::Shape(_))));
         assert!(matches!(parse(r#"42/_event,[1,2]"#), Err(PacketError::Shape(_))));
         assert!(matches!(parse(r#"42/_event,[]"#), Err(PacketError::Shape(_))));
         assert!(matches!(parse(r#"40/_event,[1]"#), Err(PacketError::Shape(_))));
-        assert_eq!(parse("45x-[]"), Err(PacketError::Attachments));
-        assert_eq!(parse("42/_e\u{1}v,[\"e\"]"), Err(PacketError::Namespace));
-        assert_eq!(parse("42/_event,99999999999999999999999[\"e\"]"), Err(PacketError::AckId));
+        assert!(matches!(parse(r#"42/_event,["event",{"a":1]"#), Err(PacketError::Json(_))));
+        assert_eq!(err("45x-[]"), Some(PacketError::Attachments));
+        assert_eq!(err("42/_e\u{1}v,[\"e\"]"), Some(PacketError::Namespace));
+        assert_eq!(err("42/_event,99999999999999999999999[\"e\"]"), Some(PacketError::AckId));
     }
 }

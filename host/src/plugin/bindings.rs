@@ -95,9 +95,9 @@ pub(crate) struct EventRef<'a> {
     pub query: &'a str,
 }
 
-impl<'a> From<&'a BridgeEvent> for EventRef<'a> {
-    fn from(e: &'a BridgeEvent) -> Self {
-        EventRef { name: &e.name, payload_json: &e.payload_json, route: &e.route, query: &e.query }
+impl<'a> From<&BridgeEvent<'a>> for EventRef<'a> {
+    fn from(e: &BridgeEvent<'a>) -> Self {
+        EventRef { name: e.name, payload_json: e.payload_json, route: e.route, query: e.query }
     }
 }
 

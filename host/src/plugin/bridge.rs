@@ -50,7 +50,7 @@ impl BridgePolicy for WasmBridge {
         convert(verdict)
     }
 
-    fn on_event(&self, event: &BridgeEvent, who: &Identity) -> Result<Verdict, PolicyFailure> {
+    fn on_event(&self, event: &BridgeEvent<'_>, who: &Identity) -> Result<Verdict, PolicyFailure> {
         let verdict = self.call(|store, exports| {
             // SAFETY: as above.
             let f = unsafe { OnEventFunc::new_unchecked(exports[1]) };

@@ -3,7 +3,7 @@
 
 mod error;
 pub mod headers;
-mod idle;
+pub(crate) mod idle;
 mod pool;
 mod tunnel;
 
@@ -164,7 +164,7 @@ impl Proxy {
             if self.tunnels.is_closed() {
                 return Err(ProxyError::Failed { upstream: name.clone(), reason: "gateway is shutting down".into() });
             }
-            let bridge = bridged.map(|bridge| Session { bridge: bridge.clone(), handshake: ctx.route.clone(), session_cookie });
+            let bridge = bridged.map(|bridge| Session::new(bridge.clone(), ctx.route.clone(), session_cookie));
             self.tunnels.spawn(tunnel::run(client_upgrade, upstream_upgrade, self.timeouts.idle, self.shutdown.clone(), name.clone(), bridge));
             return Ok(Response::from_parts(parts, body::empty()));
         }

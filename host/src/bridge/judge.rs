@@ -1,0 +1,235 @@
+//! Each client text frame of a bridged connection judged: CONNECT and EVENT packets are
+//! put to the policy with the session's current identity; allowed events go upstream
+//! with the signed identity spliced into their `router_data` (any copy the client sent
+//! replaced); refused ones are answered with an update Reflex's frontend runs (a
+//! full-page redirect to the login page, or a console error). Events are read and
+//! rewritten as raw JSON (`super::raw`): the payload and the rest pass through as sent.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::identity::{Origin, Resolved};
+use super::inject::LastSigned;
+use super::policy::{or_fail_mode, BridgeEvent, Verdict};
+use super::raw::{self, push_json_string, RawObject};
+use super::socketio::{self, Packet};
+use super::Bridge;
+use crate::routing::RouteRequest;
+
+/// reflex constants.CompileVars.CONNECT_AUTH_EVENT: the CONNECT auth member holding the first event.
+const CONNECT_EVENT_KEY: &str = "event";
+
+/// One bridged connection: what its handshake said, and the identity it last signed.
+pub struct Session {
+    pub bridge: Arc<Bridge>,
+    pub handshake: RouteRequest,
+    pub session_cookie: Option<String>,
+    origin: Origin,
+    signed: Option<LastSigned>,
+}
+
+impl Session {
+    pub fn new(bridge: Arc<Bridge>, handshake: RouteRequest, session_cookie: Option<String>) -> Session {
+        let origin = Origin { host: handshake.authority.clone(), scheme: handshake.scheme.clone() };
+        Session { bridge, handshake, session_cookie, origin, signed: None }
+    }
+
+    async fn identity(&self) -> Option<Arc<Resolved>> {
+        self.bridge.identity(self.session_cookie.as_deref(), &self.origin).await
+    }
+}
+
+/// Why the gateway closes a bridged connection.
+#[derive(Debug)]
+pub struct Closing {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+impl Closing {
+    fn policy(reason: String) -> Self {
+        Closing { code: CloseCode::Policy, reason }
+    }
+    pub(super) fn protocol(reason: String) -> Self {
+        Closing { code: CloseCode::Protocol, reason }
+    }
+}
+
+/// What to do with one client text frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// Send this rewritten packet upstream.
+    Forward(String),
+    /// Send the client's frame upstream unchanged.
+    Relay,
+    /// Send this to the client instead of forwarding.
+    Answer(String),
+    /// Send the first upstream and the second to the client.
+    ForwardAndAnswer(String, String),
+}
+
+/// Judge one client text frame of a bridged connection.
+pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing> {
+    let packet = socketio::parse(text).map_err(|e| Closing::protocol(format!("not a Socket.IO packet: {e}")))?;
+    match packet {
+        Packet::Relay => Ok(Judged::Relay),
+        Packet::Connect { namespace, auth } => {
+            // CONNECT_ERROR: the client is told the namespace refused it.
+            let refuse = |reason: &str| Judged::Answer(socketio::connect_error(namespace, reason));
+            let Some(who) = session.identity().await else {
+                return Ok(refuse(super::IDENTITY_UNAVAILABLE));
+            };
+            let bridge = &session.bridge;
+            match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_connect(&session.handshake, &who.identity)) {
+                Verdict::Allow(_) => {}
+                Verdict::Deny(reason) => return Ok(refuse(&reason)),
+                Verdict::Close(reason) => return Err(Closing::policy(reason)),
+            }
+            let Some(auth) = auth.and_then(RawObject::parse) else { return Ok(Judged::Relay) };
+            let Some(first) = auth.get(CONNECT_EVENT_KEY) else { return Ok(Judged::Relay) };
+            let event = ReflexEvent::parse(first)?;
+            let mut rewritten = String::with_capacity(text.len() + 512);
+            match decide(session, &who, &event)? {
+                Ok(first) => {
+                    auth.write_with(&mut rewritten, CONNECT_EVENT_KEY, Some(&first));
+                    Ok(Judged::Forward(socketio::encode_connect(namespace, Some(&rewritten))))
+                }
+                // The connection goes ahead without its first event; the client is told why.
+                Err(refusal) => {
+                    auth.write_with(&mut rewritten, CONNECT_EVENT_KEY, None);
+                    Ok(Judged::ForwardAndAnswer(socketio::encode_connect(namespace, Some(&rewritten)), refusal_packet(namespace, refusal)))
+                }
+            }
+        }
+        Packet::Event { namespace, ack, attachments, args } => {
+            if raw::string(args[0]).as_deref() != Some("event") {
+                // Reflex's other socket events (`ping`, `client_error`) reach no handler.
+                return Ok(Judged::Relay);
+            }
+            let event = ReflexEvent::parse(args.get(1).ok_or_else(|| Closing::protocol("event without data".into()))?)?;
+            let Some(who) = session.identity().await else {
+                return Ok(Judged::Answer(refusal_packet(namespace, Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), page: String::new() })));
+            };
+            match decide(session, &who, &event)? {
+                Ok(rewritten) => {
+                    let mut parts: Vec<&str> = args.iter().map(|a| a.get()).collect();
+                    parts[1] = &rewritten;
+                    Ok(Judged::Forward(socketio::encode_event(namespace, ack, attachments, &parts)))
+                }
+                Err(refusal) => Ok(Judged::Answer(refusal_packet(namespace, refusal))),
+            }
+        }
+    }
+}
+
+/// A Reflex event, `{"name", "payload", "router_data"}`. It must be a JSON object:
+/// Reflex also accepts a JSON string and decodes it, which would slip past the
+/// injection, so anything else is refused.
+struct ReflexEvent<'a> {
+    members: RawObject<'a>,
+    name: Cow<'a, str>,
+    /// `None` when missing or not an object (it is then replaced by one).
+    router_data: Option<RawObject<'a>>,
+}
+
+impl<'a> ReflexEvent<'a> {
+    fn parse(raw: &'a RawValue) -> Result<ReflexEvent<'a>, Closing> {
+        let members = RawObject::parse(raw).ok_or_else(|| Closing::protocol("event data is not a JSON object".into()))?;
+        let name = members.str("name").ok_or_else(|| Closing::protocol("event has no name".into()))?;
+        let router_data = members.get("router_data").and_then(RawObject::parse);
+        Ok(ReflexEvent { members, name, router_data })
+    }
+
+    fn payload(&self) -> &'a str {
+        self.members.get("payload").map_or("{}", RawValue::get)
+    }
+
+    /// A string member of `router_data`, or "".
+    fn router_text(&self, key: &str) -> Cow<'a, str> {
+        self.router_data.as_ref().and_then(|r| r.str(key)).unwrap_or_default()
+    }
+
+    fn query(&self) -> Option<&'a RawValue> {
+        self.router_data.as_ref().and_then(|r| r.get("query"))
+    }
+
+    /// The event as sent, with `router_data[field]` set to `signed`.
+    fn with_identity(&self, field: &str, signed: &str) -> String {
+        let mut router_data = String::new();
+        match &self.router_data {
+            Some(members) => members.write_with(&mut router_data, field, Some(signed)),
+            None => {
+                router_data.push('{');
+                push_json_string(&mut router_data, field);
+                router_data.push(':');
+                router_data.push_str(signed);
+                router_data.push('}');
+            }
+        }
+        let mut out = String::with_capacity(self.payload().len() + router_data.len() + self.name.len() + 64);
+        self.members.write_with(&mut out, "router_data", Some(&router_data));
+        out
+    }
+}
+
+/// Ask the policy about one event: `Ok` with the event to forward (identity signed in),
+/// or the refusal to answer with.
+fn decide(session: &mut Session, who: &Arc<Resolved>, event: &ReflexEvent<'_>) -> Result<Result<String, Refusal>, Closing> {
+    let Session { bridge, signed, .. } = session;
+    let route = event.router_text("pathname");
+    let as_path = event.router_text("asPath");
+    let ev = BridgeEvent {
+        name: &event.name,
+        payload_json: event.payload(),
+        route: &route,
+        query: as_path.split_once('?').map_or("", |(_, q)| q),
+    };
+    match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_event(&ev, &who.identity)) {
+        Verdict::Allow(context) => {
+            let injector = &bridge.injector;
+            let signed = injector.signed(signed, who, event.query(), context);
+            Ok(Ok(event.with_identity(injector.field(), signed)))
+        }
+        Verdict::Deny(reason) => {
+            tracing::info!(target: "isthmus::bridge", event = %ev.name, user = %who.identity.username, %reason, "event refused");
+            // The page to come back to after logging in, query included.
+            let page = if as_path.starts_with('/') { as_path.into_owned() } else { route.into_owned() };
+            Ok(Err(Refusal { reason, page }))
+        }
+        Verdict::Close(reason) => Err(Closing::policy(reason)),
+    }
+}
+
+struct Refusal {
+    reason: String,
+    /// Path (and query) of the page the event came from.
+    page: String,
+}
+
+/// The update answering a refused event: a full page load of the login page (Reflex's
+/// own `_redirect` only moves inside the SPA, which would show its 404 for a Django
+/// page), or a console error for other refusals.
+fn refusal_packet(namespace: &str, refusal: Refusal) -> String {
+    let script = match refusal.reason.strip_prefix("login_required:") {
+        Some(login_url) => {
+            let next: String = url_encode(if refusal.page.is_empty() { "/" } else { &refusal.page });
+            let sep = if login_url.contains('?') { '&' } else { '?' };
+            format!("window.location.assign({})", Value::String(format!("{login_url}{sep}next={next}")))
+        }
+        None => format!("console.error({})", Value::String(format!("isthmus: event refused ({})", refusal.reason))),
+    };
+    let event = json!({"name": "_call_script", "payload": {"javascript_code": script}});
+    socketio::server_event(namespace, &[r#""event""#, &json!({ "events": [event] }).to_string()])
+}
+
+/// What Django's `redirect_to_login` leaves unescaped in `next=` (`quote(safe="/")`).
+const NEXT_ESCAPED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~').remove(b'/');
+
+fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, NEXT_ESCAPED).to_string()
+}
