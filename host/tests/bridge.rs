@@ -13,7 +13,7 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode};
-use isthmus::bridge::identity::Identity;
+use isthmus::bridge::identity::{Identity, Resolved};
 use isthmus::bridge::policy::{BridgeEvent, BridgePolicy, Verdict};
 use isthmus::routing::{FailMode, PolicyFailure, RouteRequest};
 use serde_json::{json, Value};
@@ -129,10 +129,11 @@ impl BridgePolicy for TestPolicy {
     fn fail_mode(&self) -> FailMode {
         FailMode::Closed
     }
-    fn on_connect(&self, handshake: &RouteRequest, _who: &Identity) -> Result<Verdict, PolicyFailure> {
+    fn on_connect(&self, handshake: &RouteRequest, _who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         Ok(if handshake.query.contains("refuse=1") { Verdict::Deny("forbidden:connect".into()) } else { Verdict::Allow(vec![]) })
     }
-    fn on_event(&self, ev: &BridgeEvent, who: &Identity) -> Result<Verdict, PolicyFailure> {
+    fn on_event(&self, ev: &BridgeEvent, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
+        let who = &who.identity;
         Ok(if ev.name.contains("close_me") {
             Verdict::Close("closed by policy".into())
         } else if ev.name.contains("admin") && !who.authenticated {

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use isthmus::bridge::identity::Identity;
+use isthmus::bridge::identity::{Identity, Resolved};
 use isthmus::bridge::policy::{BridgeEvent, BridgePolicy, Verdict};
 use isthmus::config::Config;
 use isthmus::plugin::{PluginError, PluginHost, WasmBridge};
@@ -59,13 +59,13 @@ fn ev(name: &str) -> BridgeEvent<'_> {
 fn each_rule_kind_allows_and_denies() {
     // `raise_exception`: logged-in users lacking a requirement are told which one.
     let policy = load(&RULES.replacen("{ ", "{ raise_exception = true, ", 1)).unwrap();
-    let anon = Identity::default();
-    let plain = user("bob");
-    let staff = Identity { is_staff: true, ..user("sue") };
-    let analyst = Identity { groups: vec!["analysts".into()], ..user("ann") };
-    let deleter = Identity { permissions: vec!["shop.delete_product".into()], ..user("dan") };
-    let root = Identity { is_superuser: true, ..user("root") };
-    let verdict = |name: &str, who: &Identity| policy.on_event(&ev(name), who).unwrap();
+    let anon = Resolved::anonymous();
+    let plain = Resolved::new(user("bob"));
+    let staff = Resolved::new(Identity { is_staff: true, ..user("sue") });
+    let analyst = Resolved::new(Identity { groups: vec!["analysts".into()], ..user("ann") });
+    let deleter = Resolved::new(Identity { permissions: vec!["shop.delete_product".into()], ..user("dan") });
+    let root = Resolved::new(Identity { is_superuser: true, ..user("root") });
+    let verdict = |name: &str, who: &Arc<Resolved>| policy.on_event(&ev(name), who).unwrap();
     let allowed = |v: &Verdict| matches!(v, Verdict::Allow(_));
 
     let staff_event = "state.staff_state.restock";

@@ -12,7 +12,7 @@ pub mod rules;
 mod component {
     use std::cell::RefCell;
 
-    use crate::rules::{Config, Outcome, User};
+    use crate::rules::{Config, Outcome, Who};
 
     wit_bindgen::generate!({
         path: "../../wit",
@@ -23,13 +23,22 @@ mod component {
         static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
     }
 
-    fn user(who: &Identity) -> User<'_> {
-        User {
-            authenticated: who.authenticated,
-            is_staff: who.is_staff,
-            is_superuser: who.is_superuser,
-            groups: &who.groups,
-            permissions: &who.permissions,
+    /// Rules ask the host about the lent identity one question at a time.
+    impl Who for Identity {
+        fn authenticated(&self) -> bool {
+            Identity::authenticated(self)
+        }
+        fn is_staff(&self) -> bool {
+            Identity::is_staff(self)
+        }
+        fn is_superuser(&self) -> bool {
+            Identity::is_superuser(self)
+        }
+        fn in_group(&self, name: &str) -> bool {
+            Identity::in_group(self, name)
+        }
+        fn has_permission(&self, perm: &str) -> bool {
+            Identity::has_permission(self, perm)
         }
     }
 
@@ -57,12 +66,12 @@ mod component {
             Ok(())
         }
 
-        fn on_connect(_handshake: Request, who: Identity) -> Verdict {
-            with_config(|config| verdict(config.on_connect(&user(&who))))
+        fn on_connect(_handshake: Request, who: &Identity) -> Verdict {
+            with_config(|config| verdict(config.on_connect(who)))
         }
 
-        fn on_event(ev: Event, who: Identity) -> Verdict {
-            with_config(|config| verdict(config.on_event(&ev.name, &user(&who))))
+        fn on_event(ev: Event, who: &Identity) -> Verdict {
+            with_config(|config| verdict(config.on_event(&ev.name, who)))
         }
     }
 

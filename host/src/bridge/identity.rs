@@ -3,7 +3,7 @@
 //! value however many connections ask, and dropped at once when Django sets or
 //! deletes that cookie (login, logout).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,17 +36,24 @@ pub struct Identity {
     pub session: BTreeMap<String, String>,
 }
 
-/// An identity with its JSON form, serialized once and reused for every event.
+/// An identity with what every event needs of it, computed once per fetch: its JSON
+/// form (signed into events) and its permissions as a set (asked by policies).
 #[derive(Debug)]
 pub struct Resolved {
     pub identity: Identity,
     pub json: String,
+    permissions: HashSet<String>,
 }
 
 impl Resolved {
     pub fn new(identity: Identity) -> Arc<Resolved> {
         let json = serde_json::to_string(&identity).expect("identity serializes");
-        Arc::new(Resolved { identity, json })
+        let permissions = identity.permissions.iter().cloned().collect();
+        Arc::new(Resolved { identity, json, permissions })
+    }
+
+    pub fn has_permission(&self, perm: &str) -> bool {
+        self.permissions.contains(perm)
     }
 
     pub fn anonymous() -> Arc<Resolved> {

@@ -84,7 +84,7 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
                 return Ok(refuse(super::IDENTITY_UNAVAILABLE));
             };
             let bridge = &session.bridge;
-            match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_connect(&session.handshake, &who.identity)) {
+            match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_connect(&session.handshake, &who)) {
                 Verdict::Allow(_) => {}
                 Verdict::Deny(reason) => return Ok(refuse(&reason)),
                 Verdict::Close(reason) => return Err(Closing::policy(reason)),
@@ -188,7 +188,7 @@ fn decide(session: &mut Session, who: &Arc<Resolved>, event: &ReflexEvent<'_>) -
         route: &route,
         query: as_path.split_once('?').map_or("", |(_, q)| q),
     };
-    match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_event(&ev, &who.identity)) {
+    match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_event(&ev, who)) {
         Verdict::Allow(context) => {
             let injector = &bridge.injector;
             let signed = injector.signed(signed, who, event.query(), context);

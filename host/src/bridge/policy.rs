@@ -2,7 +2,9 @@
 
 use crate::routing::{FailMode, PolicyFailure, RouteRequest};
 
-use super::identity::Identity;
+use std::sync::Arc;
+
+use super::identity::Resolved;
 
 /// One Reflex event as the policy sees it, borrowed from the frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,8 +32,8 @@ pub enum Verdict {
 pub trait BridgePolicy: Send + Sync {
     fn name(&self) -> &str;
     fn fail_mode(&self) -> FailMode;
-    fn on_connect(&self, handshake: &RouteRequest, who: &Identity) -> Result<Verdict, PolicyFailure>;
-    fn on_event(&self, event: &BridgeEvent<'_>, who: &Identity) -> Result<Verdict, PolicyFailure>;
+    fn on_connect(&self, handshake: &RouteRequest, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure>;
+    fn on_event(&self, event: &BridgeEvent<'_>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure>;
 }
 
 /// A policy failure turned into a verdict by the policy's failure mode: closed

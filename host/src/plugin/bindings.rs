@@ -2,12 +2,15 @@
 //!
 //! `bindgen!` gives the WIT types (decisions and verdicts are lifted into them).
 //! Arguments are lowered from borrowing twins of the WIT records (`RequestRef`,
-//! `IdentityRef`, `EventRef`), so a call copies the gateway's strings straight into
-//! guest memory without first cloning them into owned bindgen values.
+//! `EventRef`), so a call copies the gateway's strings straight into guest memory
+//! without first cloning them into owned bindgen values. The identity is a resource
+//! (`Who`), lent for the call and answered by `super::users`.
 
-use wasmtime::component::{ComponentType, Lower};
+use std::sync::Arc;
 
-use crate::bridge::identity::Identity;
+use wasmtime::component::{ComponentType, Lower, Resource};
+
+use crate::bridge::identity::Resolved;
 use crate::bridge::policy::BridgeEvent;
 use crate::routing::RouteRequest;
 
@@ -16,8 +19,19 @@ mod router_world {
 }
 
 mod bridge_world {
-    wasmtime::component::bindgen!({ path: "../wit", world: "bridge" });
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "bridge",
+        with: { "isthmus:policy/users.identity": super::Who },
+        // A guest passing a handle it was not lent traps instead of getting a default.
+        imports: { default: trappable },
+    });
 }
+
+/// What an `isthmus:policy/users.identity` handle stands for in the store's table.
+pub struct Who(pub Arc<Resolved>);
+
+pub(crate) use bridge_world::isthmus::policy::users;
 
 pub(crate) use bridge_world::isthmus::policy::bridging::Verdict as WitVerdict;
 pub(crate) use router_world::isthmus::policy::routing::{Decision as WitDecision, Forward as WitForward, Reply as WitReply};
@@ -50,40 +64,6 @@ impl<'a> From<&'a RouteRequest> for RequestRef<'a> {
     }
 }
 
-/// `isthmus:policy/types.identity`, borrowed (the session map as a field list).
-#[derive(ComponentType, Lower)]
-#[component(record)]
-pub(crate) struct IdentityRef<'a> {
-    pub authenticated: bool,
-    #[component(name = "user-id")]
-    pub user_id: Option<&'a str>,
-    pub username: &'a str,
-    pub email: &'a str,
-    #[component(name = "is-staff")]
-    pub is_staff: bool,
-    #[component(name = "is-superuser")]
-    pub is_superuser: bool,
-    pub groups: &'a [String],
-    pub permissions: &'a [String],
-    pub session: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> From<&'a Identity> for IdentityRef<'a> {
-    fn from(i: &'a Identity) -> Self {
-        IdentityRef {
-            authenticated: i.authenticated,
-            user_id: i.user_id.as_deref(),
-            username: &i.username,
-            email: &i.email,
-            is_staff: i.is_staff,
-            is_superuser: i.is_superuser,
-            groups: &i.groups,
-            permissions: &i.permissions,
-            session: i.session.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-        }
-    }
-}
-
 /// `isthmus:policy/bridging.event`, borrowed.
 #[derive(ComponentType, Lower)]
 #[component(record)]
@@ -103,7 +83,7 @@ impl<'a> From<&BridgeEvent<'a>> for EventRef<'a> {
 
 /// The export `route: func(req: request) -> decision`.
 pub(crate) type RouteFunc<'a> = wasmtime::component::TypedFunc<(RequestRef<'a>,), (WitDecision,)>;
-/// The export `on-connect: func(handshake: request, who: identity) -> verdict`.
-pub(crate) type OnConnectFunc<'a> = wasmtime::component::TypedFunc<(RequestRef<'a>, IdentityRef<'a>), (WitVerdict,)>;
-/// The export `on-event: func(ev: event, who: identity) -> verdict`.
-pub(crate) type OnEventFunc<'a> = wasmtime::component::TypedFunc<(EventRef<'a>, IdentityRef<'a>), (WitVerdict,)>;
+/// The export `on-connect: func(handshake: request, who: borrow<identity>) -> verdict`.
+pub(crate) type OnConnectFunc<'a> = wasmtime::component::TypedFunc<(RequestRef<'a>, Resource<Who>), (WitVerdict,)>;
+/// The export `on-event: func(ev: event, who: borrow<identity>) -> verdict`.
+pub(crate) type OnEventFunc<'a> = wasmtime::component::TypedFunc<(EventRef<'a>, Resource<Who>), (WitVerdict,)>;

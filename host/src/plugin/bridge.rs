@@ -3,11 +3,16 @@
 use wasmtime::component::Func;
 use wasmtime::Store;
 
-use super::bindings::{EventRef, IdentityRef, OnConnectFunc, OnEventFunc, RequestRef, WitVerdict};
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use super::bindings::{EventRef, OnConnectFunc, OnEventFunc, RequestRef, WitVerdict, Who};
 use super::component::{WasmPlugin, World};
 use super::error::chain;
 use super::store::HostState;
-use crate::bridge::identity::Identity;
+use super::users::lend;
+use crate::bridge::identity::Resolved;
 use crate::bridge::policy::{BridgeEvent, BridgePolicy, Verdict};
 use crate::limits::PLUGIN_MAX_REPLY_BYTES;
 use crate::routing::{FailMode, PolicyFailure, RouteRequest};
@@ -20,10 +25,10 @@ impl World for BridgeWorld {
 
     fn check_exports(store: &Store<HostState>, exports: &[Func]) -> Result<(), String> {
         exports[0]
-            .typed::<(RequestRef<'_>, IdentityRef<'_>), (WitVerdict,)>(store)
+            .typed::<(RequestRef<'_>, Resource<Who>), (WitVerdict,)>(store)
             .map_err(|e| format!("`on-connect` does not have the bridge world's type: {}", chain(&e)))?;
         exports[1]
-            .typed::<(EventRef<'_>, IdentityRef<'_>), (WitVerdict,)>(store)
+            .typed::<(EventRef<'_>, Resource<Who>), (WitVerdict,)>(store)
             .map_err(|e| format!("`on-event` does not have the bridge world's type: {}", chain(&e)))?;
         Ok(())
     }
@@ -41,20 +46,20 @@ impl BridgePolicy for WasmBridge {
         WasmPlugin::fail_mode(self)
     }
 
-    fn on_connect(&self, handshake: &RouteRequest, who: &Identity) -> Result<Verdict, PolicyFailure> {
+    fn on_connect(&self, handshake: &RouteRequest, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         let verdict = self.call(|store, exports| {
             // SAFETY: `check_exports` checked the type; the refs differ only in lifetime.
             let f = unsafe { OnConnectFunc::new_unchecked(exports[0]) };
-            f.call(store, (RequestRef::from(handshake), IdentityRef::from(who))).map(|(v,)| v)
+            lend(store, who, |store, who| f.call(store, (RequestRef::from(handshake), who)).map(|(v,)| v))
         })?;
         convert(verdict)
     }
 
-    fn on_event(&self, event: &BridgeEvent<'_>, who: &Identity) -> Result<Verdict, PolicyFailure> {
+    fn on_event(&self, event: &BridgeEvent<'_>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         let verdict = self.call(|store, exports| {
             // SAFETY: as above.
             let f = unsafe { OnEventFunc::new_unchecked(exports[1]) };
-            f.call(store, (EventRef::from(event), IdentityRef::from(who))).map(|(v,)| v)
+            lend(store, who, |store, who| f.call(store, (EventRef::from(event), who)).map(|(v,)| v))
         })?;
         convert(verdict)
     }

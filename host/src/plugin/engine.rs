@@ -44,6 +44,8 @@ impl EngineShared {
         };
         let mut linker = Linker::new(&engine);
         super::wasi::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
+        super::bindings::users::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
         let shared = Arc::new(EngineShared { engine, linker });
         spawn_ticker(Arc::downgrade(&shared)).map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?;
         Ok(shared)

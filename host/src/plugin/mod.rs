@@ -24,6 +24,7 @@ mod output;
 mod reload;
 mod router;
 mod store;
+mod users;
 mod wasi;
 
 use std::path::PathBuf;
