@@ -250,6 +250,19 @@ def test_results_do_not_share_mutable_state():
     assert verify_injection(None).identity.session == {}
 
 
+def test_a_repeated_payload_is_still_checked_for_time_signature_and_secret():
+    # The gateway repeats a connection's payload within a second; verified payloads are
+    # cached, but only what depends on the payload alone.
+    data = signed()
+    assert verify_injection(data, now=NOW).verified
+    assert verify_injection(data, now=NOW).verified
+    assert verify_injection(data, now=NOW + 301).reason == "expired (iat older than 300 s)"
+    forged = {**data, "isthmus": {**data["isthmus"], "sig": "0" * 64}}
+    assert verify_injection(forged, now=NOW).reason == "bad signature"
+    assert verify_injection(data, secret="another-secret-another-secret-0123456789", now=NOW).reason == "bad signature"
+    assert verify_injection(data, now=NOW).identity.username == ALICE["username"]
+
+
 # --- logging ---------------------------------------------------------------------------
 
 

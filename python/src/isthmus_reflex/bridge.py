@@ -185,7 +185,31 @@ def _str_list(value: Any, what: str) -> list[str]:
     return value
 
 
-def _parse_identity(raw: Any) -> Identity:
+@dataclass(frozen=True)
+class _Verified:
+    """A verified payload's contents, kept immutable so that it can be cached: each call
+    builds fresh objects from it (handlers may mutate what they get)."""
+
+    identity: dict[str, Any]
+    #: Whitelisted session keys and their JSON texts, decoded afresh per call.
+    session: tuple[tuple[str, str], ...]
+    query: tuple[tuple[str, str], ...]
+    context: tuple[tuple[str, str], ...]
+    iat: int
+
+    def context_now(self) -> BridgeContext:
+        session = {key: json.loads(text) for key, text in self.session}
+        return BridgeContext(
+            identity=Identity(**self.identity, session=session),
+            query=dict(self.query),
+            context=dict(self.context),
+            iat=self.iat,
+            verified=True,
+        )
+
+
+def _parse_identity(raw: Any) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """Identity's fields (immutable values only) and the session's JSON texts."""
     if not isinstance(raw, dict):
         raise _Rejected("malformed payload: identity is not an object")
     authenticated = raw.get("authenticated")
@@ -207,30 +231,41 @@ def _parse_identity(raw: Any) -> Identity:
     session_raw = raw.get("session", {})
     if not _is_str_map(session_raw):
         raise _Rejected("malformed payload: identity.session is not an object of strings")
-    session: dict[str, Any] = {}
-    for key, text in session_raw.items():
+    for text in session_raw.values():
         try:
-            session[key] = json.loads(text)
+            json.loads(text)
         except ValueError:
             raise _Rejected("malformed payload: identity.session value is not JSON text") from None
+    session = tuple(session_raw.items())
     if not authenticated:
         # Flags and lists of an anonymous identity carry nothing; only the session does.
-        return Identity(session=session)
-    return Identity(
-        authenticated=True,
-        user_id=user_id,
-        username=raw.get("username", ""),
-        email=raw.get("email", ""),
-        is_staff=raw.get("is_staff", False),
-        is_superuser=raw.get("is_superuser", False),
-        groups=tuple(groups),
-        permissions=frozenset(permissions),
-        session=session,
-    )
+        return {}, session
+    fields = {
+        "authenticated": True,
+        "user_id": user_id,
+        "username": raw.get("username", ""),
+        "email": raw.get("email", ""),
+        "is_staff": raw.get("is_staff", False),
+        "is_superuser": raw.get("is_superuser", False),
+        "groups": tuple(groups),
+        "permissions": frozenset(permissions),
+    }
+    return fields, session
 
 
-def _decode(payload_text: str, sig: str, secret: str) -> BridgeContext:
-    """Check the signature, then decode the payload (fresh objects each call: nothing shared)."""
+#: Payloads already verified, by (secret, signature, payload text). The gateway signs a
+#: connection's identity once per second, so most events repeat the last payload:
+#: a hit skips the HMAC, the JSON parse and the checks (about 35 µs of 40 measured).
+_verified: dict[tuple[str, str, str], _Verified] = {}
+_VERIFIED_MAX = 1024
+
+
+def _decode(payload_text: str, sig: str, secret: str) -> _Verified:
+    """Check the signature, then decode and check the payload."""
+    key = (secret, sig, payload_text)
+    hit = _verified.get(key)
+    if hit is not None:
+        return hit
     expected = sign_payload(payload_text, secret)
     try:
         sig_bytes = sig.lower().encode("ascii")
@@ -250,20 +285,18 @@ def _decode(payload_text: str, sig: str, secret: str) -> BridgeContext:
     iat = data.get("iat")
     if type(iat) is not int:
         raise _Rejected("malformed payload: iat is not an integer")
-    identity = _parse_identity(data.get("identity"))
+    identity, session = _parse_identity(data.get("identity"))
     query = data.get("query", {})
     context = data.get("context", {})
     if not _is_str_map(query):
         raise _Rejected("malformed payload: query is not an object of strings")
     if not _is_str_map(context):
         raise _Rejected("malformed payload: context is not an object of strings")
-    return BridgeContext(
-        identity=identity,
-        query=dict(query),
-        context=dict(context),
-        iat=iat,
-        verified=True,
-    )
+    verified = _Verified(identity, session, tuple(query.items()), tuple(context.items()), iat)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[key] = verified
+    return verified
 
 
 def verify_injection(router_data: Any, secret: str | None = None, now: float | None = None) -> BridgeContext:
@@ -299,11 +332,10 @@ def _verify(router_data: Any, secret: str, now: float | None) -> BridgeContext:
     sig = injection.get("sig")
     if not isinstance(payload_text, str) or not isinstance(sig, str):
         raise _Rejected("injection lacks a payload or signature string")
-    ctx = _decode(payload_text, sig, secret)
+    verified = _decode(payload_text, sig, secret)
     current = time.time() if now is None else now
-    assert ctx.iat is not None
-    if current - ctx.iat > MAX_AGE_SECONDS:
+    if current - verified.iat > MAX_AGE_SECONDS:
         raise _Rejected("expired (iat older than 300 s)")
-    if ctx.iat - current > MAX_FUTURE_SECONDS:
+    if verified.iat - current > MAX_FUTURE_SECONDS:
         raise _Rejected("iat in the future")
-    return ctx
+    return verified.context_now()
