@@ -181,7 +181,7 @@ def targets(rows: list[dict]) -> str:
     ev = [r for r in rows if r["section"] == "events" and r["unit"] in ("µs", "ms", "ns")]
     # the cost the bridge adds (a "cost" or "above direct" metric) when there is one
     ev = sorted(ev, key=lambda r: 0 if re.search(r"cost|above", r["metric"], re.I) else 1)
-    mine = next((r for r in ev if re.search(r"isthmus", r["case"], re.I)), None)
+    mine = next((r for r in ev if re.search(r"isthmus.*bridge", r["case"], re.I)), None)
     theirs = next((r for r in ev if mine and r["metric"] == mine["metric"] and r["unit"] == mine["unit"]
                    and re.search(r"reflex-django", r["case"], re.I)), None)
     if mine and theirs and mine["median"] > 0:
@@ -189,6 +189,16 @@ def targets(rows: list[dict]) -> str:
         lines.append(f"| per-event cost ≥ 50× lower than reflex-django's bridge | {x:.0f}× lower (ratio of medians; {fmt(mine['median'])} vs {fmt(theirs['median'])} {mine['unit']}, {mine['metric']}) | {verdict(x >= 50)} |")
     else:
         lines.append("| per-event cost ≥ 50× lower than reflex-django's bridge | no matching events rows in this run | – |")
+
+    # The bridge's own target (issue #4): CPU it adds per event against the same client
+    # straight to Reflex; the share above a plain gateway hop is shown beside it.
+    added = find(rows, "events", r"isthmus bridge", r"^per-event cost \(CPU above direct\)$")
+    hop = find(rows, "events", r"isthmus bridge", r"^per-event cost above the plain tunnel$")
+    if added:
+        beside = f"; {fmt(hop['median'])} µs of it above a plain isthmus tunnel to the same Reflex" if hop else ""
+        lines.append(f"| event bridge adds < 20 µs CPU per event (default policy) | {fmt(added['median'])} µs above Reflex direct (spread {fmt(added['min'])} – {fmt(added['max'])}){beside} | {verdict(added['median'] < 20)} |")
+    else:
+        lines.append("| event bridge adds < 20 µs CPU per event (default policy) | not measured in this run | – |")
     return "\n".join(lines) + "\n"
 
 

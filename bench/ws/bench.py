@@ -347,7 +347,7 @@ def run_mem_case(path: str, work: Path, logdir: Path, rep: int, p: dict) -> dict
 
 # -- section: events (real Reflex) -------------------------------------------------------
 
-EV_CASES = ["reflex direct", "reflex + isthmus bridge", "reflex-django 4.0.3 bridge"]
+EV_CASES = ["reflex direct", "reflex + isthmus tunnel", "reflex + isthmus bridge", "reflex-django 4.0.3 bridge"]
 
 
 class ReflexApp:
@@ -413,6 +413,13 @@ def run_ev_case(case: str, app: ReflexApp, work: Path, logdir: Path, rep: int, p
         if case == "reflex direct":
             rx, port = app.start_reflex("none", tag)
             procs, expect = [rx], "nobody#"
+        elif case == "reflex + isthmus tunnel":
+            # The same hop without the bridge: what being behind a gateway costs at all.
+            rx, rx_port = app.start_reflex("none", tag)
+            procs.append(rx)
+            gw, port = start_isthmus(work, logdir, f"{tag}-isthmus", django_port=free_port(), reflex_port=rx_port, bridge=False)
+            procs.append(gw)
+            expect = "nobody#"
         elif case == "reflex + isthmus bridge":
             dj, dj_port = app.start_django(tag)
             procs.append(dj)
@@ -524,6 +531,7 @@ def ev_rows(raw: dict) -> list[dict]:
         get = lambda run, field: (lambda rep: rep[case][run][field])  # noqa: E731
         note = {
             "reflex direct": "Reflex 0.10.1 (prod, backend only, Python 3.12), handler reads no user",
+            "reflex + isthmus tunnel": "isthmus (1 worker) relaying /_event as a plain WebSocket tunnel + Reflex; handler reads no user",
             "reflex + isthmus bridge": "isthmus (1 worker) + Django identity endpoint (uvicorn) + Reflex; the handler verifies the signed identity (isthmus_reflex.identity_of)",
             "reflex-django 4.0.3 bridge": "ReflexDjangoPlugin (profile integrated, bridge mode full: settings.MIDDLEWARE per event); the handler reads current_user()",
         }[case]
@@ -537,7 +545,10 @@ def ev_rows(raw: dict) -> list[dict]:
                             per_rep(raw, case, lambda r: r[case]["many"]["server_cpu_us_per_msg"] - r[direct]["many"]["server_cpu_us_per_msg"])))  # fmt: skip
             rows.append(row("events", case, "p50 added at 1 connection", "µs",
                             per_rep(raw, case, lambda r: r[case]["one"]["p50_us"] - r[direct]["one"]["p50_us"])))  # fmt: skip
-    isth, rd = "reflex + isthmus bridge", "reflex-django 4.0.3 bridge"
+    isth, rd, tunnel = "reflex + isthmus bridge", "reflex-django 4.0.3 bridge", "reflex + isthmus tunnel"
+    rows.append(row("events", isth, "per-event cost above the plain tunnel", "µs",
+                    per_rep(raw, isth, lambda r: r[isth]["many"]["server_cpu_us_per_msg"] - r[tunnel]["many"]["server_cpu_us_per_msg"]),
+                    "what the bridge adds to a gateway hop: identity, policy, signing, verification in Reflex; target: under 20 µs"))  # fmt: skip
 
     def ratio(r):
         cost_i = r[isth]["many"]["server_cpu_us_per_msg"] - r[direct]["many"]["server_cpu_us_per_msg"]
