@@ -308,3 +308,29 @@ def test_gateway_payload_layout():
     sig = hmac.new(b"k", text.encode(), hashlib.sha256).hexdigest()
     ctx = verify_injection({"isthmus": {"payload": text, "sig": sig}}, secret="k", now=NOW)
     assert ctx.verified and ctx.context == {"rule": "0"} and ctx.identity.username == "alice"
+
+
+def test_cached_results_are_built_like_the_dataclasses_constructors():
+    # context_now builds Identity and BridgeContext without their __init__ (speed): the
+    # objects must still be whole (every field set) and equal to constructed ones.
+    import dataclasses
+
+    for payload in (good_payload(), good_payload(identity={"authenticated": False, "session": {"k": "1"}})):
+        data = raw(payload)
+        for _ in range(2):  # uncached, then cached
+            ctx = verify_injection(data, now=NOW)
+            assert ctx.verified
+            for obj in (ctx, ctx.identity):
+                assert set(vars(obj)) == {f.name for f in dataclasses.fields(obj)}
+            rebuilt = BridgeContext(
+                identity=Identity(**{f.name: getattr(ctx.identity, f.name) for f in dataclasses.fields(Identity)}),
+                query=dict(ctx.query),
+                context=dict(ctx.context),
+                iat=ctx.iat,
+                verified=True,
+            )
+            assert ctx == rebuilt and hash(ctx.identity) == hash(rebuilt.identity)
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                ctx.identity.username = "mallory"
+    anon = verify_injection(raw(good_payload(identity={"authenticated": False})), now=NOW).identity
+    assert anon == ANONYMOUS and anon.is_anonymous and anon.session == {}
