@@ -124,3 +124,43 @@ fn check_loads_the_bridge_policy() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("bridge on /_event with policy django_bridge"), "{stdout}");
 }
+
+/// Every method of the lent `users.identity` handle, through a real guest that echoes
+/// what it was answered (`test_identity_echo.wasm`).
+#[test]
+fn a_policy_reads_the_whole_identity_through_the_handle() {
+    let (site, file) = site("{}");
+    std::fs::copy(plugin_path("test_identity_echo.wasm"), site.path().join("plugins/django_bridge.wasm")).unwrap();
+    let config = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
+    let policy = PluginHost::new().unwrap().load_bridge(&config).unwrap().expect("a [bridge] section");
+    let who = Resolved::new(Identity {
+        email: "sue@example.org".into(),
+        is_staff: true,
+        groups: vec!["clerks".into(), "analysts".into()],
+        permissions: vec!["shop.view_product".into(), "shop.change_product".into()],
+        session: [("cart".to_string(), "[1,2]".to_string()), ("theme".to_string(), "\"dark\"".to_string())].into(),
+        ..user("sue")
+    });
+    let echo = |who: &Arc<Resolved>, ask: &str| -> std::collections::HashMap<String, String> {
+        let ev = BridgeEvent { payload_json: ask, ..ev("state.x") };
+        match policy.on_event(&ev, who).unwrap() {
+            Verdict::Allow(fields) => fields.into_iter().collect(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let got = echo(&who, "analysts");
+    let field = |k: &str| got[k].as_str();
+    assert_eq!((field("authenticated"), field("user-id"), field("username"), field("email")), ("true", "7", "sue", "sue@example.org"));
+    assert_eq!((field("is-staff"), field("is-superuser")), ("true", "false"));
+    assert_eq!(field("groups"), "clerks,analysts");
+    assert_eq!(field("permissions"), "shop.view_product,shop.change_product");
+    assert_eq!(field("session"), "cart=[1,2];theme=\"dark\"");
+    assert_eq!((field("in-group"), field("has-permission")), ("true", "false"));
+    assert_eq!(echo(&who, "shop.change_product")["has-permission"], "true");
+    let anon = echo(&Resolved::anonymous(), "clerks");
+    assert_eq!((anon["authenticated"].as_str(), anon["user-id"].as_str(), anon["in-group"].as_str()), ("false", "none", "false"));
+    // Each call lends the handle afresh and takes it back: many calls, one instance.
+    for _ in 0..200 {
+        assert_eq!(echo(&who, "clerks")["in-group"], "true");
+    }
+}
