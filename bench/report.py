@@ -194,8 +194,11 @@ def targets(rows: list[dict]) -> str:
     # straight to Reflex; the share above a plain gateway hop is shown beside it.
     added = find(rows, "events", r"isthmus bridge", r"^per-event cost \(CPU above direct\)$")
     hop = find(rows, "events", r"isthmus bridge", r"^per-event cost above the plain tunnel$")
+    nginx = find(rows, "events", r"nginx", r"^per-event cost \(CPU above direct\)$")
     if added:
         beside = f"; {fmt(hop['median'])} µs of it above a plain isthmus tunnel to the same Reflex" if hop else ""
+        if nginx:
+            beside += f"; nginx's plain hop alone adds {fmt(nginx['median'])} µs"
         lines.append(f"| event bridge adds < 20 µs CPU per event (default policy) | {fmt(added['median'])} µs above Reflex direct (spread {fmt(added['min'])} – {fmt(added['max'])}){beside} | {verdict(added['median'] < 20)} |")
     else:
         lines.append("| event bridge adds < 20 µs CPU per event (default policy) | not measured in this run | – |")

@@ -347,7 +347,7 @@ def run_mem_case(path: str, work: Path, logdir: Path, rep: int, p: dict) -> dict
 
 # -- section: events (real Reflex) -------------------------------------------------------
 
-EV_CASES = ["reflex direct", "reflex + isthmus tunnel", "reflex + isthmus bridge", "reflex-django 4.0.3 bridge"]
+EV_CASES = ["reflex direct", "reflex + nginx", "reflex + isthmus tunnel", "reflex + isthmus bridge", "reflex-django 4.0.3 bridge"]
 
 
 class ReflexApp:
@@ -407,12 +407,19 @@ class ReflexApp:
 
 
 def run_ev_case(case: str, app: ReflexApp, work: Path, logdir: Path, rep: int, p: dict) -> dict:
-    tag = f"r{rep}-ev-{case.split()[0]}-{case.split()[-2]}"
+    tag = f"r{rep}-ev{EV_CASES.index(case)}"
     procs: list[Proc] = []
     try:
         if case == "reflex direct":
             rx, port = app.start_reflex("none", tag)
             procs, expect = [rx], "nobody#"
+        elif case == "reflex + nginx":
+            # The reference proxy's hop: what any gateway in front of Reflex costs.
+            rx, rx_port = app.start_reflex("none", tag)
+            procs.append(rx)
+            ng, port = start_nginx(work, logdir, f"{tag}-nginx", rx_port)
+            procs.append(ng)
+            expect = "nobody#"
         elif case == "reflex + isthmus tunnel":
             # The same hop without the bridge: what being behind a gateway costs at all.
             rx, rx_port = app.start_reflex("none", tag)
@@ -531,6 +538,7 @@ def ev_rows(raw: dict) -> list[dict]:
         get = lambda run, field: (lambda rep: rep[case][run][field])  # noqa: E731
         note = {
             "reflex direct": "Reflex 0.10.1 (prod, backend only, Python 3.12), handler reads no user",
+            "reflex + nginx": "nginx 1.22 (1 worker) proxying /_event as a plain WebSocket + Reflex; handler reads no user",
             "reflex + isthmus tunnel": "isthmus (1 worker) relaying /_event as a plain WebSocket tunnel + Reflex; handler reads no user",
             "reflex + isthmus bridge": "isthmus (1 worker) + Django identity endpoint (uvicorn) + Reflex; the handler verifies the signed identity (isthmus_reflex.identity_of)",
             "reflex-django 4.0.3 bridge": "ReflexDjangoPlugin (profile integrated, bridge mode full: settings.MIDDLEWARE per event); the handler reads current_user()",
