@@ -172,8 +172,15 @@ fn assert_contained(bad: &WasmRouter, good: &WasmRouter, check: impl Fn(PolicyFa
 #[test]
 fn loop_hits_the_deadline() {
     let (_env, bad, good) = hostile_and_counter("loop", "deadline = \"20ms\"");
+    // Idle long enough for the epoch thread to park (it ticks only while a call may
+    // run): the spinning call must wake it.
+    std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
-    let failure = bad.route(&req("/")).unwrap_err();
+    // On a thread: a call that is never stopped fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spinning = bad.clone();
+    std::thread::spawn(move || tx.send(spinning.route(&req("/"))));
+    let failure = rx.recv_timeout(Duration::from_secs(5)).expect("the spinning call was never stopped").unwrap_err();
     let took = start.elapsed();
     assert_eq!(failure, PolicyFailure::Deadline(Duration::from_millis(20)));
     eprintln!("loop stopped after {took:?} (deadline 20ms)");

@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::engine::EngineShared;
+use super::engine::{EngineShared, Ticker};
 use super::output::{LogSink, Stream};
 
 /// Per-instance state; public only as the opaque store data of `World::check_exports`.
@@ -23,6 +23,8 @@ pub struct HostState {
     origin: Instant,
     /// The current call's deadline, for the epoch callback.
     clock: DeadlineClock,
+    /// Told of each call's budget, so that it ticks while the call may run.
+    ticker: Arc<Ticker>,
 }
 
 /// The deadline of guest code, beyond the plain epoch deadline: when it expires, the
@@ -143,6 +145,7 @@ pub(crate) fn new_store(shared: &EngineShared, plugin: &Arc<str>, max_memory: us
         wait_deadline: now,
         origin: now,
         clock: DeadlineClock::default(),
+        ticker: shared.ticker.clone(),
     };
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -156,10 +159,13 @@ pub(crate) fn begin_call(store: &mut Store<HostState>, deadline: Duration, ticks
     store.set_epoch_deadline(ticks);
     let state = store.data_mut();
     state.wait_deadline = Instant::now() + deadline;
-    state.clock.probe_ticks = (ticks / 4).max(2);
+    let probe_ticks = (ticks / 4).max(2);
+    state.clock.probe_ticks = probe_ticks;
     state.clock.probe_window = deadline / 4;
     state.clock.probe_start = None;
     state.clock.probes = 0;
+    // The deadline and every probe window `on_deadline` may grant.
+    state.ticker.need(ticks.saturating_add(probe_ticks.saturating_mul(u64::from(MAX_PROBES))));
 }
 
 impl HostState {
