@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from isthmus_reflex import (
     sign_payload,
     verify_injection,
 )
+from isthmus_reflex.bridge import SECRET_ENV, verified_identity
 from tests.conftest import BRIDGE_SECRET
 
 NOW = 1_750_000_000
@@ -334,3 +336,27 @@ def test_cached_results_are_built_like_the_dataclasses_constructors():
                 ctx.identity.username = "mallory"
     anon = verify_injection(raw(good_payload(identity={"authenticated": False})), now=NOW).identity
     assert anon == ANONYMOUS and anon.is_anonymous and anon.session == {}
+
+
+def test_verified_identity_is_verify_injections_identity(monkeypatch):
+    # identity_of's shortcut (no BridgeContext built) must judge every case the same way.
+    monkeypatch.setenv(SECRET_ENV, BRIDGE_SECRET)
+    now = int(time.time())
+    good = signed(iat=now)
+    cases = {
+        "good": good,
+        "forged": {**good, "isthmus": {**good["isthmus"], "sig": "0" * 64}},
+        "expired": signed(iat=now - 1000),
+        "future": signed(iat=now + 1000),
+        "missing": {"pathname": "/"},
+        "not a mapping": None,
+        "anonymous": signed({"authenticated": False, "session": {"k": "1"}}, iat=now),
+    }
+    for name, data in cases.items():
+        for _ in range(2):  # uncached, then cached
+            assert verified_identity(data) == verify_injection(data).identity, name
+    assert verified_identity(cases["good"]).username == "alice"
+    assert verified_identity(cases["forged"]) == ANONYMOUS
+    first = verified_identity(good)
+    first.session["prefs"]["a"].append(99)
+    assert verified_identity(good).session["prefs"] == {"a": [1, 2]}

@@ -219,13 +219,16 @@ class _Verified:
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity_values", {**_IDENTITY_DEFAULTS, **self.identity})
 
-    def context_now(self) -> BridgeContext:
+    def identity_now(self) -> Identity:
         identity = _fresh(Identity, self.identity_values)
         identity.__dict__["session"] = {key: json.loads(text) for key, text in self.session} if self.session else {}
+        return identity
+
+    def context_now(self) -> BridgeContext:
         return _fresh(
             BridgeContext,
             {
-                "identity": identity,
+                "identity": self.identity_now(),
                 "query": dict(self.query),
                 "context": dict(self.context),
                 "iat": self.iat,
@@ -339,13 +342,23 @@ def verify_injection(router_data: Any, secret: str | None = None, now: float | N
         the injection was refused (a warning is logged once per reason).
     """
     try:
-        return _verify(router_data, bridge_secret() if secret is None else secret, now)
+        return _verify(router_data, bridge_secret() if secret is None else secret, now).context_now()
     except _Rejected as rejected:
         _note_rejection(rejected.reason)
         return BridgeContext(reason=rejected.reason)
 
 
-def _verify(router_data: Any, secret: str, now: float | None) -> BridgeContext:
+def verified_identity(router_data: Any) -> Identity:
+    """The identity of :func:`verify_injection` (with the configured secret), without
+    building the rest of its context: what a handler asks on every event."""
+    try:
+        return _verify(router_data, bridge_secret(), None).identity_now()
+    except _Rejected as rejected:
+        _note_rejection(rejected.reason)
+        return Identity()
+
+
+def _verify(router_data: Any, secret: str, now: float | None) -> _Verified:
     if not secret:
         raise _Rejected(f"no bridge secret configured ({SECRET_ENV})")
     # (type() first: isinstance against the Mapping ABC is slow, and these are plain dicts.)
@@ -366,4 +379,4 @@ def _verify(router_data: Any, secret: str, now: float | None) -> BridgeContext:
         raise _Rejected("expired (iat older than 300 s)")
     if verified.iat - current > MAX_FUTURE_SECONDS:
         raise _Rejected("iat in the future")
-    return verified.context_now()
+    return verified

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from .bridge import Identity, verify_injection
+from .bridge import Identity, verified_identity
 
 logger = logging.getLogger("isthmus_reflex")
 
@@ -45,7 +45,7 @@ FULL_PAGE_SETTING = "ISTHMUS_FULL_PAGE_REDIRECT"
 
 def identity_of(state: Any) -> Identity:
     """The verified identity of the event ``state`` is handling (anonymous if unverified)."""
-    return verify_injection(getattr(state, "router_data", None)).identity
+    return verified_identity(getattr(state, "router_data", None))
 
 
 def current_path(state: Any) -> str:
