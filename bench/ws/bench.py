@@ -538,7 +538,7 @@ def ev_rows(raw: dict) -> list[dict]:
         get = lambda run, field: (lambda rep: rep[case][run][field])  # noqa: E731
         note = {
             "reflex direct": "Reflex 0.10.1 (prod, backend only, Python 3.12), handler reads no user",
-            "reflex + nginx": "nginx 1.22 (1 worker) proxying /_event as a plain WebSocket + Reflex; handler reads no user",
+            "reflex + nginx": "nginx (1 worker) proxying /_event as a plain WebSocket + Reflex; handler reads no user",
             "reflex + isthmus tunnel": "isthmus (1 worker) relaying /_event as a plain WebSocket tunnel + Reflex; handler reads no user",
             "reflex + isthmus bridge": "isthmus (1 worker) + Django identity endpoint (uvicorn) + Reflex; the handler verifies the signed identity (isthmus_reflex.identity_of)",
             "reflex-django 4.0.3 bridge": "ReflexDjangoPlugin (profile integrated, bridge mode full: settings.MIDDLEWARE per event); the handler reads current_user()",

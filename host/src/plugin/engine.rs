@@ -37,6 +37,7 @@ pub(crate) struct EngineShared {
 /// so each call says how many ticks its whole budget spans (`need`) and the thread
 /// parks once they are done: an idle gateway is not woken 1000 times a second, and a
 /// busy one pays an atomic max per call (a wake-up only for the first call after idle).
+#[derive(Default)]
 pub(crate) struct Ticker {
     /// Ticks done: the engine's epoch, which only the ticker thread advances.
     epoch: AtomicU64,
@@ -94,9 +95,9 @@ impl EngineShared {
         super::wasi::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
         super::bindings::users::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
-        let ticker = Arc::new(Ticker { epoch: AtomicU64::new(0), until: AtomicU64::new(0), parked: AtomicBool::new(false), thread: Default::default() });
-        let shared = Arc::new(EngineShared { engine, linker, ticker });
-        spawn_ticker(Arc::downgrade(&shared)).map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        let ticker = Arc::new(Ticker::default());
+        let shared = Arc::new(EngineShared { engine, linker, ticker: ticker.clone() });
+        spawn_ticker(Arc::downgrade(&shared), ticker).map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?;
         Ok(shared)
     }
 
@@ -128,8 +129,7 @@ fn engine_config(pooling: bool) -> Config {
     config
 }
 
-fn spawn_ticker(shared: Weak<EngineShared>) -> std::io::Result<()> {
-    let ticker = shared.upgrade().map(|s| s.ticker.clone()).expect("spawned by its owner");
+fn spawn_ticker(shared: Weak<EngineShared>, ticker: Arc<Ticker>) -> std::io::Result<()> {
     std::thread::Builder::new().name("isthmus-epoch".into()).spawn(move || {
         // Set before the first look at `shared`: its drop then always finds a thread to wake.
         let _ = ticker.thread.set(std::thread::current());
