@@ -18,8 +18,8 @@ use hyper_util::rt::TokioIo;
 use isthmus::bridge::{judge, Bridge, Judged, Session};
 use isthmus::config::Config;
 use isthmus::plugin::PluginHost;
-use isthmus::proxy::Proxy;
-use isthmus::routing::RouteRequest;
+use isthmus::policy::RouteRequest;
+use isthmus::upstream::Upstreams;
 
 /// What the companion's identity endpoint answers for a logged-in clerk (as bench/ws's stub).
 const IDENTITY: &str = r#"{"authenticated":true,"user_id":"7","username":"benchuser","email":"bench@example.org","is_staff":false,"is_superuser":false,"groups":["clerks"],"permissions":["shop.view_product","shop.change_product"],"session":{}}"#;
@@ -31,8 +31,12 @@ const EVENT: &str = r#"42/_event,["event",{"name":"reflex___state____state.shop_
 /// A staff member with the permissions of a mid-sized project's admin (4 per model, 40
 /// models): Django's identity endpoint lists every one, and the policy is handed them all.
 fn staff_identity() -> String {
-    let perms: Vec<String> = (0..160).map(|i| format!("\"app{}.{}_model{}\"", i / 16, ["add", "change", "delete", "view"][i % 4], i / 4)).collect();
-    IDENTITY.replace(r#""is_staff":false"#, r#""is_staff":true"#).replace(r#"["shop.view_product","shop.change_product"]"#, &format!("[{}]", perms.join(",")))
+    let perms: Vec<String> = (0..160)
+        .map(|i| format!("\"app{}.{}_model{}\"", i / 16, ["add", "change", "delete", "view"][i % 4], i / 4))
+        .collect();
+    IDENTITY
+        .replace(r#""is_staff":false"#, r#""is_staff":true"#)
+        .replace(r#"["shop.view_product","shop.change_product"]"#, &format!("[{}]", perms.join(",")))
 }
 
 /// Django's identity endpoint: `clerk` and `staff` session cookies get those identities
@@ -60,7 +64,8 @@ fn bridge(dir: &Path, django: std::net::SocketAddr) -> Arc<Bridge> {
         assert!(wasm.is_file(), "{} is missing: run guest-plugins/build.sh first", wasm.display());
         std::fs::copy(&wasm, dir.join("plugins").join(name)).unwrap();
     }
-    let shop = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop/isthmus.toml")).unwrap();
+    let shop =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/shop/isthmus.toml")).unwrap();
     let rules = &shop[shop.find("[bridge.policy.config]").expect("the shop's bridge rules")..];
     let text = format!(
         r#"[listen]
@@ -82,7 +87,7 @@ plugin = "django_bridge.wasm"
     );
     let config = Config::parse(&text, &dir.join("isthmus.toml")).unwrap();
     let policy = PluginHost::new().unwrap().load_bridge(&config).unwrap().expect("a bridge policy");
-    let identity_upstream = Proxy::new(&config).upstream("django").unwrap();
+    let identity_upstream = Upstreams::new(&config).get("django").unwrap();
     Arc::new(Bridge::new(config.bridge.as_ref().unwrap(), identity_upstream, policy))
 }
 
@@ -107,7 +112,10 @@ fn bench(c: &mut Criterion) {
     for (who, cookie) in [("a clerk", "clerk"), ("staff with 160 permissions", "staff")] {
         let mut session = session(&bridge, cookie);
         let first = rt.block_on(judge(&mut session, EVENT)).unwrap_or_else(|c| panic!("closed: {c:?}"));
-        assert!(matches!(&first, Judged::Forward(out) if out.contains(r#""isthmus":{"payload":"#)), "allowed and signed: {first:?}");
+        assert!(
+            matches!(&first, Judged::Forward(out) if out.contains(r#""isthmus":{"payload":"#)),
+            "allowed and signed: {first:?}"
+        );
         c.bench_function(&format!("bridge: judge + inject one event of {who} (django_bridge.wasm)"), |b| {
             b.iter(|| rt.block_on(judge(&mut session, black_box(EVENT))).unwrap());
         });

@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use isthmus::config::Config;
 use isthmus::plugin::PluginHost;
-use isthmus::routing::{RouteRequest, Router};
+use isthmus::policy::{RouteRequest, Router};
 
 fn component() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/prefix_router.wasm");
@@ -77,7 +77,9 @@ fn route_call(c: &mut Criterion) {
         }
         if mode == "pooled" {
             let bare = RouteRequest { path: "/api/users/42".into(), ..RouteRequest::default() };
-            group.bench_function("warm/forward-no-headers", |b| b.iter(|| black_box(router.route(black_box(&bare)).unwrap())));
+            group.bench_function("warm/forward-no-headers", |b| {
+                b.iter(|| black_box(router.route(black_box(&bare)).unwrap()))
+            });
         }
     }
     group.finish();

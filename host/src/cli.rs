@@ -5,16 +5,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::canonical_path;
 use crate::config::{Config, ConfigError};
-use crate::dispatch::{route_request, Gateway};
-use crate::bridge::policy::BridgePolicy;
+use crate::dispatch::{Gateway, Supervised};
 use crate::plugin::{self, PluginError, PluginHost, Reload, WasmBridge, WasmRouter};
-use crate::proxy::headers::ClientView;
-use crate::routing::{Decision, Outcome, Router, RouterChain, Step};
+use crate::policy::{BridgePolicy, Decision, Outcome, Router, RouterChain, Step};
+use crate::request;
 use crate::server::{self, ServerSettings};
 use crate::supervise::{SuperviseError, Supervisor};
-use crate::dispatch::Supervised;
 
 #[derive(Debug, Parser)]
 #[command(name = "isthmus", version, about = "One origin for a Django project and a Reflex app")]
@@ -118,7 +115,8 @@ impl Loaded {
 
     fn gateway(&self) -> Result<Gateway, CliError> {
         let policy = self.bridge.clone().map(|b| b as Arc<dyn BridgePolicy>);
-        Gateway::new(&self.config, self.chain.clone(), policy).map_err(|e| CliError::Io(format!("{}: {e}", self.config.file.display())))
+        Gateway::new(&self.config, self.chain.clone(), policy)
+            .map_err(|e| CliError::Io(format!("{}: {e}", self.config.file.display())))
     }
 
     /// Every plugin, for the hot reloader.
@@ -134,7 +132,11 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
     let config = &loaded.config;
     let file = config.file.display();
     let dev = match (run, &config.dev) {
-        (Some(true), None) => return Err(CliError::Usage(format!("{file}: --dev needs a [dev] section (which static mount the dev server replaces)"))),
+        (Some(true), None) => {
+            return Err(CliError::Usage(format!(
+                "{file}: --dev needs a [dev] section (which static mount the dev server replaces)"
+            )))
+        }
         (Some(true), Some(dev)) => Some((dev.static_mount.clone(), dev.upstream.clone())),
         _ => None,
     };
@@ -180,7 +182,11 @@ fn check(config_path: &Path) -> Result<(), CliError> {
     loaded.gateway()?;
     let config = &loaded.config;
     let bridge = match &loaded.bridge {
-        Some(b) => format!(", bridge on {} with policy {}", config.bridge.as_ref().map_or("", |c| c.path.as_str()), BridgePolicy::name(b.as_ref())),
+        Some(b) => format!(
+            ", bridge on {} with policy {}",
+            config.bridge.as_ref().map_or("", |c| c.path.as_str()),
+            BridgePolicy::name(b.as_ref())
+        ),
         None => String::new(),
     };
     println!(
@@ -195,28 +201,30 @@ fn check(config_path: &Path) -> Result<(), CliError> {
 
 fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[String]) -> Result<(), CliError> {
     let Loaded { config, chain, .. } = Loaded::new(config_path)?;
-    let mut builder = http::Request::builder().method(method.to_ascii_uppercase().as_str()).uri(target).header(http::header::HOST, host);
+    let mut builder = http::Request::builder()
+        .method(method.to_ascii_uppercase().as_str())
+        .uri(target)
+        .header(http::header::HOST, host);
     for h in headers {
-        let (name, value) = h.split_once(':').ok_or_else(|| CliError::Usage(format!("header `{h}` is not `Name: value`")))?;
+        let (name, value) =
+            h.split_once(':').ok_or_else(|| CliError::Usage(format!("header `{h}` is not `Name: value`")))?;
         builder = builder.header(name.trim(), value.trim());
     }
     let req = builder.body(()).map_err(|e| CliError::Usage(format!("not a valid request: {e}")))?;
 
     println!("{} {}", req.method(), req.uri());
-    let path = match canonical_path::canonicalize(req.uri().path()) {
-        Ok(p) => p,
+    let canonical = match request::canonicalize(&req, "127.0.0.1", 0) {
+        Ok(c) => c,
         Err(e) => {
             println!("  refused with 400 before routing: {e}");
             return Ok(());
         }
     };
-    if path != req.uri().path() {
-        println!("  canonical path: {path}");
+    if canonical.route.path != req.uri().path() {
+        println!("  canonical path: {}", canonical.route.path);
     }
-    let client = ClientView::new(req.headers(), "127.0.0.1", host, 0);
-    let route_req = route_request(&req, path, &client);
     let mut trace = Vec::new();
-    let outcome = chain.route(&route_req, Some(&mut trace));
+    let outcome = chain.route(&canonical.route, Some(&mut trace));
     for (i, (router, step)) in trace.iter().enumerate() {
         let what = match step {
             Step::Decided(d) => describe(&config, d),
@@ -254,7 +262,9 @@ fn describe(config: &Config, decision: &Decision) -> String {
             Some(m) => format!("serve from static mount `{mount}` ({})", m.root.display()),
             None => format!("serve from static mount `{mount}`, which is not configured: 502"),
         },
-        Decision::Reply(r) => format!("reply {} with {} header(s) and a {}-byte body", r.status, r.headers.len(), r.body.len()),
+        Decision::Reply(r) => {
+            format!("reply {} with {} header(s) and a {}-byte body", r.status, r.headers.len(), r.body.len())
+        }
         Decision::Pass => "pass".to_owned(),
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::limits;
-use crate::routing::FailMode;
+use crate::policy::FailMode;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {key}: {message}", file.display())]
@@ -293,8 +293,11 @@ fn default_recycle_after() -> u64 {
 
 impl Config {
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ConfigError { file: file.to_owned(), key: "(file)".into(), message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?;
         Self::parse(&text, file)
     }
 
@@ -304,14 +307,22 @@ impl Config {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let key = if key == "." { "(syntax)".to_owned() } else { key };
-            ConfigError { file: file.to_owned(), key, message: inner.message().to_owned() + &line_of(text, inner.span()) }
+            ConfigError {
+                file: file.to_owned(),
+                key,
+                message: inner.message().to_owned() + &line_of(text, inner.span()),
+            }
         })?;
         config.file = file.to_owned();
         config.base_dir = file.parent().map(Path::to_owned).unwrap_or_default();
         if config.base_dir.as_os_str().is_empty() {
             config.base_dir = PathBuf::from(".");
         }
-        config.validate().map_err(|(key, message)| ConfigError { file: file.to_owned(), key, message })?;
+        config.resolve().and_then(|()| config.check()).map_err(|(key, message)| ConfigError {
+            file: file.to_owned(),
+            key,
+            message,
+        })?;
         Ok(config)
     }
 
@@ -319,8 +330,46 @@ impl Config {
         self.routing.cache_dir.clone().unwrap_or_else(|| self.routing.plugins_dir.join(".cache"))
     }
 
-    fn validate(&mut self) -> Result<(), (String, String)> {
+    /// Turn the text the file holds into the values the gateway runs by: relative
+    /// paths joined to the config's folder, upstream URLs parsed, secrets read.
+    fn resolve(&mut self) -> Result<(), (String, String)> {
         let base = self.base_dir.clone();
+        for (name, upstream) in &mut self.upstreams {
+            let key = |field: &str| format!("upstreams.{name}.{field}");
+            check_name(name).map_err(|m| (format!("upstreams.{name}"), m))?;
+            upstream.uri = parse_upstream_url(&upstream.url).map_err(|m| (key("url"), m))?;
+            if let Some(cwd) = &mut upstream.cwd {
+                *cwd = base.join(&*cwd);
+            }
+        }
+        for mount in self.static_mounts.values_mut() {
+            mount.root = base.join(&mount.root);
+        }
+        self.routing.plugins_dir = base.join(&self.routing.plugins_dir);
+        if let Some(cache) = &mut self.routing.cache_dir {
+            *cache = base.join(&*cache);
+        }
+        if let Some(bridge) = self.bridge.as_mut() {
+            for (field, secret) in
+                [("identity_secret", &mut bridge.identity_secret), ("bridge_secret", &mut bridge.bridge_secret)]
+            {
+                resolve_secret(secret).map_err(|m| (format!("bridge.{field}"), m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rule the resolved config must keep; the first one broken names its key.
+    fn check(&self) -> Result<(), (String, String)> {
+        self.check_listen()?;
+        self.check_upstreams()?;
+        self.check_static()?;
+        self.check_routing()?;
+        self.check_dev()?;
+        self.check_bridge()
+    }
+
+    fn check_listen(&self) -> Result<(), (String, String)> {
         // hyper's smallest read buffer.
         if self.listen.max_header_bytes < 8192 {
             return Err(("listen.max_header_bytes".into(), "must be at least 8192".into()));
@@ -335,13 +384,16 @@ impl Config {
                 return Err((key.into(), "must be greater than zero".into()));
             }
         }
+        Ok(())
+    }
+
+    fn check_upstreams(&self) -> Result<(), (String, String)> {
         if self.upstreams.is_empty() {
             return Err(("upstreams".into(), "at least one upstream is required".into()));
         }
-        for (name, upstream) in &mut self.upstreams {
+        let port_of = |other: &str| self.upstreams.get(other).and_then(|u| u.uri.port_u16());
+        for (name, upstream) in &self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
-            check_name(name).map_err(|m| (format!("upstreams.{name}"), m))?;
-            upstream.uri = parse_upstream_url(&upstream.url).map_err(|m| (key("url"), m))?;
             if let Some(health) = &upstream.health {
                 if !health.starts_with('/') {
                     return Err((key("health"), format!("`{health}` must be a path starting with `/`")));
@@ -353,14 +405,16 @@ impl Config {
                     return Err((key(field), "must not be empty".into()));
                 }
                 if !command.contains("{port}") {
-                    return Err((key(field), format!("`{command}` must contain `{{port}}`, so that the process listens where `url` says")));
+                    return Err((
+                        key(field),
+                        format!("`{command}` must contain `{{port}}`, so that the process listens where `url` says"),
+                    ));
                 }
                 if !is_loopback(&upstream.uri) {
                     return Err((key("url"), format!("`{}` must be on 127.0.0.1, ::1 or localhost: `isthmus run` starts `{field}` on this machine and keeps it off the network", upstream.url)));
                 }
             }
-            if let Some(cwd) = &mut upstream.cwd {
-                *cwd = base.join(&*cwd);
+            if let Some(cwd) = &upstream.cwd {
                 if !cwd.is_dir() {
                     return Err((key("cwd"), format!("`{}` is not a directory", cwd.display())));
                 }
@@ -368,17 +422,20 @@ impl Config {
         }
         // Commands once every url is known: `{port:NAME}` names another upstream.
         for (name, upstream) in &self.upstreams {
-            let port_of = |other: &str| self.upstreams.get(other).and_then(|u| u.uri.port_u16());
             for (field, command) in [("run", &upstream.run), ("dev_run", &upstream.dev_run)] {
                 if let Some(command) = command {
-                    crate::supervise::command::argv(command, &upstream.uri, &port_of).map_err(|m| (format!("upstreams.{name}.{field}"), m))?;
+                    crate::supervise::command::argv(command, &upstream.uri, &port_of)
+                        .map_err(|m| (format!("upstreams.{name}.{field}"), m))?;
                 }
             }
         }
-        for (name, mount) in &mut self.static_mounts {
+        Ok(())
+    }
+
+    fn check_static(&self) -> Result<(), (String, String)> {
+        for (name, mount) in &self.static_mounts {
             let key = |field: &str| format!("static.{name}.{field}");
             check_name(name).map_err(|m| (format!("static.{name}"), m))?;
-            mount.root = base.join(&mount.root);
             if !mount.root.is_dir() {
                 return Err((key("root"), format!("`{}` is not a directory", mount.root.display())));
             }
@@ -393,10 +450,10 @@ impl Config {
                 }
             }
         }
-        self.routing.plugins_dir = base.join(&self.routing.plugins_dir);
-        if let Some(cache) = &mut self.routing.cache_dir {
-            *cache = base.join(&*cache);
-        }
+        Ok(())
+    }
+
+    fn check_routing(&self) -> Result<(), (String, String)> {
         if self.routing.routers.is_empty() {
             return Err(("routing.routers".into(), "at least one router plugin is required".into()));
         }
@@ -405,46 +462,51 @@ impl Config {
             let prefix = format!("routing.routers[{i}]");
             self.check_plugin(entry, &prefix)?;
             if !seen.insert(entry.display_name().to_owned()) {
-                return Err((format!("{prefix}.name"), format!("`{}` names two routers; give one a distinct `name`", entry.display_name())));
+                return Err((
+                    format!("{prefix}.name"),
+                    format!("`{}` names two routers; give one a distinct `name`", entry.display_name()),
+                ));
             }
-        }
-        if let Some(dev) = &self.dev {
-            if !self.static_mounts.contains_key(&dev.static_mount) {
-                return Err(("dev.static".into(), format!("`{}` is not in [static]", dev.static_mount)));
-            }
-            if !self.upstreams.contains_key(&dev.upstream) {
-                return Err(("dev.upstream".into(), format!("`{}` is not in [upstreams]", dev.upstream)));
-            }
-        }
-        if let Some(bridge) = self.bridge.as_mut() {
-            let key = |field: &str| format!("bridge.{field}");
-            for (field, path) in [("path", &bridge.path), ("identity_path", &bridge.identity_path)] {
-                if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
-                    return Err((key(field), format!("`{path}` must start with `/`, not end with `/` and not be `/`")));
-                }
-            }
-            if !self.upstreams.contains_key(&bridge.identity_upstream) {
-                return Err((key("identity_upstream"), format!("`{}` is not in [upstreams]", bridge.identity_upstream)));
-            }
-            for (field, secret) in [("identity_secret", &mut bridge.identity_secret), ("bridge_secret", &mut bridge.bridge_secret)] {
-                resolve_secret(secret).map_err(|m| (key(field), m))?;
-            }
-            if bridge.session_cookie.is_empty() || bridge.session_cookie.bytes().any(|b| b <= b' ' || b"=;,\"".contains(&b)) {
-                return Err((key("session_cookie"), format!("`{}` is not a cookie name", bridge.session_cookie)));
-            }
-            if bridge.inject_key.is_empty() {
-                return Err((key("inject_key"), "must not be empty".into()));
-            }
-            if bridge.identity_timeout.is_zero() {
-                return Err((key("identity_timeout"), "must be greater than zero".into()));
-            }
-            if bridge.max_frame_bytes < 1024 {
-                return Err((key("max_frame_bytes"), "must be at least 1024".into()));
-            }
-            let policy = bridge.policy.clone();
-            self.check_plugin(&policy, "bridge.policy")?;
         }
         Ok(())
+    }
+
+    fn check_dev(&self) -> Result<(), (String, String)> {
+        let Some(dev) = &self.dev else { return Ok(()) };
+        if !self.static_mounts.contains_key(&dev.static_mount) {
+            return Err(("dev.static".into(), format!("`{}` is not in [static]", dev.static_mount)));
+        }
+        if !self.upstreams.contains_key(&dev.upstream) {
+            return Err(("dev.upstream".into(), format!("`{}` is not in [upstreams]", dev.upstream)));
+        }
+        Ok(())
+    }
+
+    fn check_bridge(&self) -> Result<(), (String, String)> {
+        let Some(bridge) = &self.bridge else { return Ok(()) };
+        let key = |field: &str| format!("bridge.{field}");
+        for (field, path) in [("path", &bridge.path), ("identity_path", &bridge.identity_path)] {
+            if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
+                return Err((key(field), format!("`{path}` must start with `/`, not end with `/` and not be `/`")));
+            }
+        }
+        if !self.upstreams.contains_key(&bridge.identity_upstream) {
+            return Err((key("identity_upstream"), format!("`{}` is not in [upstreams]", bridge.identity_upstream)));
+        }
+        if bridge.session_cookie.is_empty() || bridge.session_cookie.bytes().any(|b| b <= b' ' || b"=;,\"".contains(&b))
+        {
+            return Err((key("session_cookie"), format!("`{}` is not a cookie name", bridge.session_cookie)));
+        }
+        if bridge.inject_key.is_empty() {
+            return Err((key("inject_key"), "must not be empty".into()));
+        }
+        if bridge.identity_timeout.is_zero() {
+            return Err((key("identity_timeout"), "must be greater than zero".into()));
+        }
+        if bridge.max_frame_bytes < 1024 {
+            return Err((key("max_frame_bytes"), "must be at least 1024".into()));
+        }
+        self.check_plugin(&bridge.policy, "bridge.policy")
     }
 
     fn check_plugin(&self, entry: &PluginEntry, prefix: &str) -> Result<(), (String, String)> {
@@ -506,7 +568,11 @@ fn parse_upstream_url(url: &str) -> Result<http::Uri, String> {
 fn is_loopback(uri: &http::Uri) -> bool {
     match uri.host().unwrap_or("") {
         "localhost" => true,
-        host => host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+        host => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
     }
 }
 

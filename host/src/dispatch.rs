@@ -1,30 +1,32 @@
-//! One request's way through the gateway: canonical path, router chain, then the
-//! decision carried out. Writes the access-log line.
+//! One request's way through the gateway, stage by stage: the canonical request
+//! (`request`), the router chain (`policy`), then the decision carried out by its
+//! target: `proxy` (or the event `bridge`, for its path) over the `upstream`
+//! transport, `static_files`, or a direct `reply`. Writes the access-log line.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
-use crate::bridge::policy::BridgePolicy;
 use crate::bridge::Bridge;
-use crate::canonical_path;
 use crate::config::Config;
 use crate::limits;
-use crate::proxy::headers::{ClientView, X_REQUEST_ID};
-use crate::proxy::{ForwardContext, Proxy};
-use crate::routing::{Decision, Forward, Outcome, Reply, RouteRequest, RouterChain};
+use crate::policy::{BridgePolicy, Decision, Forward, Outcome, RouterChain};
+use crate::request::{self, Canonical, RequestIds};
 use crate::static_files::Mount;
 use crate::supervise::Readiness;
+use crate::upstream::headers::X_REQUEST_ID;
+use crate::upstream::{Hop, Upstreams};
+use crate::{proxy, reply};
 
 pub struct Gateway {
     pub chain: RouterChain,
-    pub proxy: Proxy,
+    upstreams: Upstreams,
+    bridge: Option<Arc<Bridge>>,
     mounts: HashMap<String, Mount>,
     trusted_hops: usize,
     ids: RequestIds,
@@ -42,22 +44,38 @@ pub struct Supervised {
 impl Gateway {
     /// `bridge_policy` goes with the config's `[bridge]` section: one without the
     /// other is refused, so `/_event` is never tunneled unjudged by mistake.
-    pub fn new(config: &Config, chain: RouterChain, bridge_policy: Option<Arc<dyn BridgePolicy>>) -> std::io::Result<Gateway> {
+    pub fn new(
+        config: &Config,
+        chain: RouterChain,
+        bridge_policy: Option<Arc<dyn BridgePolicy>>,
+    ) -> std::io::Result<Gateway> {
         let mut mounts = HashMap::new();
         for (name, mount) in &config.static_mounts {
             mounts.insert(name.clone(), Mount::new(name, mount)?);
         }
-        let mut proxy = Proxy::new(config);
-        match (&config.bridge, bridge_policy) {
+        let upstreams = Upstreams::new(config);
+        let bridge = match (&config.bridge, bridge_policy) {
             (Some(bridge), Some(policy)) => {
-                let identity = proxy.upstream(&bridge.identity_upstream).expect("validated by config");
-                proxy.set_bridge(Arc::new(Bridge::new(bridge, identity, policy)));
+                let identity = upstreams.get(&bridge.identity_upstream).expect("validated by config");
+                Some(Arc::new(Bridge::new(bridge, identity, policy)))
             }
-            (None, None) => {}
-            (Some(_), None) => return Err(std::io::Error::other("the config has a [bridge] section but no bridge policy was loaded")),
-            (None, Some(_)) => return Err(std::io::Error::other("a bridge policy was given but the config has no [bridge] section")),
-        }
-        Ok(Gateway { chain, proxy, mounts, trusted_hops: config.listen.trusted_hops, ids: RequestIds::new(), supervised: None })
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(std::io::Error::other("the config has a [bridge] section but no bridge policy was loaded"))
+            }
+            (None, Some(_)) => {
+                return Err(std::io::Error::other("a bridge policy was given but the config has no [bridge] section"))
+            }
+        };
+        Ok(Gateway {
+            chain,
+            upstreams,
+            bridge,
+            mounts,
+            trusted_hops: config.listen.trusted_hops,
+            ids: RequestIds::default(),
+            supervised: None,
+        })
     }
 
     pub fn supervised(mut self, supervised: Supervised) -> Gateway {
@@ -65,25 +83,9 @@ impl Gateway {
         self
     }
 
-    /// 503 with Retry-After while an upstream `isthmus run` started is not healthy yet.
-    fn not_ready(&self, upstream: &str) -> Option<Response<Body>> {
-        let readiness = &self.supervised.as_ref()?.readiness;
-        if readiness.is_ready(upstream) {
-            return None;
-        }
-        let mut res = body::text(StatusCode::SERVICE_UNAVAILABLE, format!("upstream `{upstream}` is starting; retry shortly"));
-        res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(limits::NOT_READY_RETRY_AFTER_S));
-        Some(res)
-    }
-
-    /// `--dev`: the decision with the dev server's upstream in place of its static mount.
-    fn dev_decision(&self, decision: Decision) -> Decision {
-        match (&decision, self.supervised.as_ref().and_then(|s| s.dev.as_ref())) {
-            (Decision::ServeStatic(mount), Some((dev_mount, upstream))) if mount == dev_mount => {
-                Decision::Forward(Forward { upstream: upstream.clone(), path: None, set_headers: Vec::new(), remove_headers: Vec::new() })
-            }
-            _ => decision,
-        }
+    /// Stop accepting tunnels, give open ones `grace` to finish, then end them.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.upstreams.tunnels().shutdown(grace).await;
     }
 
     /// `peer_ip` is the connection's peer address, formatted once per connection.
@@ -107,114 +109,117 @@ impl Gateway {
     }
 
     /// Returns the response and a short description of where it came from, for the log.
-    async fn route_and_serve(&self, req: Request<Incoming>, peer_ip: &str, request_id: &HeaderValue) -> (Response<Body>, String) {
-        let path = match canonical_path::canonicalize(req.uri().path()) {
-            Ok(p) => p,
+    async fn route_and_serve(
+        &self,
+        req: Request<Incoming>,
+        peer_ip: &str,
+        request_id: &HeaderValue,
+    ) -> (Response<Body>, String) {
+        let canonical = match request::canonicalize(&req, peer_ip, self.trusted_hops) {
+            Ok(c) => c,
             Err(e) => return (body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}")), "refused".into()),
         };
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
-            .unwrap_or_default();
-        let client = ClientView::new(req.headers(), peer_ip, &authority, self.trusted_hops);
-        let route_req = route_request(&req, path, &client);
-
-        match self.chain.route(&route_req, None) {
+        match self.chain.route(&canonical.route, None) {
             Outcome::Decided { router, decision } => match self.dev_decision(decision) {
                 Decision::Forward(forward) => {
                     let target = format!("upstream:{}", forward.upstream);
                     if let Some(res) = self.not_ready(&forward.upstream) {
                         return (res, target);
                     }
-                    let ctx = ForwardContext { client: &client, request_id, route: &route_req };
-                    (self.proxy.forward(req, &forward, &ctx).await, target)
+                    (self.forward(req, &forward, &canonical, request_id).await, target)
                 }
                 Decision::ServeStatic(mount) => match self.mounts.get(&mount) {
                     Some(m) => {
                         // Files are named by decoded text; canonical paths keep reserved
                         // escapes and can no longer hold an encoded separator.
-                        let file_path = percent_encoding::percent_decode_str(&route_req.path).decode_utf8_lossy();
+                        let file_path = percent_encoding::percent_decode_str(&canonical.route.path).decode_utf8_lossy();
                         (m.serve(req.method(), &file_path, req.headers()).await, format!("static:{mount}"))
                     }
                     None => (
-                        body::text(StatusCode::BAD_GATEWAY, format!("router `{router}` chose static mount `{mount}`, which is not configured")),
+                        body::text(
+                            StatusCode::BAD_GATEWAY,
+                            format!("router `{router}` chose static mount `{mount}`, which is not configured"),
+                        ),
                         format!("static:{mount}"),
                     ),
                 },
-                Decision::Reply(reply) => (reply_response(&router, reply), format!("reply:{router}")),
+                Decision::Reply(r) => (reply::respond(&router, r), format!("reply:{router}")),
                 Decision::Pass => unreachable!("the chain never returns Pass as a decision"),
             },
             Outcome::Failed { router, failure } => (
                 body::text(StatusCode::SERVICE_UNAVAILABLE, format!("router `{router}` failed: {failure}")),
                 format!("failed:{router}"),
             ),
-            Outcome::NoRoute => (body::text(StatusCode::NOT_FOUND, format!("no route for {}", route_req.path)), "none".into()),
-        }
-    }
-}
-
-/// The request as routers see it.
-pub fn route_request<B>(req: &Request<B>, path: String, client: &ClientView) -> RouteRequest {
-    RouteRequest {
-        method: req.method().as_str().to_owned(),
-        scheme: client.scheme.clone(),
-        authority: client.host.clone(),
-        path,
-        query: req.uri().query().unwrap_or("").to_owned(),
-        headers: req
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
-        client_ip: client.ip.clone(),
-    }
-}
-
-fn reply_response(router: &str, reply: Reply) -> Response<Body> {
-    let invalid = |what: String| body::text(StatusCode::BAD_GATEWAY, format!("router `{router}` returned an invalid reply: {what}"));
-    let Ok(status) = StatusCode::from_u16(reply.status) else {
-        return invalid(format!("status {}", reply.status));
-    };
-    let mut res = Response::new(body::full(reply.body));
-    *res.status_mut() = status;
-    for (name, value) in reply.headers {
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
-            (Ok(n), Ok(v)) => {
-                res.headers_mut().append(n, v);
-            }
-            _ => return invalid(format!("header `{name}`")),
-        }
-    }
-    res
-}
-
-/// Request ids: a random per-process prefix and a counter, unique without a syscall
-/// per request. A client's own id is kept only from a trusted proxy.
-struct RequestIds {
-    prefix: u64,
-    counter: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        Self { prefix: uuid::Uuid::new_v4().as_u64_pair().0, counter: AtomicU64::new(0) }
-    }
-
-    fn for_request(&self, headers: &http::HeaderMap, trusted_hops: usize) -> HeaderValue {
-        if trusted_hops > 0 {
-            if let Some(id) = headers.get(&X_REQUEST_ID).filter(|v| !v.is_empty() && v.len() <= 128 && v.to_str().is_ok()) {
-                return id.clone();
+            Outcome::NoRoute => {
+                (body::text(StatusCode::NOT_FOUND, format!("no route for {}", canonical.route.path)), "none".into())
             }
         }
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        // Hex by hand: `format!` was a measurable share of a proxied request's CPU.
-        let id = (u128::from(self.prefix) << 64) | u128::from(n);
-        let mut hex = [0u8; 32];
-        for (i, digit) in hex.iter_mut().enumerate() {
-            *digit = b"0123456789abcdef"[(id >> (124 - 4 * i)) as usize & 0xf];
-        }
-        HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
     }
+
+    /// A forward decision: to the event bridge when the path the upstream will see is
+    /// its own, else to the proxy. Responses that set or delete the session cookie
+    /// drop the identity the bridge cached for the old one.
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        forward: &Forward,
+        canonical: &Canonical,
+        request_id: &HeaderValue,
+    ) -> Response<Body> {
+        let outbound = match self.upstreams.outbound(forward, &canonical.route) {
+            Ok(o) => o,
+            Err(e) => return failed(e),
+        };
+        let hop = Hop { forwarded: &canonical.client.forwarded, request_id };
+        let session_cookie = self.bridge.as_ref().and_then(|b| b.session_cookie(req.headers()));
+        let result = match self.bridge.as_ref().filter(|b| b.covers(outbound.path())) {
+            Some(bridge) => {
+                bridge.serve(&self.upstreams, req, outbound, &hop, &canonical.route, session_cookie.clone()).await
+            }
+            None => proxy::forward(&self.upstreams, req, outbound, &hop).await,
+        };
+        match result {
+            Ok(res) => {
+                if let Some(bridge) = &self.bridge {
+                    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+                        bridge.observe_response(session_cookie.as_deref(), res.headers());
+                    }
+                }
+                res
+            }
+            Err(e) => failed(e),
+        }
+    }
+
+    /// 503 with Retry-After while an upstream `isthmus run` started is not healthy yet.
+    fn not_ready(&self, upstream: &str) -> Option<Response<Body>> {
+        let readiness = &self.supervised.as_ref()?.readiness;
+        if readiness.is_ready(upstream) {
+            return None;
+        }
+        let mut res =
+            body::text(StatusCode::SERVICE_UNAVAILABLE, format!("upstream `{upstream}` is starting; retry shortly"));
+        res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(limits::NOT_READY_RETRY_AFTER_S));
+        Some(res)
+    }
+
+    /// `--dev`: the decision with the dev server's upstream in place of its static mount.
+    fn dev_decision(&self, decision: Decision) -> Decision {
+        match (&decision, self.supervised.as_ref().and_then(|s| s.dev.as_ref())) {
+            (Decision::ServeStatic(mount), Some((dev_mount, upstream))) if mount == dev_mount => {
+                Decision::Forward(Forward {
+                    upstream: upstream.clone(),
+                    path: None,
+                    set_headers: Vec::new(),
+                    remove_headers: Vec::new(),
+                })
+            }
+            _ => decision,
+        }
+    }
+}
+
+fn failed(e: crate::upstream::UpstreamError) -> Response<Body> {
+    tracing::warn!(error = %e, "proxy error");
+    e.into_response()
 }

@@ -1,21 +1,32 @@
 //! isthmus: one origin for a Django project and a Reflex app.
 //!
-//! A request enters `server`, its path is made canonical (`canonical_path`), the
-//! router chain (`routing`, with WebAssembly routers from `plugin`) decides, and
-//! `dispatch` carries the decision out: `proxy` to an upstream, `static_files`
-//! from disk, or a direct reply.
+//! A request goes down these stages, each a module that only calls the ones below it:
+//!
+//! ```text
+//! server      connection: HTTP/1.1 and h2c, head limits, graceful shutdown
+//! dispatch    runs the stages below for each request, writes the access log
+//!   request     canonical request: canonical path, client view, request id
+//!   policy      the policy contract and the router chain (implemented by `plugin`)
+//!   targets     proxy · bridge (Reflex's event WebSocket) · static_files · reply
+//! upstream    transport both proxy and bridge use: pools, header hygiene, idle, tunnels
+//! ```
+//!
+//! Beside them: `config` and `limits` (every default in one place), `plugin` (the
+//! WebAssembly runtime behind `policy`), `supervise` (`isthmus run`), `init`, `cli`.
 
 pub mod body;
 pub mod bridge;
-pub mod canonical_path;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod init;
 pub mod limits;
 pub mod plugin;
+pub mod policy;
 pub mod proxy;
-pub mod routing;
+pub mod reply;
+pub mod request;
 pub mod server;
 pub mod static_files;
 pub mod supervise;
+pub mod upstream;

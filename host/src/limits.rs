@@ -31,6 +31,21 @@ pub const PLUGIN_DEADLINE: Duration = Duration::from_millis(10);
 pub const PLUGIN_MAX_MEMORY: usize = 16 * 1024 * 1024;
 /// `routing.routers[].recycle_after`: a warm instance is replaced after this many calls.
 pub const PLUGIN_RECYCLE_AFTER: u64 = 100_000;
+/// Largest linear memory the instance pool reserves per instance: no plugin's
+/// `max_memory` may exceed it.
+pub const PLUGIN_SLOT_MAX_MEMORY: usize = 1 << 30;
+/// Plugin instances alive at once, all plugins and versions together (warm pools hold
+/// at most about workers×2 per plugin).
+pub const PLUGIN_POOL_INSTANCES: u32 = 1000;
+/// Largest table a guest may grow (function references; generous).
+pub const PLUGIN_MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Longest line of a plugin's stdout/stderr logged in one piece.
+pub const PLUGIN_LOG_MAX_LINE: usize = 4096;
+/// Bytes of output an instance may log per call; past it, output is dropped and counted.
+pub const PLUGIN_LOG_BYTES_PER_CALL: usize = 64 * 1024;
+/// Quiet time after the last change to a plugin file before it is reloaded (editors
+/// write a temporary file and rename it).
+pub const PLUGIN_RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
 /// How often the epoch ticker advances; the granularity of plugin deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Largest Reply body or header list a plugin may return before the gateway refuses it.
@@ -45,6 +60,13 @@ pub const IDENTITY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const IDENTITY_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 /// Distinct session cookies whose identities are cached at once.
 pub const IDENTITY_CACHE_ENTRIES: usize = 100_000;
+/// Largest answer of the identity endpoint read.
+pub const IDENTITY_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Read buffer of each side of a bridged WebSocket. tungstenite's default (128 KiB) is
+/// zero-filled before every read and stays resident: measured by bench/ws, a quarter of
+/// the bridge's CPU went to that memset and each idle bridged connection held about
+/// 260 KiB. Larger messages are still read whole, in several reads.
+pub const BRIDGE_READ_BUFFER: usize = 8 * 1024;
 /// `bridge.max_frame_bytes`: largest client WebSocket message on the bridge (Reflex's maxPayload).
 pub const BRIDGE_MAX_FRAME_BYTES: usize = 1_000_000;
 

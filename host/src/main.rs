@@ -14,7 +14,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     // The explaining commands print their answer; logs below warnings would drown it.
-    let default_level = if matches!(cli.command, Command::Serve { .. } | Command::Run { .. }) { "info" } else { "warn" };
+    let default_level =
+        if matches!(cli.command, Command::Serve { .. } | Command::Run { .. }) { "info" } else { "warn" };
     // Log lines (one per request) are written by a thread of their own, batched, so a
     // request never waits on stderr; a full queue drops lines rather than block.
     let (writer, flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()

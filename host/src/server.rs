@@ -36,7 +36,12 @@ impl ServerSettings {
 
 /// Serve until `shutdown` resolves, then stop accepting and give in-flight requests
 /// and tunnels the grace period.
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, settings: ServerSettings, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -86,7 +91,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, settings: Serve
             tracing::warn!("grace period over with requests still in flight");
         }
     };
-    tokio::join!(connections, gateway.proxy.shutdown(grace));
+    tokio::join!(connections, gateway.shutdown(grace));
 }
 
 /// Resolves on SIGINT or SIGTERM.

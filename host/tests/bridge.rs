@@ -13,9 +13,9 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode};
-use isthmus::bridge::identity::{Identity, Resolved};
-use isthmus::bridge::policy::{BridgeEvent, BridgePolicy, Verdict};
-use isthmus::routing::{FailMode, PolicyFailure, RouteRequest};
+use isthmus::policy::{BridgeEvent, BridgePolicy, Verdict};
+use isthmus::policy::{FailMode, PolicyFailure, RouteRequest};
+use isthmus::policy::{Identity, Resolved};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::mpsc;
@@ -53,10 +53,16 @@ impl FakeDjango {
             let me = me.clone();
             async move {
                 let cookie = req.headers().get("cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                let session = cookie.split(';').filter_map(|p| p.trim().strip_prefix("sessionid=")).next().unwrap_or("").to_owned();
+                let session = cookie
+                    .split(';')
+                    .filter_map(|p| p.trim().strip_prefix("sessionid="))
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
                 match req.uri().path() {
                     "/_isthmus/identity" => {
-                        if req.headers().get("x-isthmus-secret").and_then(|v| v.to_str().ok()) != Some(IDENTITY_SECRET) {
+                        if req.headers().get("x-isthmus-secret").and_then(|v| v.to_str().ok()) != Some(IDENTITY_SECRET)
+                        {
                             let mut res = text("forbidden");
                             *res.status_mut() = StatusCode::FORBIDDEN;
                             return res;
@@ -70,7 +76,10 @@ impl FakeDjango {
                     "/logout" => {
                         me.users.lock().unwrap().remove(&session);
                         let mut res = text("bye");
-                        res.headers_mut().insert("set-cookie", "sessionid=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/".parse().unwrap());
+                        res.headers_mut().insert(
+                            "set-cookie",
+                            "sessionid=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/".parse().unwrap(),
+                        );
                         res
                     }
                     _ => {
@@ -98,7 +107,11 @@ async fn fake_reflex() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<String>
             let tx = tx.clone();
             tokio::spawn(async move {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
-                let _ = ws.send(Message::text(r#"0{"sid":"s1","upgrades":[],"pingTimeout":120000,"pingInterval":25000,"maxPayload":1000000}"#)).await;
+                let _ = ws
+                    .send(Message::text(
+                        r#"0{"sid":"s1","upgrades":[],"pingTimeout":120000,"pingInterval":25000,"maxPayload":1000000}"#,
+                    ))
+                    .await;
                 while let Some(Ok(msg)) = ws.next().await {
                     let Message::Text(text) = msg else { continue };
                     let text = text.to_string();
@@ -130,9 +143,13 @@ impl BridgePolicy for TestPolicy {
         FailMode::Closed
     }
     fn on_connect(&self, handshake: &RouteRequest, _who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
-        Ok(if handshake.query.contains("refuse=1") { Verdict::Deny("forbidden:connect".into()) } else { Verdict::Allow(vec![]) })
+        Ok(if handshake.query.contains("refuse=1") {
+            Verdict::Deny("forbidden:connect".into())
+        } else {
+            Verdict::Allow(vec![])
+        })
     }
-    fn on_event(&self, ev: &BridgeEvent, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
+    fn on_event(&self, ev: &BridgeEvent<'_>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         let who = &who.identity;
         Ok(if ev.name.contains("close_me") {
             Verdict::Close("closed by policy".into())
@@ -176,7 +193,14 @@ async fn stack(bridge_extra: &str, django_addr: Option<std::net::SocketAddr>) ->
     let router = router("r", |req| {
         Ok(if req.path.starts_with("/_event") || req.path == "/ping" { forward("reflex") } else { forward("django") })
     });
-    let gateway = Arc::new(isthmus::dispatch::Gateway::new(&config, isthmus::routing::RouterChain::new(vec![router]), Some(Arc::new(TestPolicy))).unwrap());
+    let gateway = Arc::new(
+        isthmus::dispatch::Gateway::new(
+            &config,
+            isthmus::policy::RouterChain::new(vec![router]),
+            Some(Arc::new(TestPolicy)),
+        )
+        .unwrap(),
+    );
     let gw = start_with(gateway, &config).await;
     Stack { gw, django, reflex_rx, _site: site }
 }
@@ -184,7 +208,8 @@ async fn stack(bridge_extra: &str, django_addr: Option<std::net::SocketAddr>) ->
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(stack: &Stack, cookie: Option<&str>, query: &str) -> Client {
-    let mut req = format!("ws://{}/_event/?EIO=4&transport=websocket{query}", stack.gw.addr).into_client_request().unwrap();
+    let mut req =
+        format!("ws://{}/_event/?EIO=4&transport=websocket{query}", stack.gw.addr).into_client_request().unwrap();
     if let Some(c) = cookie {
         req.headers_mut().insert("cookie", format!("csrftoken=x; sessionid={c}").parse().unwrap());
     }
@@ -222,7 +247,10 @@ fn verified(router_data: &Value) -> Value {
 
 async fn forwarded_event(stack: &mut Stack) -> Value {
     loop {
-        let text = tokio::time::timeout(Duration::from_secs(5), stack.reflex_rx.recv()).await.expect("upstream got a frame").unwrap();
+        let text = tokio::time::timeout(Duration::from_secs(5), stack.reflex_rx.recv())
+            .await
+            .expect("upstream got a frame")
+            .unwrap();
         if let Some(rest) = text.strip_prefix("42/_event,") {
             return serde_json::from_str::<Value>(rest).unwrap()[1].clone();
         }
@@ -245,7 +273,11 @@ async fn events_carry_the_signed_identity_and_never_the_clients_copy() {
     assert_eq!(payload["context"], json!({"rule": "test"}));
     assert_eq!(ev["router_data"]["pathname"], "/shop");
     assert_eq!(ev["payload"], json!({"x": 1}));
-    assert_eq!(*s.django.identity_hosts.lock().unwrap(), vec![s.gw.addr.to_string()], "Django is asked with the browser's Host");
+    assert_eq!(
+        *s.django.identity_hosts.lock().unwrap(),
+        vec![s.gw.addr.to_string()],
+        "Django is asked with the browser's Host"
+    );
     // The echo comes back to the client untouched.
     assert!(next_text(&mut ws).await.starts_with("42/_event,[\"event\",{\"delta\""));
 }
@@ -283,7 +315,10 @@ async fn duplicate_and_escaped_keys_cannot_smuggle_an_event_or_an_identity() {
 async fn the_first_event_in_connect_is_judged_and_signed() {
     let mut s = stack("", None).await;
     let mut ws = connect(&s, None, "").await;
-    let connect = format!("40/_event,{}", json!({"event": {"name": "reflex___state____state.hydrate", "payload": {}, "router_data": {"pathname": "/", "isthmus": "forged"}}}));
+    let connect = format!(
+        "40/_event,{}",
+        json!({"event": {"name": "reflex___state____state.hydrate", "payload": {}, "router_data": {"pathname": "/", "isthmus": "forged"}}})
+    );
     ws.send(Message::text(connect)).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), s.reflex_rx.recv()).await.unwrap().unwrap();
     let auth: Value = serde_json::from_str(got.strip_prefix("40/_event,").unwrap()).unwrap();
@@ -297,9 +332,17 @@ async fn refused_events_are_answered_and_never_forwarded() {
     let mut s = stack("", None).await;
     s.django.user("bob-session", "bob", false);
     let mut anon = connect(&s, None, "").await;
-    anon.send(Message::text(event("state.admin.delete", json!({"pathname": "/products", "asPath": "/products?tab=all"})))).await.unwrap();
+    anon.send(Message::text(event(
+        "state.admin.delete",
+        json!({"pathname": "/products", "asPath": "/products?tab=all"}),
+    )))
+    .await
+    .unwrap();
     let answer = next_text(&mut anon).await;
-    assert!(answer.contains(r#"window.location.assign(\"/admin/login/?next=/products%3Ftab%3Dall\")"#), "back to the page, query included, escaped as Django does: {answer}");
+    assert!(
+        answer.contains(r#"window.location.assign(\"/admin/login/?next=/products%3Ftab%3Dall\")"#),
+        "back to the page, query included, escaped as Django does: {answer}"
+    );
 
     let mut bob = connect(&s, Some("bob-session"), "").await;
     bob.send(Message::text(event("state.admin.delete", json!({"pathname": "/"})))).await.unwrap();
@@ -335,7 +378,10 @@ async fn pings_and_other_packets_pass_untouched() {
 
 async fn expect_close(ws: &mut Client, code: CloseCode, reason_part: &str) {
     let answer = next_text(ws).await;
-    assert!(answer.starts_with(&format!("CLOSE Some(({code:?}")) && answer.contains(reason_part), "expected {code:?} `{reason_part}`, got {answer}");
+    assert!(
+        answer.starts_with(&format!("CLOSE Some(({code:?}")) && answer.contains(reason_part),
+        "expected {code:?} `{reason_part}`, got {answer}"
+    );
 }
 
 #[tokio::test]
@@ -345,9 +391,17 @@ async fn bad_input_closes_only_that_connection() {
     let cases: Vec<(Message, CloseCode, &str)> = vec![
         (Message::text("9nonsense"), CloseCode::Protocol, "not a Socket.IO packet"),
         (Message::text("42/_event,[\"event\","), CloseCode::Protocol, "not valid JSON"),
-        (Message::text(r#"42/_event,["event","{\"name\":\"state.admin.x\"}"]"#), CloseCode::Protocol, "not a JSON object"),
+        (
+            Message::text(r#"42/_event,["event","{\"name\":\"state.admin.x\"}"]"#),
+            CloseCode::Protocol,
+            "not a JSON object",
+        ),
         (Message::text(r#"42/_event,["event",{"payload":{}}]"#), CloseCode::Protocol, "no name"),
-        (Message::text(format!("42/_event,[\"event\",{{\"name\":\"{}\"}}]", "x".repeat(8000))), CloseCode::Size, "too large"),
+        (
+            Message::text(format!("42/_event,[\"event\",{{\"name\":\"{}\"}}]", "x".repeat(8000))),
+            CloseCode::Size,
+            "too large",
+        ),
         (Message::text(event("state.close_me", json!({}))), CloseCode::Policy, "closed by policy"),
     ];
     for (msg, code, reason) in cases {
@@ -373,7 +427,10 @@ async fn identities_are_cached_and_dropped_on_logout_through_the_gateway() {
     assert_eq!(s.django.identity_calls.load(Ordering::SeqCst), 1, "one identity call for five events");
 
     // Logout in another tab, through the gateway: Django deletes the session cookie.
-    let req = Request::post(s.gw.url("/logout")).header("cookie", "sessionid=alice-session").body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    let req = Request::post(s.gw.url("/logout"))
+        .header("cookie", "sessionid=alice-session")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
     assert_eq!(send(req).await.0, StatusCode::OK);
     ws.send(Message::text(event("state.secret.read", json!({"pathname": "/vault"})))).await.unwrap();
     let answer = next_text(&mut ws).await;
@@ -431,7 +488,10 @@ async fn the_bridge_path_takes_websockets_only_and_the_secret_header_never_passe
     let (status, _, body) = get(&s.gw.url("/_event/?EIO=4&transport=polling")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("WebSocket"));
-    let req = Request::get(s.gw.url("/admin/")).header("x-isthmus-secret", IDENTITY_SECRET).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+    let req = Request::get(s.gw.url("/admin/"))
+        .header("x-isthmus-secret", IDENTITY_SECRET)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
     assert_eq!(send(req).await.0, StatusCode::OK);
     assert!(s.django.seen_secret_from_clients.lock().unwrap().is_empty(), "a client-sent secret header is stripped");
 }
@@ -444,7 +504,8 @@ async fn a_bridge_section_without_a_policy_is_refused() {
         + &format!("\n[bridge]\nidentity_secret = \"{IDENTITY_SECRET}\"\nbridge_secret = \"{BRIDGE_SECRET}\"\n[bridge.policy]\nplugin = \"test.wasm\"\n");
     let file = site.write("isthmus.toml", &text);
     let config = isthmus::config::Config::parse(&text, &file).unwrap();
-    let err = isthmus::dispatch::Gateway::new(&config, isthmus::routing::RouterChain::default(), None).err().expect("refused");
+    let err =
+        isthmus::dispatch::Gateway::new(&config, isthmus::policy::RouterChain::default(), None).err().expect("refused");
     assert!(err.to_string().contains("no bridge policy"), "{err}");
 }
 

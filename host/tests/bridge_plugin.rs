@@ -6,11 +6,11 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use isthmus::bridge::identity::{Identity, Resolved};
-use isthmus::bridge::policy::{BridgeEvent, BridgePolicy, Verdict};
 use isthmus::config::Config;
 use isthmus::plugin::{PluginError, PluginHost, WasmBridge};
-use isthmus::routing::RouteRequest;
+use isthmus::policy::RouteRequest;
+use isthmus::policy::{BridgeEvent, BridgePolicy, Verdict};
+use isthmus::policy::{Identity, Resolved};
 
 const RULES: &str = r#"{ login_url = "/accounts/login/", default = "authenticated", rules = [
   { event = "*.staff_state.*", require = "staff" },
@@ -84,7 +84,11 @@ fn each_rule_kind_allows_and_denies() {
     assert!(allowed(&verdict(delete, &root)), "superusers have every permission");
 
     assert!(allowed(&verdict("state.public_state.view", &anon)));
-    assert_eq!(verdict("state.other_state.x", &anon), Verdict::Deny("login_required:/accounts/login/".into()), "the default");
+    assert_eq!(
+        verdict("state.other_state.x", &anon),
+        Verdict::Deny("login_required:/accounts/login/".into()),
+        "the default"
+    );
     assert_eq!(verdict("state.staff_state.restock", &staff), Verdict::Allow(vec![("rule".into(), "0".into())]));
     assert!(matches!(verdict("", &staff), Verdict::Close(_)));
     // By default they are sent to the login page, as Django's decorators do.
@@ -117,9 +121,15 @@ fn a_router_component_is_refused_as_a_bridge() {
 fn check_loads_the_bridge_policy() {
     let (site, file) = site(RULES);
     std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/test.wasm")).unwrap();
-    let text = std::fs::read_to_string(&file).unwrap().replace("plugin = \"test.wasm\"", "plugin = \"test.wasm\"\nconfig = { spa_mount = \"frontend\" }");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("plugin = \"test.wasm\"", "plugin = \"test.wasm\"\nconfig = { spa_mount = \"frontend\" }");
     std::fs::write(&file, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_isthmus")).args(["check", "--config"]).arg(&file).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_isthmus"))
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("bridge on /_event with policy django_bridge"), "{stdout}");
@@ -150,7 +160,10 @@ fn a_policy_reads_the_whole_identity_through_the_handle() {
     };
     let got = echo(&who, "analysts");
     let field = |k: &str| got[k].as_str();
-    assert_eq!((field("authenticated"), field("user-id"), field("username"), field("email")), ("true", "7", "sue", "sue@example.org"));
+    assert_eq!(
+        (field("authenticated"), field("user-id"), field("username"), field("email")),
+        ("true", "7", "sue", "sue@example.org")
+    );
     assert_eq!((field("is-staff"), field("is-superuser")), ("true", "false"));
     assert_eq!(field("groups"), "clerks,analysts");
     assert_eq!(field("permissions"), "shop.view_product,shop.change_product");
@@ -158,7 +171,10 @@ fn a_policy_reads_the_whole_identity_through_the_handle() {
     assert_eq!((field("in-group"), field("has-permission")), ("true", "false"));
     assert_eq!(echo(&who, "shop.change_product")["has-permission"], "true");
     let anon = echo(&Resolved::anonymous(), "clerks");
-    assert_eq!((anon["authenticated"].as_str(), anon["user-id"].as_str(), anon["in-group"].as_str()), ("false", "none", "false"));
+    assert_eq!(
+        (anon["authenticated"].as_str(), anon["user-id"].as_str(), anon["in-group"].as_str()),
+        ("false", "none", "false")
+    );
     // Each call lends the handle afresh and takes it back: many calls, one instance.
     for _ in 0..200 {
         assert_eq!(echo(&who, "clerks")["in-group"], "true");

@@ -57,7 +57,11 @@ config = {{ django_prefixes = ["/admin", "/api", "/webhooks"], static_prefix = "
 
 fn output(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -125,7 +129,7 @@ fn route_explains_each_decision() {
 struct Server {
     child: Child,
     addr: std::net::SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -140,7 +144,7 @@ impl Server {
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
@@ -154,7 +158,9 @@ impl Server {
         // The listener's address comes from the config; wait for the ready line.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("gateway never said it was listening");
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("gateway never said it was listening");
             if let Some(addr) = line.split("addr=").nth(1).filter(|_| line.contains("isthmus listening")) {
                 server.addr = addr.split_whitespace().next().unwrap().parse().unwrap();
                 return server;
@@ -190,8 +196,10 @@ impl Drop for Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_routes_logs_and_stops_cleanly_on_sigterm() {
-    let django = upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("django saw {}", req.uri())) }).await;
-    let reflex = upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("reflex saw {}", req.uri())) }).await;
+    let django =
+        upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("django saw {}", req.uri())) }).await;
+    let reflex =
+        upstream(|req: Request<hyper::body::Incoming>| async move { text(format!("reflex saw {}", req.uri())) }).await;
     let site = site_with_prefix_router(django, reflex, &format!("127.0.0.1:{}", free_port()));
     // One worker: the single-threaded runtime (the other tests here run the multi-threaded one).
     let config = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap();
@@ -242,7 +250,9 @@ async fn a_gigabyte_each_way_does_not_grow_memory() {
             text(n.to_string())
         } else {
             let chunk = Bytes::from(vec![b'x'; CHUNK]);
-            let stream = futures_util::stream::iter((0..GIB / CHUNK).map(move |_| Ok::<_, isthmus::body::BoxError>(Frame::data(chunk.clone()))));
+            let stream = futures_util::stream::iter(
+                (0..GIB / CHUNK).map(move |_| Ok::<_, isthmus::body::BoxError>(Frame::data(chunk.clone()))),
+            );
             Response::new(StreamBody::new(stream).boxed_unsync())
         }
     })
@@ -256,13 +266,22 @@ async fn a_gigabyte_each_way_does_not_grow_memory() {
     std::fs::write(format!("/proc/{}/clear_refs", server.child.id()), "5").unwrap();
 
     let chunk = Bytes::from(vec![b'u'; CHUNK]);
-    let upload = futures_util::stream::iter((0..GIB / CHUNK).map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone()))));
+    let upload = futures_util::stream::iter(
+        (0..GIB / CHUNK).map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone()))),
+    );
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let res = client.request(Request::post(format!("http://{}/api/upload", server.addr)).body(StreamBody::new(upload)).unwrap()).await.unwrap();
+    let res = client
+        .request(Request::post(format!("http://{}/api/upload", server.addr)).body(StreamBody::new(upload)).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), GIB.to_string());
 
     let res = common::client()
-        .request(Request::get(format!("http://{}/api/download", server.addr)).body(http_body_util::Full::new(Bytes::new())).unwrap())
+        .request(
+            Request::get(format!("http://{}/api/download", server.addr))
+                .body(http_body_util::Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let mut body = res.into_body();
@@ -294,7 +313,7 @@ async fn hot_reload_under_load_fails_no_request() {
         .map(|_| {
             let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.clone());
             tokio::spawn(async move {
-                let client = common::client();
+                let client = client();
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     let req = Request::get(&url).body(http_body_util::Full::new(Bytes::new())).unwrap();
@@ -324,7 +343,7 @@ async fn hot_reload_under_load_fails_no_request() {
         }
     };
     for round in 0..3 {
-        replace(&common::variant(&original, &format!("v{round}")));
+        replace(&variant(&original, &format!("v{round}")));
         await_log("plugin reloaded", round + 1).await;
     }
     replace(b"not a component");

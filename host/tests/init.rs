@@ -8,8 +8,10 @@ use std::sync::Mutex;
 
 use isthmus::config::Config;
 
-const MANAGE_PY: &str = "import os, sys\n\ndef main():\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"shopsite.settings\")\n";
-const RXCONFIG_PY: &str = "import reflex as rx\n\nconfig = rx.Config(app_name=\"shop_frontend\", api_url=\"http://127.0.0.1:3000\")\n";
+const MANAGE_PY: &str =
+    "import os, sys\n\ndef main():\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"shopsite.settings\")\n";
+const RXCONFIG_PY: &str =
+    "import reflex as rx\n\nconfig = rx.Config(app_name=\"shop_frontend\", api_url=\"http://127.0.0.1:3000\")\n";
 
 /// Held while writing a stand-in Python and while running the binary: a fork in another
 /// test thread while the script is open for writing would make its exec fail (ETXTBSY).
@@ -111,14 +113,21 @@ fn writes_a_config_the_real_loader_accepts_and_secrets_beside_it() {
     assert_eq!(stderr(&out), "", "no warnings for the shop");
     // manage.py's default settings, run from the Django folder.
     let root = project.root();
-    assert_eq!(project.python_log().unwrap().trim(), format!("{}|manage.py isthmus_prefixes|shopsite.settings", root.join("backend").display()));
+    assert_eq!(
+        project.python_log().unwrap().trim(),
+        format!("{}|manage.py isthmus_prefixes|shopsite.settings", root.join("backend").display())
+    );
 
     // The secrets: private, fresh, long enough; the toml only names them.
     let env_path = root.join("isthmus.env");
     assert_eq!(std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777, 0o600);
     let env_text = std::fs::read_to_string(&env_path).unwrap();
-    let vars: Vec<(&str, &str)> = env_text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_once('=').unwrap()).collect();
-    assert_eq!(vars.iter().map(|v| v.0).collect::<Vec<_>>(), ["ISTHMUS_IDENTITY_SECRET", "ISTHMUS_BRIDGE_SECRET", "DJANGO_SETTINGS_MODULE"]);
+    let vars: Vec<(&str, &str)> =
+        env_text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split_once('=').unwrap()).collect();
+    assert_eq!(
+        vars.iter().map(|v| v.0).collect::<Vec<_>>(),
+        ["ISTHMUS_IDENTITY_SECRET", "ISTHMUS_BRIDGE_SECRET", "DJANGO_SETTINGS_MODULE"]
+    );
     assert!(vars[0].1.len() >= 32 && vars[1].1.len() >= 32 && vars[0].1 != vars[1].1);
     let toml_text = std::fs::read_to_string(root.join("isthmus.toml")).unwrap();
     assert!(!toml_text.contains(vars[0].1) && !toml_text.contains(vars[1].1), "a secret leaked into isthmus.toml");
@@ -134,7 +143,10 @@ fn writes_a_config_the_real_loader_accepts_and_secrets_beside_it() {
     let config = Config::load(&root.join("isthmus.toml")).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
     assert_eq!(config.listen.addr.to_string(), "127.0.0.1:3000");
     let django = &config.upstreams["django"];
-    assert_eq!(django.run.as_deref(), Some("python -m uvicorn shopsite.asgi:application --host 127.0.0.1 --port {port}"));
+    assert_eq!(
+        django.run.as_deref(),
+        Some("python -m uvicorn shopsite.asgi:application --host 127.0.0.1 --port {port}")
+    );
     assert_eq!(django.cwd.as_deref(), Some(root.join("backend").as_path()));
     assert_eq!(django.health.as_deref(), Some("/admin/login/"));
     assert_eq!(config.upstreams["reflex"].health.as_deref(), Some("/ping"));
@@ -143,7 +155,10 @@ fn writes_a_config_the_real_loader_accepts_and_secrets_beside_it() {
     assert_eq!(config.static_mounts["frontend"].fallback.as_deref(), Some("index.html"));
     let router = &config.routing.routers[0];
     assert_eq!(router.plugin, "prefix_router.wasm");
-    assert_eq!(router.config["django_prefixes"], toml::Value::try_from(["/_isthmus", "/admin", "/api", "/webhooks"]).unwrap());
+    assert_eq!(
+        router.config["django_prefixes"],
+        toml::Value::try_from(["/_isthmus", "/admin", "/api", "/webhooks"]).unwrap()
+    );
     let bridge = config.bridge.as_ref().unwrap();
     assert_eq!(bridge.identity_secret.expose(), vars[0].1.as_bytes());
     assert_eq!(bridge.policy.plugin, "django_bridge.wasm");
@@ -171,7 +186,10 @@ fn missing_manage_py_is_a_clear_error_and_writes_nothing() {
     let out = project.init(&[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("found no manage.py (a Django project)") && !err.contains("rxconfig.py (a Reflex app) in"), "{err}");
+    assert!(
+        err.contains("found no manage.py (a Django project)") && !err.contains("rxconfig.py (a Reflex app) in"),
+        "{err}"
+    );
     assert!(!project.dir.path().join("isthmus.toml").exists() && !project.dir.path().join("isthmus.env").exists());
 }
 
@@ -194,15 +212,24 @@ fn an_existing_config_is_refused_and_left_untouched() {
     let out = project.init(&[&flag, &path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("isthmus.env` already exists"));
-    assert_eq!(std::fs::read_to_string(project.dir.path().join("isthmus.env")).unwrap(), "ISTHMUS_IDENTITY_SECRET=kept\n");
+    assert_eq!(
+        std::fs::read_to_string(project.dir.path().join("isthmus.env")).unwrap(),
+        "ISTHMUS_IDENTITY_SECRET=kept\n"
+    );
 }
 
 #[test]
 fn python_failures_are_explained() {
     let project = Project::new();
     let cases = [
-        ("Unknown command: 'isthmus_prefixes'\nType 'manage.py help' for usage.", "add \"isthmus_django\" to INSTALLED_APPS in shopsite.settings"),
-        ("django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty.", "The SECRET_KEY setting must not be empty."),
+        (
+            "Unknown command: 'isthmus_prefixes'\nType 'manage.py help' for usage.",
+            "add \"isthmus_django\" to INSTALLED_APPS in shopsite.settings",
+        ),
+        (
+            "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty.",
+            "The SECRET_KEY setting must not be empty.",
+        ),
     ];
     for (python_stderr, expected) in cases {
         let python = project.fake_python("venv/bin/python", "", python_stderr, 1);
@@ -213,5 +240,9 @@ fn python_failures_are_explained() {
         assert!(!project.dir.path().join("isthmus.toml").exists() && !project.dir.path().join("isthmus.env").exists());
     }
     let out = project.init(&["--python", "/nonexistent/python"]);
-    assert!(stderr(&out).contains("cannot run `/nonexistent/python`") && stderr(&out).contains("--python"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot run `/nonexistent/python`") && stderr(&out).contains("--python"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -12,7 +12,7 @@ use common::variant;
 use isthmus::config::Config;
 use isthmus::plugin::cache::CacheMeta;
 use isthmus::plugin::{spawn_reloader, CacheOutcome, PluginError, PluginHost, Reload, WasmRouter};
-use isthmus::routing::{Decision, Forward, Outcome, PolicyFailure, Reply, RouteRequest, Router, RouterChain};
+use isthmus::policy::{Decision, Forward, Outcome, PolicyFailure, Reply, RouteRequest, Router, RouterChain};
 
 fn built(file: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(file);
@@ -101,13 +101,11 @@ fn forward(upstream: &str) -> Decision {
 
 #[test]
 fn prefix_router_decides() {
-    let env = env(
-        r#"[[routing.routers]]
+    let env = env(r#"[[routing.routers]]
 plugin = "prefix_router.wasm"
 deadline = "2s"
 config = { django_prefixes = ["/admin", "/api", "/webhooks"] }
-"#,
-    );
+"#);
     let routers = load(&env);
     let r = &routers[0];
     assert_eq!(r.name(), "prefix_router");
@@ -136,14 +134,12 @@ config = { django_prefixes = ["/admin", "/api", "/webhooks"] }
 
 #[test]
 fn prefix_router_bad_config_is_a_load_error_naming_the_plugin() {
-    let env = env(
-        r#"[[routing.routers]]
+    let env = env(r#"[[routing.routers]]
 plugin = "prefix_router.wasm"
 name = "front"
 deadline = "2s"
 config = { django_prefixes = ["/_event"] }
-"#,
-    );
+"#);
     let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("plugin `front`: init failed: "), "{text}");
@@ -320,7 +316,9 @@ fn print_reaches_the_log() {
 
 #[test]
 fn fail_open_and_closed_through_the_chain() {
-    let env = env(&(hostile("trap-open", "trap", "fail = \"open\"") + &hostile("trap-closed", "trap", "") + &hostile("teapot", "reply", "")));
+    let env = env(&(hostile("trap-open", "trap", "fail = \"open\"")
+        + &hostile("trap-closed", "trap", "")
+        + &hostile("teapot", "reply", "")));
     let routers = load(&env);
     let as_dyn = |i: usize| routers[i].clone() as Arc<dyn Router>;
 
@@ -333,7 +331,7 @@ fn fail_open_and_closed_through_the_chain() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(&trace[0].1, isthmus::routing::Step::FailedOpen(PolicyFailure::Trap(_))), "{trace:?}");
+    assert!(matches!(&trace[0].1, isthmus::policy::Step::FailedOpen(PolicyFailure::Trap(_))), "{trace:?}");
 
     let closed = RouterChain::new(vec![as_dyn(1), as_dyn(2)]);
     match closed.route(&req("/"), None) {
@@ -344,9 +342,9 @@ fn fail_open_and_closed_through_the_chain() {
 
 #[test]
 fn pooled_instances_are_reused_fresh_ones_are_not() {
-    let env = env(
-        &(hostile("pooled", "counter", "") + &hostile("fresh", "counter", "instance = \"fresh\"") + &hostile("recycled", "counter", "recycle_after = 3")),
-    );
+    let env = env(&(hostile("pooled", "counter", "")
+        + &hostile("fresh", "counter", "instance = \"fresh\"")
+        + &hostile("recycled", "counter", "recycle_after = 3")));
     let routers = load(&env);
     let seq = |r: &WasmRouter, n: usize| (0..n).map(|_| body(r.route(&req("/")))).collect::<Vec<_>>().join(",");
     assert_eq!(seq(&routers[0], 5), "1,2,3,4,5");
@@ -375,7 +373,6 @@ fn concurrent_calls_use_several_instances_and_the_pool_is_bounded() {
     assert!((1..=4).contains(&r.warm_instances()), "{}", r.warm_instances());
 }
 
-
 /// Replace a file the way editors and deploy scripts do: write aside, rename over.
 fn replace(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension("wasm.tmp");
@@ -393,7 +390,8 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn hot_reload_under_load() {
-    let env = env(&(hostile("v", "version", "").replace("config = { mode = \"version\" }", "config = { mode = \"version\", version = \"v1\" }")));
+    let env = env(&(hostile("v", "version", "")
+        .replace("config = { mode = \"version\" }", "config = { mode = \"version\", version = \"v1\" }")));
     let r = load(&env).pop().unwrap();
     let file = r.file().to_owned();
     let original = std::fs::read(&file).unwrap();
@@ -443,14 +441,14 @@ fn hot_reload_under_load() {
             if step == 1 {
                 // A broken file is refused; the version serving stays.
                 replace(&file, &original[..original.len() / 2]);
-                std::thread::sleep(isthmus::plugin::DEBOUNCE * 4);
+                std::thread::sleep(isthmus::limits::PLUGIN_RELOAD_DEBOUNCE * 4);
                 assert!(r.reload().is_err());
                 assert_eq!(r.load_info().source_sha256, sha);
             }
             if step == 2 {
                 // A valid component that refuses this config is refused too.
                 replace(&file, &std::fs::read(built("prefix_router.wasm")).unwrap());
-                std::thread::sleep(isthmus::plugin::DEBOUNCE * 4);
+                std::thread::sleep(isthmus::limits::PLUGIN_RELOAD_DEBOUNCE * 4);
                 let err = r.reload().unwrap_err();
                 assert!(err.to_string().starts_with("plugin `v`: init failed: "), "{err}");
                 assert_eq!(r.load_info().source_sha256, sha);
@@ -463,12 +461,18 @@ fn hot_reload_under_load() {
     let calls = calls.into_inner();
     let seen = generations_seen.into_inner().unwrap();
     eprintln!("{calls} calls during reloads, generations seen {seen:?}");
-    assert!(failures.is_empty(), "{} of {calls} calls failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} calls failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert!(seen.len() >= 3, "{seen:?}"); // of generations 1..=4 (start + 3 reloads)
     assert!(seen.iter().all(|g| (1..=5).contains(g)), "{seen:?}"); // refused versions take no number (5: a SIGHUP from that test)
     assert!(calls > 100, "{calls}");
 }
 
+#[allow(unsafe_code)]
 #[test]
 fn sighup_reloads_every_router() {
     let env = env(&(hostile("a", "counter", "") + &hostile("b", "pass", "")));
@@ -476,7 +480,9 @@ fn sighup_reloads_every_router() {
     assert_eq!(body(routers[0].route(&req("/"))), "1");
     assert_eq!(body(routers[0].route(&req("/"))), "2");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let reloader = rt.block_on(async { spawn_reloader(routers.iter().map(|r| r.clone() as Arc<dyn Reload>).collect(), env.plugins(), false) });
+    let reloader = rt.block_on(async {
+        spawn_reloader(routers.iter().map(|r| r.clone() as Arc<dyn Reload>).collect(), env.plugins(), false)
+    });
     // SAFETY: sending a signal to this very process; spawn_reloader has installed the
     // SIGHUP handler before returning.
     assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGHUP) }, 0);
@@ -617,12 +623,17 @@ fn unwritable_cache_dir_only_costs_compile_time() {
 }
 
 fn load_reply() -> Decision {
-    Decision::Reply(Reply { status: 418, headers: vec![("content-type".into(), "text/plain".into())], body: b"teapot".to_vec() })
+    Decision::Reply(Reply {
+        status: 418,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: b"teapot".to_vec(),
+    })
 }
 
 #[test]
 fn max_memory_above_the_host_limit_is_refused() {
-    let env = env(&hostile("big", "pass", &format!("max_memory = {}", isthmus::plugin::SLOT_MAX_MEMORY + 65536)));
+    let env =
+        env(&hostile("big", "pass", &format!("max_memory = {}", isthmus::limits::PLUGIN_SLOT_MAX_MEMORY + 65536)));
     let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
     assert!(matches!(err, PluginError::Settings { .. }), "{err:?}");
 }
@@ -637,4 +648,3 @@ fn routers_outlive_their_host() {
     // The epoch ticker must still run, or this would never return.
     assert_eq!(r.route(&req("/")).unwrap_err(), PolicyFailure::Deadline(Duration::from_millis(20)));
 }
-

@@ -12,18 +12,15 @@ use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use isthmus::routing::{Decision, FailMode, Forward, PolicyFailure, Reply};
+use isthmus::policy::{Decision, FailMode, Forward, PolicyFailure, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Upstream that answers with what it received, as JSON.
 async fn echo_upstream() -> std::net::SocketAddr {
     upstream(|req: Request<hyper::body::Incoming>| async move {
-        let headers: serde_json::Map<String, serde_json::Value> = req
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").into()))
-            .collect();
+        let headers: serde_json::Map<String, serde_json::Value> =
+            req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("?").into())).collect();
         let json = serde_json::json!({
             "method": req.method().as_str(),
             "uri": req.uri().to_string(),
@@ -181,12 +178,10 @@ async fn upstream_connections_are_pooled() {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(
-                    hyper_util::rt::TokioIo::new(stream),
-                    hyper::service::service_fn(|_| async { Ok::<_, std::convert::Infallible>(text("ok")) }),
-                ),
-            );
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper::service::service_fn(|_| async { Ok::<_, std::convert::Infallible>(text("ok")) }),
+            ));
         }
     });
     let site = Site::new();
@@ -207,7 +202,9 @@ async fn bodies_stream_both_ways() {
         while let Some(frame) = body.frame().await {
             received += frame.unwrap().data_ref().map_or(0, |d| d.len());
         }
-        let chunks = futures_util::stream::iter((0..SIZE / 65536).map(|_| Ok::<_, isthmus::body::BoxError>(Frame::data(Bytes::from(vec![7u8; 65536])))));
+        let chunks = futures_util::stream::iter(
+            (0..SIZE / 65536).map(|_| Ok::<_, isthmus::body::BoxError>(Frame::data(Bytes::from(vec![7u8; 65536])))),
+        );
         let mut res = Response::new(StreamBody::new(chunks).boxed_unsync());
         res.headers_mut().insert("x-received", received.to_string().parse().unwrap());
         res
@@ -215,7 +212,9 @@ async fn bodies_stream_both_ways() {
     .await;
     let site = Site::new();
     let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
-    let upload = futures_util::stream::iter((0..SIZE / 65536).map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![1u8; 65536])))));
+    let upload = futures_util::stream::iter(
+        (0..SIZE / 65536).map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![1u8; 65536])))),
+    );
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let res = client.request(Request::post(gw.url("/upload")).body(StreamBody::new(upload)).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -247,7 +246,8 @@ async fn websocket_upgrades_are_tunneled() {
     });
     let site = Site::new();
     let gw = start_gateway(&site.config(&[("ws", up)], ""), vec![router("r", |_| Ok(forward("ws")))]).await;
-    let (mut ws, res) = tokio_tungstenite::connect_async(format!("ws://{}/_event/?EIO=4&transport=websocket", gw.addr)).await.unwrap();
+    let (mut ws, res) =
+        tokio_tungstenite::connect_async(format!("ws://{}/_event/?EIO=4&transport=websocket", gw.addr)).await.unwrap();
     assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
     for i in 0..100 {
         let msg = format!("42/_event,[\"event\",{{\"n\":{i}}}]");
@@ -305,8 +305,10 @@ async fn silent_upstream_is_504_within_the_timeout() {
 #[tokio::test]
 async fn stalled_response_body_is_cut_by_the_idle_timeout() {
     let up = upstream(|_| async {
-        let stream = futures_util::stream::once(async { Ok::<_, isthmus::body::BoxError>(Frame::data(Bytes::from_static(b"first"))) })
-            .chain(futures_util::stream::pending());
+        let stream = futures_util::stream::once(async {
+            Ok::<_, isthmus::body::BoxError>(Frame::data(Bytes::from_static(b"first")))
+        })
+        .chain(futures_util::stream::pending());
         Response::new(StreamBody::new(stream).boxed_unsync())
     })
     .await;
@@ -316,7 +318,9 @@ async fn stalled_response_body_is_cut_by_the_idle_timeout() {
     let res = client().request(Request::get(gw.url("/")).body(Full::new(Bytes::new())).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let start = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(5), res.into_body().collect()).await.expect("the gateway must end the stalled body");
+    let result = tokio::time::timeout(Duration::from_secs(5), res.into_body().collect())
+        .await
+        .expect("the gateway must end the stalled body");
     assert!(result.is_err(), "a cut body is an error for the client, not a clean end");
     assert!(start.elapsed() < Duration::from_secs(3));
 }
@@ -331,7 +335,11 @@ async fn replies_failures_and_the_chain() {
         vec![
             router("maintenance", |req| {
                 Ok(if req.path == "/down" {
-                    Decision::Reply(Reply { status: 503, headers: vec![("retry-after".into(), "30".into())], body: b"maintenance".to_vec() })
+                    Decision::Reply(Reply {
+                        status: 503,
+                        headers: vec![("retry-after".into(), "30".into())],
+                        body: b"maintenance".to_vec(),
+                    })
                 } else {
                     Decision::Pass
                 })
@@ -339,7 +347,13 @@ async fn replies_failures_and_the_chain() {
             Arc::new(FnRouter {
                 name: "flaky-open".into(),
                 fail: FailMode::Open,
-                f: |req: &isthmus::routing::RouteRequest| if req.path == "/flaky" { Err(PolicyFailure::Trap("boom".into())) } else { Ok(Decision::Pass) },
+                f: |req: &isthmus::policy::RouteRequest| {
+                    if req.path == "/flaky" {
+                        Err(PolicyFailure::Trap("boom".into()))
+                    } else {
+                        Ok(Decision::Pass)
+                    }
+                },
             }),
             router("strict", |req| match req.path.as_str() {
                 "/broken" => Err(PolicyFailure::Deadline(Duration::from_millis(10))),
@@ -352,7 +366,10 @@ async fn replies_failures_and_the_chain() {
     )
     .await;
     let (status, headers, body) = get(&gw.url("/down")).await;
-    assert_eq!((status, headers["retry-after"].to_str().unwrap(), &body[..]), (StatusCode::SERVICE_UNAVAILABLE, "30", &b"maintenance"[..]));
+    assert_eq!(
+        (status, headers["retry-after"].to_str().unwrap(), &body[..]),
+        (StatusCode::SERVICE_UNAVAILABLE, "30", &b"maintenance"[..])
+    );
     let (status, _, _) = get(&gw.url("/flaky")).await;
     assert_eq!(status, StatusCode::OK, "a fail-open router is skipped");
     let (status, _, body) = get(&gw.url("/broken")).await;
@@ -382,7 +399,11 @@ async fn static_decisions_serve_from_the_mount() {
     assert!(headers["content-type"].to_str().unwrap().contains("javascript"));
     assert!(headers["x-request-id"].len() == 32);
     let (status, _, body) = get(&gw.url("/caf%C3%A9%20menu.txt")).await;
-    assert_eq!((status, &body[..]), (StatusCode::OK, &b"accents and spaces"[..]), "escaped names are decoded for the disk");
+    assert_eq!(
+        (status, &body[..]),
+        (StatusCode::OK, &b"accents and spaces"[..]),
+        "escaped names are decoded for the disk"
+    );
     let (status, _, body) = get(&gw.url("/some/page")).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"<h1>spa</h1>"[..]), "SPA fallback");
     let (status, _, _) = get(&gw.url("/%2e%2e/isthmus.toml")).await;
@@ -426,7 +447,10 @@ async fn slow_request_heads_are_cut_off() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let start = Instant::now();
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.expect("the gateway closes a slow head").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the gateway closes a slow head")
+        .unwrap();
     assert!(start.elapsed() < Duration::from_secs(3));
 }
 
@@ -438,14 +462,21 @@ async fn shutdown_lets_in_flight_requests_finish() {
     })
     .await;
     let site = Site::new();
-    let mut gw = start_gateway(&site.config(&[("app", up)], "shutdown_grace = \"5s\"\n"), vec![router("r", |_| Ok(forward("app")))]).await;
+    let mut gw = start_gateway(
+        &site.config(&[("app", up)], "shutdown_grace = \"5s\"\n"),
+        vec![router("r", |_| Ok(forward("app")))],
+    )
+    .await;
     let url = gw.url("/");
     let in_flight = tokio::spawn(async move { get(&url).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     gw.stop();
     let (status, _, body) = in_flight.await.unwrap();
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"slow but finished"[..]));
-    tokio::time::timeout(Duration::from_secs(5), &mut gw.done).await.expect("server stops after its in-flight work").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), &mut gw.done)
+        .await
+        .expect("server stops after its in-flight work")
+        .unwrap();
     assert!(TcpStream::connect(gw.addr).await.is_err(), "no longer accepting");
 }
 
@@ -457,7 +488,11 @@ async fn shutdown_grace_is_bounded() {
     })
     .await;
     let site = Site::new();
-    let mut gw = start_gateway(&site.config(&[("app", up)], "shutdown_grace = \"300ms\"\n"), vec![router("r", |_| Ok(forward("app")))]).await;
+    let mut gw = start_gateway(
+        &site.config(&[("app", up)], "shutdown_grace = \"300ms\"\n"),
+        vec![router("r", |_| Ok(forward("app")))],
+    )
+    .await;
     let url = gw.url("/");
     tokio::spawn(async move { client().request(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -505,7 +540,9 @@ async fn counting_upstream() -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<Ato
             let e = e.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|_| async { Ok::<_, std::convert::Infallible>(text("ok")) });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
                 e.fetch_add(1, Ordering::SeqCst);
             });
         }
@@ -523,7 +560,10 @@ enum AfterAnswer {
 }
 
 /// Answers each connection's first request with `answer`; counts connections and requests.
-async fn raw_upstream(answer: &'static [u8], then: AfterAnswer) -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+async fn raw_upstream(
+    answer: &'static [u8],
+    then: AfterAnswer,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (accepted, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -585,7 +625,11 @@ async fn concurrent_clients_reuse_upstream_connections() {
 async fn idle_upstream_connections_are_closed_after_pool_idle() {
     let (up, accepted, ended) = counting_upstream().await;
     let site = Site::new();
-    let gw = start_gateway(&site.config(&[("app", up)], "[timeouts]\npool_idle = \"200ms\"\n"), vec![router("r", |_| Ok(forward("app")))]).await;
+    let gw = start_gateway(
+        &site.config(&[("app", up)], "[timeouts]\npool_idle = \"200ms\"\n"),
+        vec![router("r", |_| Ok(forward("app")))],
+    )
+    .await;
     assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(ended.load(Ordering::SeqCst), 1, "the idle connection was closed");
@@ -610,7 +654,8 @@ async fn a_connection_the_upstream_closed_is_not_reused() {
 #[tokio::test]
 async fn a_request_the_upstream_received_is_never_sent_twice() {
     // The second request on a connection is read, then the connection is dropped.
-    let (up, _, requests) = raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", AfterAnswer::DropNextRequest).await;
+    let (up, _, requests) =
+        raw_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", AfterAnswer::DropNextRequest).await;
     let site = Site::new();
     let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
     assert_eq!(get(&gw.url("/")).await.0, StatusCode::OK);
@@ -622,7 +667,11 @@ async fn a_request_the_upstream_received_is_never_sent_twice() {
 
 #[tokio::test]
 async fn connection_close_responses_are_not_pooled() {
-    let (up, accepted, _) = raw_upstream(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", AfterAnswer::DropNextRequest).await;
+    let (up, accepted, _) = raw_upstream(
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+        AfterAnswer::DropNextRequest,
+    )
+    .await;
     let site = Site::new();
     let gw = start_gateway(&site.config(&[("app", up)], ""), vec![router("r", |_| Ok(forward("app")))]).await;
     for _ in 0..3 {

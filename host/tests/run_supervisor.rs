@@ -105,7 +105,9 @@ impl Run {
         }
     }
 
+    #[allow(unsafe_code)]
     fn signal(&self, sig: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
     }
 
@@ -128,12 +130,14 @@ impl Run {
 }
 
 impl Drop for Run {
+    #[allow(unsafe_code)]
     fn drop(&mut self) {
         // A failed test must not leave its children behind either.
         let _ = self.child.kill();
         let _ = self.child.wait();
         for name in ["django", "reflex", "devserver"] {
             for pgid in self.groups(name) {
+                // SAFETY: killpg has no memory-safety preconditions.
                 unsafe { libc::killpg(pgid, libc::SIGKILL) };
             }
         }
@@ -231,7 +235,10 @@ fn starts_children_answers_503_until_ready_restarts_and_stops_every_process() {
     // Reflex has no health path: ready once it accepts connections.
     assert_eq!(run.until_ok("/ping", Duration::from_secs(30)).1, "reflex /ping");
     let log = run.log();
-    assert!(log.contains("django | django starting") && log.contains("reflex | reflex starting"), "output is prefixed and forwarded:\n{log}");
+    assert!(
+        log.contains("django | django starting") && log.contains("reflex | reflex starting"),
+        "output is prefixed and forwarded:\n{log}"
+    );
     run.wait_log("ready", 2, Duration::from_secs(5));
 
     // A crash: logged, the upstream is unavailable again, then restarted; the crashed
@@ -338,7 +345,14 @@ fn check_error(config_extra: &str, replace: (&str, &str), args: &[&str]) -> Stri
     let path = site.path().join("isthmus.toml");
     let text = std::fs::read_to_string(&path).unwrap().replace(replace.0, replace.1);
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_isthmus")).arg("run").arg("--config").arg(&path).args(args).env("STATE_DIR", site.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_isthmus"))
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .env("STATE_DIR", site.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     // Nothing listens after the error.
     assert_eq!(raw_get(port, "/").0, 0);
@@ -371,6 +385,11 @@ fn a_program_that_does_not_exist_is_an_error_and_nothing_keeps_running() {
     let e = check_error("", ("python3 '", "no-such-program-isthmus '"), &[]);
     assert!(e.contains("upstreams.reflex.run") && e.contains("cannot start `no-such-program-isthmus`"), "{e}");
     // Django was started before reflex failed: isthmus stopped its group before exiting.
-    let pid: i32 = e.split("started upstream=django pid=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{e}"));
+    let pid: i32 = e
+        .split("started upstream=django pid=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{e}"));
     assert!(members(pid).is_empty(), "django's process group outlived isthmus: {:?}", members(pid));
 }

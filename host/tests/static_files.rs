@@ -78,8 +78,12 @@ fn fixture() -> Fixture {
     symlink(outside.join("secret.txt"), root.join("abs-leak")).unwrap();
     symlink("../outside", root.join("out")).unwrap();
 
-    let assets = Mount::new("assets", &StaticMount { root: root.clone(), fallback: None, strip_prefix: Some("/static".into()) }).unwrap();
-    let spa = Mount::new("spa", &StaticMount { root: root.clone(), fallback: Some("index.html".into()), strip_prefix: None }).unwrap();
+    let assets =
+        Mount::new("assets", &StaticMount { root: root.clone(), fallback: None, strip_prefix: Some("/static".into()) })
+            .unwrap();
+    let spa =
+        Mount::new("spa", &StaticMount { root: root.clone(), fallback: Some("index.html".into()), strip_prefix: None })
+            .unwrap();
     Fixture { _dir: dir, root, outside, assets, spa }
 }
 
@@ -305,7 +309,8 @@ async fn if_none_match_gives_304() {
         assert_eq!(r.body, HELLO);
     }
     // Several header lines form one list.
-    let r = get(&f.assets, "/static/hello.txt", &[(header::IF_NONE_MATCH, "\"nope\""), (header::IF_NONE_MATCH, &etag)]).await;
+    let r = get(&f.assets, "/static/hello.txt", &[(header::IF_NONE_MATCH, "\"nope\""), (header::IF_NONE_MATCH, &etag)])
+        .await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
 }
 
@@ -330,10 +335,16 @@ async fn if_none_match_takes_precedence_over_if_modified_since() {
     let f = fixture();
     let etag = etag_of(&f.assets, "/static/hello.txt", &[]).await;
     let old = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(MTIME - 3600));
-    let r = get(&f.assets, "/static/hello.txt", &[(header::IF_NONE_MATCH, "\"stale\""), (header::IF_MODIFIED_SINCE, MTIME_HTTP)]).await;
+    let r = get(
+        &f.assets,
+        "/static/hello.txt",
+        &[(header::IF_NONE_MATCH, "\"stale\""), (header::IF_MODIFIED_SINCE, MTIME_HTTP)],
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, HELLO);
-    let r = get(&f.assets, "/static/hello.txt", &[(header::IF_NONE_MATCH, &etag), (header::IF_MODIFIED_SINCE, &old)]).await;
+    let r =
+        get(&f.assets, "/static/hello.txt", &[(header::IF_NONE_MATCH, &etag), (header::IF_MODIFIED_SINCE, &old)]).await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
 }
 
@@ -417,7 +428,8 @@ async fn if_range_is_honoured() {
         (other_date.as_str(), StatusCode::OK),
         ("garbage", StatusCode::OK),
     ] {
-        let r = get(&f.assets, "/static/hello.txt", &[(header::RANGE, "bytes=0-4"), (header::IF_RANGE, if_range)]).await;
+        let r =
+            get(&f.assets, "/static/hello.txt", &[(header::RANGE, "bytes=0-4"), (header::IF_RANGE, if_range)]).await;
         assert_eq!(r.status, status, "{if_range}");
         let expected = if status == StatusCode::OK { HELLO } else { &b"hello"[..] };
         assert_eq!(r.body, expected, "{if_range}");
@@ -711,7 +723,10 @@ async fn hidden_files_are_absent_except_well_known() {
 fn new_checks_root_and_fallback() {
     let f = fixture();
     let mount = |root: &Path, fallback: Option<&str>| {
-        Mount::new("m", &StaticMount { root: root.to_owned(), fallback: fallback.map(str::to_owned), strip_prefix: None })
+        Mount::new(
+            "m",
+            &StaticMount { root: root.to_owned(), fallback: fallback.map(str::to_owned), strip_prefix: None },
+        )
     };
     assert_eq!(mount(&f.root, Some("index.html")).unwrap().name(), "m");
     assert_eq!(f.spa.name(), "spa");

@@ -128,7 +128,12 @@ impl Glob {
     pub fn new(pattern: &str) -> Glob {
         let pieces: Vec<&str> = pattern.split('*').collect();
         let last = pieces.len() - 1;
-        let parts = pieces.iter().enumerate().filter(|&(i, p)| i == 0 || i == last || !p.is_empty()).map(|(_, p)| Part::new(p)).collect();
+        let parts = pieces
+            .iter()
+            .enumerate()
+            .filter(|&(i, p)| i == 0 || i == last || !p.is_empty())
+            .map(|(_, p)| Part::new(p))
+            .collect();
         Glob { source: pattern.to_string(), parts }
     }
 
@@ -286,9 +291,7 @@ impl Requirement {
             Requirement::Staff => who.authenticated() && who.is_staff(),
             Requirement::Superuser => who.authenticated() && who.is_superuser(),
             Requirement::Group(name) => who.authenticated() && who.in_group(name),
-            Requirement::Perm(perm) => {
-                who.authenticated() && (who.is_superuser() || who.has_permission(perm))
-            }
+            Requirement::Perm(perm) => who.authenticated() && (who.is_superuser() || who.has_permission(perm)),
         }
     }
 }

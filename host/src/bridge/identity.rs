@@ -3,63 +3,16 @@
 //! value however many connections ask, and dropped at once when Django sets or
 //! deletes that cookie (login, logout).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::limits;
-
-/// What the companion app's identity endpoint answers (python/README.md).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    pub authenticated: bool,
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub email: String,
-    #[serde(default)]
-    pub is_staff: bool,
-    #[serde(default)]
-    pub is_superuser: bool,
-    #[serde(default)]
-    pub groups: Vec<String>,
-    #[serde(default)]
-    pub permissions: Vec<String>,
-    /// Whitelisted session keys; values are JSON texts.
-    #[serde(default)]
-    pub session: BTreeMap<String, String>,
-}
-
-/// An identity with what every event needs of it, computed once per fetch: its JSON
-/// form (signed into events) and its permissions as a set (asked by policies).
-#[derive(Debug)]
-pub struct Resolved {
-    pub identity: Identity,
-    pub json: String,
-    permissions: HashSet<String>,
-}
-
-impl Resolved {
-    pub fn new(identity: Identity) -> Arc<Resolved> {
-        let json = serde_json::to_string(&identity).expect("identity serializes");
-        let permissions = identity.permissions.iter().cloned().collect();
-        Arc::new(Resolved { identity, json, permissions })
-    }
-
-    pub fn has_permission(&self, perm: &str) -> bool {
-        self.permissions.contains(perm)
-    }
-
-    pub fn anonymous() -> Arc<Resolved> {
-        Resolved::new(Identity::default())
-    }
-}
+use crate::policy::{Identity, Resolved};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IdentityError {
@@ -85,7 +38,11 @@ pub struct Origin {
 
 /// Where identities come from (the Django upstream in production).
 pub trait IdentitySource: Send + Sync + 'static {
-    fn fetch(&self, session_cookie: &str, origin: &Origin) -> impl Future<Output = Result<Identity, IdentityError>> + Send;
+    fn fetch(
+        &self,
+        session_cookie: &str,
+        origin: &Origin,
+    ) -> impl Future<Output = Result<Identity, IdentityError>> + Send;
 }
 
 struct Slot {
@@ -124,7 +81,8 @@ impl<S: IdentitySource> IdentityCache<S> {
                     }
                 }
                 let fetched = self.source.fetch(cookie, origin).await;
-                *self.down_until.lock().unwrap() = fetched.is_err().then(|| Instant::now() + limits::IDENTITY_FAILURE_BACKOFF);
+                *self.down_until.lock().unwrap() =
+                    fetched.is_err().then(|| Instant::now() + limits::IDENTITY_FAILURE_BACKOFF);
                 fetched.map(Resolved::new)
             })
             .await
@@ -196,10 +154,14 @@ mod tests {
     #[tokio::test]
     async fn concurrent_misses_share_one_fetch() {
         let (cache, calls) = cache(false, Duration::from_secs(5));
-        let tasks: Vec<_> = (0..20).map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.get(Some("abc"), &Origin::default()).await.unwrap().identity.username.clone() })
-        }).collect();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    cache.get(Some("abc"), &Origin::default()).await.unwrap().identity.username.clone()
+                })
+            })
+            .collect();
         for t in tasks {
             assert_eq!(t.await.unwrap(), "abc#0");
         }
@@ -227,7 +189,10 @@ mod tests {
         assert!(matches!(cache.get(Some("b"), &Origin::default()).await, Err(IdentityError::Backoff(_))), "fails fast");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         tokio::time::advance(limits::IDENTITY_FAILURE_BACKOFF).await;
-        assert!(matches!(cache.get(Some("a"), &Origin::default()).await, Err(IdentityError::Status(500))), "asks again");
+        assert!(
+            matches!(cache.get(Some("a"), &Origin::default()).await, Err(IdentityError::Status(500))),
+            "asks again"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 

@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::identity::Resolved;
 use super::raw::push_json_string;
+use crate::policy::Resolved;
 
 pub struct Injector {
     key: Hmac<Sha256>,
@@ -53,9 +53,9 @@ impl Injector {
     ) -> &'l str {
         let iat = unix_now();
         let query_text = query.map_or("", RawValue::get);
-        let reusable = last.as_ref().is_some_and(|l| {
-            l.iat == iat && Arc::ptr_eq(&l.who, who) && l.query == query_text && l.context == context
-        });
+        let reusable = last
+            .as_ref()
+            .is_some_and(|l| l.iat == iat && Arc::ptr_eq(&l.who, who) && l.query == query_text && l.context == context);
         if !reusable {
             let text = self.sign(&who.json, &query_of(query), &context, iat);
             *last = Some(LastSigned { who: who.clone(), query: query_text.to_owned(), context, iat, text });
@@ -64,7 +64,13 @@ impl Injector {
     }
 
     /// `{"payload":"<payload JSON text>","sig":"<hex HMAC-SHA256 of it>"}`.
-    pub fn sign(&self, identity_json: &str, query: &Map<String, Value>, context: &[(String, String)], iat: u64) -> String {
+    pub fn sign(
+        &self,
+        identity_json: &str,
+        query: &Map<String, Value>,
+        context: &[(String, String)],
+        iat: u64,
+    ) -> String {
         let context: Map<String, Value> = context.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         let payload = format!(
             r#"{{"v":1,"iat":{iat},"identity":{identity_json},"query":{},"context":{}}}"#,
@@ -123,7 +129,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::identity::Identity;
+    use crate::policy::Identity;
     use serde_json::json;
 
     fn raw(text: &str) -> &RawValue {
@@ -139,7 +145,13 @@ mod tests {
         let injector = Injector::new(b"secret", "isthmus");
         let query = raw(r#"{"page": "2", "tags": ["a", "b"], "n": 3, "gone": null}"#);
         let mut last = None;
-        let signed: Value = serde_json::from_str(injector.signed(&mut last, &user("ann"), Some(query), vec![("rule".into(), "0".into())])).unwrap();
+        let signed: Value = serde_json::from_str(injector.signed(
+            &mut last,
+            &user("ann"),
+            Some(query),
+            vec![("rule".into(), "0".into())],
+        ))
+        .unwrap();
         let parsed: Value = serde_json::from_str(signed["payload"].as_str().unwrap()).unwrap();
         assert_eq!(parsed["identity"]["username"], "ann");
         assert_eq!(parsed["query"], json!({"page": "2", "tags": "b", "n": "3"}));
@@ -153,7 +165,10 @@ mod tests {
         // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
-        assert_eq!(hex(&mac.finalize().into_bytes()), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex(&mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
         let injector = Injector::new(b"k", "isthmus");
         let signed: Value = serde_json::from_str(&injector.sign("{}", &Map::new(), &[], 1700000000)).unwrap();
         assert_eq!(signed["payload"], r#"{"v":1,"iat":1700000000,"identity":{},"query":{},"context":{}}"#);

@@ -12,13 +12,12 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::identity::{Origin, Resolved};
+use super::identity::Origin;
 use super::inject::LastSigned;
-use super::policy::{or_fail_mode, BridgeEvent, Verdict};
 use super::raw::{self, push_json_string, RawObject};
 use super::socketio::{self, Packet};
 use super::Bridge;
-use crate::routing::RouteRequest;
+use crate::policy::{or_fail_mode, BridgeEvent, Resolved, RouteRequest, Verdict};
 
 /// reflex constants.CompileVars.CONNECT_AUTH_EVENT: the CONNECT auth member holding the first event.
 const CONNECT_EVENT_KEY: &str = "event";
@@ -101,7 +100,10 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
                 // The connection goes ahead without its first event; the client is told why.
                 Err(refusal) => {
                     auth.write_with(&mut rewritten, CONNECT_EVENT_KEY, None);
-                    Ok(Judged::ForwardAndAnswer(socketio::encode_connect(namespace, Some(&rewritten)), refusal_packet(namespace, refusal)))
+                    Ok(Judged::ForwardAndAnswer(
+                        socketio::encode_connect(namespace, Some(&rewritten)),
+                        refusal_packet(namespace, refusal),
+                    ))
                 }
             }
         }
@@ -112,7 +114,10 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
             }
             let event = ReflexEvent::parse(args.get(1).ok_or_else(|| Closing::protocol("event without data".into()))?)?;
             let Some(who) = session.identity().await else {
-                return Ok(Judged::Answer(refusal_packet(namespace, Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), page: String::new() })));
+                return Ok(Judged::Answer(refusal_packet(
+                    namespace,
+                    Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), page: String::new() },
+                )));
             };
             match decide(session, &who, &event)? {
                 Ok(rewritten) => {
@@ -138,7 +143,8 @@ struct ReflexEvent<'a> {
 
 impl<'a> ReflexEvent<'a> {
     fn parse(raw: &'a RawValue) -> Result<ReflexEvent<'a>, Closing> {
-        let members = RawObject::parse(raw).ok_or_else(|| Closing::protocol("event data is not a JSON object".into()))?;
+        let members =
+            RawObject::parse(raw).ok_or_else(|| Closing::protocol("event data is not a JSON object".into()))?;
         let name = members.str("name").ok_or_else(|| Closing::protocol("event has no name".into()))?;
         let router_data = members.get("router_data").and_then(RawObject::parse);
         Ok(ReflexEvent { members, name, router_data })
@@ -178,7 +184,11 @@ impl<'a> ReflexEvent<'a> {
 
 /// Ask the policy about one event: `Ok` with the event to forward (identity signed in),
 /// or the refusal to answer with.
-fn decide(session: &mut Session, who: &Arc<Resolved>, event: &ReflexEvent<'_>) -> Result<Result<String, Refusal>, Closing> {
+fn decide(
+    session: &mut Session,
+    who: &Arc<Resolved>,
+    event: &ReflexEvent<'_>,
+) -> Result<Result<String, Refusal>, Closing> {
     let Session { bridge, signed, .. } = session;
     let route = event.router_text("pathname");
     let as_path = event.router_text("asPath");

@@ -6,7 +6,6 @@
 pub mod identity;
 pub mod inject;
 mod judge;
-pub mod policy;
 mod raw;
 mod relay;
 pub mod socketio;
@@ -16,21 +15,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Request, Uri};
+use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
-use crate::body;
-use crate::config::{BridgeConfig, IdentityFailure};
-use crate::proxy::headers::X_FORWARDED_PROTO;
-use crate::proxy::Upstream;
-use crate::limits;
-use identity::{Identity, IdentityCache, IdentityError, IdentitySource, Origin, Resolved};
-use inject::Injector;
-use policy::BridgePolicy;
-pub use judge::{judge, Closing, Judged, Session};
-pub use relay::run as relay;
+use hyper::body::Incoming;
 
-/// Header carrying the identity secret to Django; never accepted from clients.
-pub static IDENTITY_SECRET_HEADER: header::HeaderName = header::HeaderName::from_static("x-isthmus-secret");
+pub use judge::{judge, Closing, Judged, Session};
+
+use crate::body::{self, Body};
+use crate::config::{BridgeConfig, IdentityFailure};
+use crate::limits;
+use crate::policy::{BridgePolicy, Identity, Resolved, RouteRequest};
+use crate::upstream::headers::{self as upstream_headers, IDENTITY_SECRET, X_FORWARDED_PROTO};
+use crate::upstream::{Exchanged, Hop, Outbound, Upstream, UpstreamError, Upstreams};
+use identity::{IdentityCache, IdentityError, IdentitySource, Origin};
+use inject::Injector;
 
 pub struct Bridge {
     pub path: String,
@@ -64,6 +62,38 @@ impl Bridge {
         }
     }
 
+    /// Serve a request whose outbound path is the bridge's: a WebSocket handshake is
+    /// forwarded like any upgrade, then relayed frame by frame with every client event
+    /// judged (`relay`). `Ok` is the upstream's answer; `Err` is for the gateway to answer.
+    pub async fn serve(
+        self: &Arc<Self>,
+        upstreams: &Upstreams,
+        req: Request<Incoming>,
+        outbound: Outbound<'_>,
+        hop: &Hop<'_>,
+        handshake: &RouteRequest,
+        session_cookie: Option<String>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        if upstream_headers::upgrade_protocol(req.headers()).is_none() {
+            // Socket.IO's polling transport would carry events past the bridge.
+            return Ok(body::text(StatusCode::BAD_REQUEST, "the event bridge accepts WebSocket connections only"));
+        }
+        let name = outbound.upstream_name().to_owned();
+        match upstreams.exchange(req, outbound, hop).await? {
+            Exchanged::Response(response) => Ok(response),
+            Exchanged::Switched { response, client, upstream } => {
+                let session = Session::new(self.clone(), handshake.clone(), session_cookie);
+                let idle = upstreams.timeouts().idle;
+                upstreams.tunnels().spawn(move |shutdown| async move {
+                    if let Some((client, upstream)) = Upstreams::join(client, upstream, &name).await {
+                        relay::run(client, upstream, session, idle, shutdown).await;
+                    }
+                });
+                Ok(response)
+            }
+        }
+    }
+
     /// Whether a path (as sent upstream) is the bridge's.
     pub fn covers(&self, path: &str) -> bool {
         path.strip_prefix(self.path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -78,7 +108,8 @@ impl Bridge {
     pub fn observe_response(&self, old: Option<&str>, response_headers: &HeaderMap) {
         let Some(old) = old else { return };
         let prefix = format!("{}=", self.session_cookie);
-        let touches = response_headers.get_all(header::SET_COOKIE).iter().any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
+        let touches =
+            response_headers.get_all(header::SET_COOKIE).iter().any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
         if touches {
             tracing::debug!(target: "isthmus::bridge", "session cookie changed: cached identity dropped");
             self.identities.invalidate(old);
@@ -128,8 +159,10 @@ struct DjangoIdentity {
 
 impl IdentitySource for DjangoIdentity {
     async fn fetch(&self, session_cookie: &str, origin: &Origin) -> Result<Identity, IdentityError> {
-        let cookie = HeaderValue::from_str(&format!("{}={session_cookie}", self.cookie_name)).map_err(|e| IdentityError::Malformed(e.to_string()))?;
-        let mut req = Request::get(self.uri.clone()).header(header::COOKIE, cookie).body(body::empty()).expect("valid request");
+        let cookie = HeaderValue::from_str(&format!("{}={session_cookie}", self.cookie_name))
+            .map_err(|e| IdentityError::Malformed(e.to_string()))?;
+        let mut req =
+            Request::get(self.uri.clone()).header(header::COOKIE, cookie).body(body::empty()).expect("valid request");
         for (name, value) in [(header::HOST, &origin.host), (X_FORWARDED_PROTO.clone(), &origin.scheme)] {
             if let Ok(value) = HeaderValue::from_str(value) {
                 if !value.is_empty() {
@@ -138,14 +171,14 @@ impl IdentitySource for DjangoIdentity {
             }
         }
         if let Some(secret) = &self.secret {
-            req.headers_mut().insert(IDENTITY_SECRET_HEADER.clone(), secret.clone());
+            req.headers_mut().insert(IDENTITY_SECRET.clone(), secret.clone());
         }
         let fetch = async {
             let res = self.upstream.send(req).await.map_err(|e| IdentityError::Unreachable(e.to_string()))?;
             if !res.status().is_success() {
                 return Err(IdentityError::Status(res.status().as_u16()));
             }
-            let body: Bytes = http_body_util::Limited::new(res.into_body(), 1024 * 1024)
+            let body: Bytes = http_body_util::Limited::new(res.into_body(), limits::IDENTITY_MAX_BODY_BYTES)
                 .collect()
                 .await
                 .map_err(|e| IdentityError::Unreachable(e.to_string()))?

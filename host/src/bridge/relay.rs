@@ -14,31 +14,36 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::judge::{judge, Closing, Judged, Session};
-use crate::proxy::idle::{ActiveIo, Activity};
-
-/// Read buffer of each side's WebSocket. tungstenite's default (128 KiB) is zero-filled
-/// before every read and stays resident: measured by bench/ws, a quarter of the bridge's
-/// CPU went to that memset and each idle bridged connection held about 260 KiB.
-/// Larger messages are still read whole, in several reads.
-const READ_BUFFER: usize = 8 * 1024;
+use crate::limits::BRIDGE_READ_BUFFER as READ_BUFFER;
+use crate::upstream::idle::{ActiveIo, Activity};
 
 fn ws_config(max_frame_bytes: Option<usize>) -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(READ_BUFFER).max_message_size(max_frame_bytes).max_frame_size(max_frame_bytes)
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(max_frame_bytes)
+        .max_frame_size(max_frame_bytes)
 }
 
-pub async fn run(client: Upgraded, upstream: Upgraded, mut session: Session, idle: Duration, shutdown: CancellationToken) {
+pub async fn run(
+    client: Upgraded,
+    upstream: Upgraded,
+    mut session: Session,
+    idle: Duration,
+    shutdown: CancellationToken,
+) {
     tracing::debug!(target: "isthmus::bridge", client = %session.handshake.client_ip, "bridged WebSocket open");
     let config = ws_config(Some(session.bridge.max_frame_bytes));
     // Idle as the plain tunnel is: no byte from or to the client for `idle`. One timer for
     // the connection, re-armed only when it fires early, not one per frame.
-    let activity = Activity::new();
+    let activity = Activity::default();
     let idle_timeout = activity.idle_for(idle);
     tokio::pin!(idle_timeout);
     let client = ActiveIo::new(TokioIo::new(client), activity.clone());
     let mut client = WebSocketStream::from_raw_socket(client, Role::Server, Some(config)).await;
     // What Reflex sends is bounded by tungstenite's own defaults, as before.
     let upstream_config = ws_config(WebSocketConfig::default().max_message_size);
-    let mut upstream = WebSocketStream::from_raw_socket(TokioIo::new(upstream), Role::Client, Some(upstream_config)).await;
+    let mut upstream =
+        WebSocketStream::from_raw_socket(TokioIo::new(upstream), Role::Client, Some(upstream_config)).await;
     let peer = session.handshake.client_ip.clone();
     let closing = loop {
         tokio::select! {

@@ -205,7 +205,8 @@ mod tests {
 
     #[test]
     fn connect_with_the_first_event_in_auth() {
-        let p = parse(r#"40/_event,{"event":{"name":"s.hydrate","payload":{},"router_data":{"pathname":"/"}}}"#).unwrap();
+        let p =
+            parse(r#"40/_event,{"event":{"name":"s.hydrate","payload":{},"router_data":{"pathname":"/"}}}"#).unwrap();
         let Packet::Connect { namespace, auth } = p else { panic!() };
         assert_eq!(namespace, "/_event");
         let auth: Value = serde_json::from_str(auth.unwrap().get()).unwrap();
@@ -223,7 +224,11 @@ mod tests {
         assert_eq!(args[1].get(), r#"{"name":"s.inc","payload":{"by":1}}"#);
         let Packet::Event { ack, .. } = parse(r#"42/_event,17["event",{}]"#).unwrap() else { panic!() };
         assert_eq!(ack, Some(17));
-        let Packet::Event { namespace, attachments, .. } = parse(r#"452-["event",{"_placeholder":true,"num":0}]"#).unwrap() else { panic!() };
+        let Packet::Event { namespace, attachments, .. } =
+            parse(r#"452-["event",{"_placeholder":true,"num":0}]"#).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!((namespace, attachments), ("/", Some(2)));
     }
 

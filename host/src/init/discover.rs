@@ -17,10 +17,11 @@ pub fn layout(root: &Path) -> Result<Layout, InitError> {
     match (locate(root, "manage.py")?, locate(root, "rxconfig.py")?) {
         (Some(django_dir), Some(reflex_dir)) => Ok(Layout { django_dir, reflex_dir }),
         (django, reflex) => {
-            let missing: Vec<&str> = [(django.is_none(), "manage.py (a Django project)"), (reflex.is_none(), "rxconfig.py (a Reflex app)")]
-                .into_iter()
-                .filter_map(|(missing, what)| missing.then_some(what))
-                .collect();
+            let missing: Vec<&str> =
+                [(django.is_none(), "manage.py (a Django project)"), (reflex.is_none(), "rxconfig.py (a Reflex app)")]
+                    .into_iter()
+                    .filter_map(|(missing, what)| missing.then_some(what))
+                    .collect();
             Err(InitError::Missing { dir: root.to_owned(), what: missing.join(" nor ") })
         }
     }

@@ -47,7 +47,12 @@ pub fn report(python: &Path, django_dir: &Path, settings: &str) -> Result<Report
         .output()
         .map_err(|source| InitError::PythonSpawn { python: python.to_owned(), source })?;
     if !output.status.success() {
-        return Err(explain_failure(&command, settings, &String::from_utf8_lossy(&output.stderr), output.status.code()));
+        return Err(explain_failure(
+            &command,
+            settings,
+            &String::from_utf8_lossy(&output.stderr),
+            output.status.code(),
+        ));
     }
     parse(&String::from_utf8_lossy(&output.stdout)).map_err(|message| InitError::BadReport { command, message })
 }
@@ -64,7 +69,9 @@ fn explain_failure(command: &str, settings: &str, stderr: &str, status: Option<i
     if stderr.contains("Unknown command: 'isthmus_prefixes'") {
         return InitError::CompanionNotInstalled { settings: settings.to_owned() };
     }
-    for (module, package) in [("isthmus_django", "isthmus (the isthmus companion, python/ in the isthmus repository)"), ("django", "Django")] {
+    for (module, package) in
+        [("isthmus_django", "isthmus (the isthmus companion, python/ in the isthmus repository)"), ("django", "Django")]
+    {
         if stderr.contains(&format!("No module named '{module}'")) {
             return InitError::PackageMissing { command: command.to_owned(), package, stderr };
         }
@@ -91,11 +98,19 @@ mod tests {
     fn tells_failures_apart() {
         let unknown = "Unknown command: 'isthmus_prefixes'\nType 'manage.py help' for usage.\n";
         let err = explain_failure("py manage.py isthmus_prefixes", "shop.settings", unknown, Some(1)).to_string();
-        assert!(err.contains("\"isthmus_django\"") && err.contains("INSTALLED_APPS") && err.contains("shop.settings"), "{err}");
+        assert!(
+            err.contains("\"isthmus_django\"") && err.contains("INSTALLED_APPS") && err.contains("shop.settings"),
+            "{err}"
+        );
 
         let no_django = "Traceback (most recent call last):\nModuleNotFoundError: No module named 'django'\n";
         let err = explain_failure("py manage.py isthmus_prefixes", "s", no_django, Some(1)).to_string();
-        assert!(err.contains("Django is not installed") && err.contains("--python") && err.contains("No module named 'django'"), "{err}");
+        assert!(
+            err.contains("Django is not installed")
+                && err.contains("--python")
+                && err.contains("No module named 'django'"),
+            "{err}"
+        );
 
         let other = "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty\n";
         let err = explain_failure("py manage.py isthmus_prefixes", "s", other, Some(1)).to_string();

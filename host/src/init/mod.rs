@@ -90,11 +90,13 @@ pub fn run(dir: &Path, python: Option<&Path>) -> Result<(), InitError> {
     let layout = discover::layout(dir)?;
     let manage_py = dir.join(&layout.django_dir).join("manage.py");
     let rxconfig_py = dir.join(&layout.reflex_dir).join("rxconfig.py");
-    let read = |path: &Path| std::fs::read_to_string(path).map_err(|source| InitError::Read { path: path.to_owned(), source });
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|source| InitError::Read { path: path.to_owned(), source });
     let rxconfig = read(&rxconfig_py)?;
     let settings = match std::env::var("DJANGO_SETTINGS_MODULE") {
         Ok(from_env) if !from_env.is_empty() => from_env,
-        _ => discover::settings_default(&read(&manage_py)?).ok_or_else(|| InitError::NoSettingsModule(manage_py.clone()))?,
+        _ => discover::settings_default(&read(&manage_py)?)
+            .ok_or_else(|| InitError::NoSettingsModule(manage_py.clone()))?,
     };
     let app_name = discover::app_name(&rxconfig).ok_or_else(|| InitError::NoAppName(rxconfig_py.clone()))?;
     let report = django::report(&django::interpreter(python), &dir.join(&layout.django_dir), &settings)?;
@@ -142,8 +144,12 @@ pub fn plan(root: &Path, layout: &Layout, settings: &str, app_name: &str, report
             continue; // STATIC_URL has its own rule.
         }
         if let Some(reserved) = REFLEX_PATHS.iter().find(|r| under(r, prefix) || under(prefix, r)) {
-            warnings.push(format!("the Django prefix {prefix} overlaps Reflex's {reserved}, which the gateway sends to Reflex: left out"));
-        } else if prefix.split('/').any(|s| s == "." || s == "..") || prefix.chars().any(|c| c.is_whitespace() || c.is_control() || "?#\\".contains(c)) {
+            warnings.push(format!(
+                "the Django prefix {prefix} overlaps Reflex's {reserved}, which the gateway sends to Reflex: left out"
+            ));
+        } else if prefix.split('/').any(|s| s == "." || s == "..")
+            || prefix.chars().any(|c| c.is_whitespace() || c.is_control() || "?#\\".contains(c))
+        {
             warnings.push(format!("the Django prefix {prefix:?} can never match a canonical path: left out"));
         } else {
             prefixes.push(prefix.clone());
@@ -207,7 +213,9 @@ fn static_files(root: &Path, report: &Report, warnings: &mut Vec<String>) -> (St
     };
     let prefix = url.trim_end_matches('/');
     if !url.starts_with('/') || url.starts_with("//") || prefix.is_empty() {
-        warnings.push(format!("STATIC_URL {url} is not a path under the site's root: the gateway does not serve static files"));
+        warnings.push(format!(
+            "STATIC_URL {url} is not a path under the site's root: the gateway does not serve static files"
+        ));
         return (default, None);
     }
     let Some(static_root) = &report.static_root else {
@@ -235,7 +243,9 @@ fn under(path: &str, prefix: &str) -> bool {
 
 /// What the django-bridge policy accepts as `login_url`.
 fn is_site_path(url: &str) -> bool {
-    url.starts_with('/') && !url.starts_with("//") && !url.chars().any(|c| c.is_whitespace() || c.is_control() || "?#\\".contains(c))
+    url.starts_with('/')
+        && !url.starts_with("//")
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control() || "?#\\".contains(c))
 }
 
 fn slash_path(path: &Path) -> String {

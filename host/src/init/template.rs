@@ -35,7 +35,11 @@ pub fn config(p: &Project, env_file: &str) -> String {
     t += "[listen]\naddr = \"127.0.0.1:3000\"\n\n";
 
     t += "# Django under uvicorn (pip install uvicorn), on loopback: the gateway is its only door.\n";
-    t += &format!("[upstreams.django]\nurl = \"http://127.0.0.1:8001\"\nrun = {}\ncwd = {}\n", lit(format!("python -m uvicorn {} --host 127.0.0.1 --port {{port}}", p.asgi_application)), lit(django_dir));
+    t += &format!(
+        "[upstreams.django]\nurl = \"http://127.0.0.1:8001\"\nrun = {}\ncwd = {}\n",
+        lit(format!("python -m uvicorn {} --host 127.0.0.1 --port {{port}}", p.asgi_application)),
+        lit(django_dir)
+    );
     match &p.django_health {
         Some(path) => t += &format!("health = {}\n", lit(path.as_str())),
         None => t += "# health = \"/some/page/\"   # a path answering 2xx once Django is ready\n",
@@ -47,10 +51,20 @@ pub fn config(p: &Project, env_file: &str) -> String {
     );
 
     t += "# The exported Reflex single-page app (`reflex export --frontend-only --no-zip`).\n";
-    t += &format!("[static.frontend]\nroot = {}\nfallback = \"index.html\"\n\n", lit(join(reflex_dir, ".web/build/client")));
+    t += &format!(
+        "[static.frontend]\nroot = {}\nfallback = \"index.html\"\n\n",
+        lit(join(reflex_dir, ".web/build/client"))
+    );
     if let Some(root) = &p.static_root {
-        t += &format!("# Django's STATIC_ROOT (`manage.py collectstatic`), served at STATIC_URL {}/.\n", p.static_prefix);
-        t += &format!("[static.django_static]\nroot = {}\nstrip_prefix = {}\n\n", lit(root.as_str()), lit(p.static_prefix.as_str()));
+        t += &format!(
+            "# Django's STATIC_ROOT (`manage.py collectstatic`), served at STATIC_URL {}/.\n",
+            p.static_prefix
+        );
+        t += &format!(
+            "[static.django_static]\nroot = {}\nstrip_prefix = {}\n\n",
+            lit(root.as_str()),
+            lit(p.static_prefix.as_str())
+        );
     }
 
     t += "[routing]\nplugins_dir = \"plugins\"\n\n";
@@ -69,7 +83,9 @@ pub fn config(p: &Project, env_file: &str) -> String {
     t += "# The event bridge on Reflex's /_event WebSocket: the Django identity of the session cookie,\n";
     t += "# judged per event by the django-bridge policy and signed into router_data. The secrets are\n";
     t += &format!("# read from the environment ({env_file}).\n");
-    t += &format!("[bridge]\nidentity_secret = \"env:{IDENTITY_SECRET_VAR}\"\nbridge_secret = \"env:{BRIDGE_SECRET_VAR}\"\n");
+    t += &format!(
+        "[bridge]\nidentity_secret = \"env:{IDENTITY_SECRET_VAR}\"\nbridge_secret = \"env:{BRIDGE_SECRET_VAR}\"\n"
+    );
     if p.identity_path != "/_isthmus/identity" {
         t += &format!("identity_path = {}\n", lit(p.identity_path.as_str()));
     }
@@ -160,6 +176,13 @@ mod tests {
     fn env_file_lines() {
         let text = env_file("a".repeat(64).as_str(), "b".repeat(64).as_str(), "shop.settings");
         let vars: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(vars, [format!("ISTHMUS_IDENTITY_SECRET={}", "a".repeat(64)), format!("ISTHMUS_BRIDGE_SECRET={}", "b".repeat(64)), "DJANGO_SETTINGS_MODULE=shop.settings".into()]);
+        assert_eq!(
+            vars,
+            [
+                format!("ISTHMUS_IDENTITY_SECRET={}", "a".repeat(64)),
+                format!("ISTHMUS_BRIDGE_SECRET={}", "b".repeat(64)),
+                "DJANGO_SETTINGS_MODULE=shop.settings".into()
+            ]
+        );
     }
 }

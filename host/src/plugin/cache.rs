@@ -123,7 +123,9 @@ pub(crate) fn load_or_compile(
             // SAFETY: these bytes are, byte for byte (SHA-256 checked above), what
             // `Component::serialize` produced for this component on an engine with
             // this compatibility hash, and were written by this cache.
-            match unsafe { Component::deserialize(engine, &cwasm) } {
+            #[allow(unsafe_code)]
+            let deserialized = unsafe { Component::deserialize(engine, &cwasm) };
+            match deserialized {
                 Ok(component) => {
                     tracing::debug!(plugin, key = %key, "compiled plugin loaded from cache");
                     return Ok(Loaded { component, outcome: CacheOutcome::Hit, elapsed: start.elapsed() });
@@ -150,7 +152,9 @@ pub(crate) fn load_or_compile(
                 tracing::warn!(plugin, dir = %dir.display(), error = %e, "cannot write the compiled-plugin cache; continuing without it");
             }
         }
-        Err(e) => tracing::warn!(plugin, error = %super::error::chain(&e), "cannot serialize the compiled plugin; not cached"),
+        Err(e) => {
+            tracing::warn!(plugin, error = %super::error::chain(&e), "cannot serialize the compiled plugin; not cached")
+        }
     }
     Ok(Loaded { component, outcome, elapsed })
 }
@@ -164,7 +168,9 @@ fn read_entry(
 ) -> Result<Option<Vec<u8>>, String> {
     let meta_bytes = match read_bounded(meta_path, MAX_META_BYTES) {
         Ok(b) => b,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return Ok(None),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            return Ok(None)
+        }
         Err(e) => return Err(format!("cannot read the meta file: {e}")),
     };
     let meta: CacheMeta = match postcard::from_bytes(&meta_bytes) {

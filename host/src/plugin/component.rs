@@ -7,7 +7,6 @@
 //! the instance back unless the call failed or the instance reached `recycle_after`
 //! calls. A reload swaps the version; calls in flight finish on the old one.
 
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,38 +14,80 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use wasmtime::component::{ComponentExportIndex, Func, InstancePre};
+use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
 use super::cache::{self, CacheOutcome};
-use super::engine::{EngineShared, SLOT_MAX_MEMORY};
+use super::engine::EngineShared;
 use super::error::{chain, PluginError};
 use super::store::{begin_call, new_store, HostState, MemoryCapHit};
 use super::wasi::HostWaitDeadline;
 use crate::config::{InstanceMode, PluginEntry};
-use crate::routing::{FailMode, PolicyFailure};
+use crate::limits::PLUGIN_SLOT_MAX_MEMORY as SLOT_MAX_MEMORY;
+use crate::policy::{FailMode, PolicyFailure};
 
-/// The export `init: func(config-json: string) -> result<_, string>`, in every world.
-type InitFunc<'a> = wasmtime::component::TypedFunc<(&'a str,), (Result<(), String>,)>;
-
-/// One world of the WIT package: which exports (besides `init`) its components have.
+/// One world of the WIT package, through its generated bindings.
 pub trait World: Send + Sync + 'static {
     /// The world's name, for messages.
     const NAME: &'static str;
-    /// Exports besides `init`, in the order calls receive them.
-    const EXPORTS: &'static [&'static str];
-    /// Check the exports' types once per component, so calls may use them unchecked.
-    fn check_exports(store: &Store<HostState>, exports: &[Func]) -> Result<(), String>;
+    /// The generated pre-instantiation type: the component linked and its exports
+    /// found and type-checked, once per component.
+    type Pre: Send + Sync + 'static;
+    /// The generated exports of one instance.
+    type Exports: Send + 'static;
+    fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Exports>;
+    /// The world's `init` export.
+    fn init(
+        exports: &Self::Exports,
+        store: &mut Store<HostState>,
+        config_json: &str,
+    ) -> wasmtime::Result<Result<(), String>>;
 }
+
+/// `World` for a world's generated bindings: `$pre` (its `…Pre<HostState>`) makes
+/// `$exports` instances, whose `init` is `call_init`.
+macro_rules! world {
+    ($world:ident, $name:literal, $pre:ty, $exports:ty) => {
+        pub struct $world;
+
+        impl $crate::plugin::component::World for $world {
+            const NAME: &'static str = $name;
+            type Pre = $pre;
+            type Exports = $exports;
+
+            fn pre(
+                instance_pre: wasmtime::component::InstancePre<$crate::plugin::store::HostState>,
+            ) -> wasmtime::Result<Self::Pre> {
+                <$pre>::new(instance_pre)
+            }
+
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut wasmtime::Store<$crate::plugin::store::HostState>,
+            ) -> wasmtime::Result<Self::Exports> {
+                pre.instantiate(store)
+            }
+
+            fn init(
+                exports: &Self::Exports,
+                store: &mut wasmtime::Store<$crate::plugin::store::HostState>,
+                config_json: &str,
+            ) -> wasmtime::Result<Result<(), String>> {
+                exports.call_init(store, config_json)
+            }
+        }
+    };
+}
+pub(super) use world;
 
 /// A policy component of world `W`.
 pub struct WasmPlugin<W: World> {
     pub(super) settings: Settings,
     pub(super) shared: Arc<EngineShared>,
-    pub(super) current: ArcSwap<Version>,
+    pub(super) current: ArcSwap<Version<W>>,
     /// Serializes reloads of this plugin.
     pub(super) reload_lock: Mutex<()>,
-    world: PhantomData<W>,
 }
 
 /// The parts of a `PluginEntry` a plugin runs by.
@@ -112,12 +153,9 @@ pub struct LoadInfo {
 }
 
 /// One loaded component: everything needed to make instances, plus the warm ones.
-pub(super) struct Version {
-    pre: InstancePre<HostState>,
-    init_export: ComponentExportIndex,
-    /// The world's exports, in `World::EXPORTS` order.
-    exports: Vec<ComponentExportIndex>,
-    pool: Mutex<Vec<Warm>>,
+pub(super) struct Version<W: World> {
+    pre: W::Pre,
+    pool: Mutex<Vec<Warm<W>>>,
     /// Set once a newer version serves: instances coming back from calls in flight
     /// are dropped instead of pooled.
     retired: AtomicBool,
@@ -125,16 +163,21 @@ pub(super) struct Version {
 }
 
 /// An instance that passed `init`.
-struct Warm {
+struct Warm<W: World> {
     store: Store<HostState>,
-    exports: Vec<Func>,
+    exports: W::Exports,
     calls: u64,
 }
 
-impl Version {
+impl<W: World> Version<W> {
     /// Compile (through the cache), link, and prove the component by instantiating and
     /// `init`ing one instance, which becomes the first warm one.
-    pub(super) fn load<W: World>(shared: &EngineShared, s: &Settings, bytes: &[u8], generation: u64) -> Result<Version, PluginError> {
+    pub(super) fn load(
+        shared: &EngineShared,
+        s: &Settings,
+        bytes: &[u8],
+        generation: u64,
+    ) -> Result<Version<W>, PluginError> {
         let plugin = s.name.to_string();
         let source_sha256 = cache::sha256(bytes);
         let loaded = cache::load_or_compile(&shared.engine, s.cache_dir.as_deref(), &plugin, bytes, &source_sha256)
@@ -142,14 +185,7 @@ impl Version {
         let component = loaded.component;
         let inst_err = |reason: String| PluginError::Instantiate { plugin: plugin.clone(), reason };
 
-        let not_world = |what: &str| inst_err(format!("the component does not export `{what}`: is it built for the `{}` world of isthmus:policy?", W::NAME));
-        let init_export = component.get_export_index(None, "init").ok_or_else(|| not_world("init"))?;
-        let exports = W::EXPORTS
-            .iter()
-            .map(|name| component.get_export_index(None, name).ok_or_else(|| not_world(name)))
-            .collect::<Result<Vec<_>, _>>()?;
-
-        let pre = match shared.linker.instantiate_pre(&component) {
+        let instance_pre = match shared.linker.instantiate_pre(&component) {
             Ok(pre) => pre,
             Err(missing) => {
                 // Imports beyond WASI (which is linked with nothing granted): they trap
@@ -163,29 +199,12 @@ impl Version {
                 pre
             }
         };
-
-        // Check the export types once; every instance of this component shares them.
-        let start = std::time::Instant::now();
-        let mut store = new_store(shared, &s.name, s.max_memory);
-        // Instantiation may run guest code (start functions): bound it too.
-        begin_call(&mut store, s.deadline, s.ticks);
-        let instance = pre.instantiate(&mut store).map_err(|e| match load_failure(&store, e, s) {
-            PolicyFailure::Trap(reason) => inst_err(reason),
-            failure => PluginError::InitFailed { plugin: plugin.clone(), failure },
+        // The world's exports, found and type-checked once for every instance.
+        let pre = W::pre(instance_pre).map_err(|e| {
+            inst_err(format!("{}: is it built for the `{}` world of isthmus:policy?", chain(&e), W::NAME))
         })?;
-        let init = instance.get_func(&mut store, init_export).ok_or_else(|| not_world("init"))?;
-        let funcs = exports
-            .iter()
-            .zip(W::EXPORTS)
-            .map(|(index, name)| instance.get_func(&mut store, *index).ok_or_else(|| not_world(name)))
-            .collect::<Result<Vec<_>, _>>()?;
-        init.typed::<(&str,), (Result<(), String>,)>(&store)
-            .map_err(|e| inst_err(format!("`init` does not have the {} world's type: {}", W::NAME, chain(&e))))?;
-        W::check_exports(&store, &funcs).map_err(inst_err)?;
         let version = Version {
             pre,
-            init_export,
-            exports,
             pool: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
             info: LoadInfo {
@@ -197,42 +216,44 @@ impl Version {
                 loaded_at: SystemTime::now(),
             },
         };
-        match run_init(&mut store, init, s) {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => return Err(PluginError::Init { plugin, message }),
-            Err(failure) => return Err(PluginError::InitFailed { plugin, failure }),
-        }
+        let init_start = std::time::Instant::now();
+        let warm = version.instantiate(shared, s).map_err(|failure| match failure {
+            LoadFailure::Init(message) => PluginError::Init { plugin: plugin.clone(), message },
+            LoadFailure::Instantiate(PolicyFailure::Trap(reason)) => inst_err(reason),
+            LoadFailure::Instantiate(failure) | LoadFailure::InitCall(failure) => {
+                PluginError::InitFailed { plugin: plugin.clone(), failure }
+            }
+        })?;
         let mut version = version;
-        version.info.init_time = start.elapsed();
+        version.info.init_time = init_start.elapsed();
         if s.mode == InstanceMode::Pooled {
-            version.pool.get_mut().unwrap_or_else(|e| e.into_inner()).push(Warm { store, exports: funcs, calls: 0 });
+            version.pool.get_mut().unwrap_or_else(|e| e.into_inner()).push(warm);
         }
         Ok(version)
     }
 
-    /// A new instance, `init`ed, on the request path.
-    fn instantiate(&self, shared: &EngineShared, s: &Settings) -> Result<Warm, PolicyFailure> {
-        let mut store = new_store(shared, &s.name, s.max_memory);
+    /// A new instance, `init`ed.
+    fn instantiate(&self, shared: &EngineShared, s: &Settings) -> Result<Warm<W>, LoadFailure> {
+        let mut store = new_store(&shared.engine, &shared.ticker, &s.name, s.max_memory);
         // Instantiation may run guest code (start functions): bound it too.
         begin_call(&mut store, s.deadline, s.ticks);
-        let instance = self.pre.instantiate(&mut store).map_err(|e| match load_failure(&store, e, s) {
-            PolicyFailure::Trap(reason) => PolicyFailure::Trap(format!("cannot instantiate: {reason}")),
-            other => other,
-        })?;
-        let missing = || PolicyFailure::Trap("export missing from instance".into());
-        let init = instance.get_func(&mut store, self.init_export).ok_or_else(missing)?;
-        let exports = self.exports.iter().map(|index| instance.get_func(&mut store, *index).ok_or_else(missing)).collect::<Result<Vec<_>, _>>()?;
-        match run_init(&mut store, init, s)? {
-            Ok(()) => Ok(Warm { store, exports, calls: 0 }),
-            Err(message) => Err(PolicyFailure::Trap(format!("init of a new instance failed: {message}"))),
+        let exports =
+            W::instantiate(&self.pre, &mut store).map_err(|e| LoadFailure::Instantiate(load_failure(&store, e, s)))?;
+        begin_call(&mut store, s.deadline, s.ticks);
+        let result = W::init(&exports, &mut store, &s.config_json);
+        store.data_mut().end_call();
+        match result {
+            Ok(Ok(())) => Ok(Warm { store, exports, calls: 0 }),
+            Ok(Err(message)) => Err(LoadFailure::Init(message)),
+            Err(e) => Err(LoadFailure::InitCall(call_failure(&store, e, s))),
         }
     }
 
-    fn take(&self) -> Option<Warm> {
+    fn take(&self) -> Option<Warm<W>> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    fn give_back(&self, warm: Warm, max_warm: usize) {
+    fn give_back(&self, warm: Warm<W>, max_warm: usize) {
         let surplus = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < max_warm && !self.retired.load(Ordering::Relaxed) {
@@ -261,20 +282,35 @@ impl Version {
     }
 }
 
-fn run_init(store: &mut Store<HostState>, init: Func, s: &Settings) -> Result<Result<(), String>, PolicyFailure> {
-    // SAFETY: `Version::load` checked this export's type on the same component.
-    let init = unsafe { InitFunc::new_unchecked(init) };
-    begin_call(store, s.deadline, s.ticks);
-    let result = init.call(&mut *store, (&s.config_json,));
-    store.data_mut().end_call();
-    match result {
-        Ok((r,)) => Ok(r),
-        Err(e) => Err(call_failure(store, e, s)),
+/// Why a new instance could not be had.
+enum LoadFailure {
+    /// Instantiation trapped, ran out of time or memory.
+    Instantiate(PolicyFailure),
+    /// `init` trapped, ran out of time or memory.
+    InitCall(PolicyFailure),
+    /// `init` returned `err` with this text.
+    Init(String),
+}
+
+impl From<LoadFailure> for PolicyFailure {
+    /// On the request path, a new instance that cannot be had fails the call.
+    fn from(failure: LoadFailure) -> PolicyFailure {
+        match failure {
+            LoadFailure::Instantiate(PolicyFailure::Trap(reason)) => {
+                PolicyFailure::Trap(format!("cannot instantiate: {reason}"))
+            }
+            LoadFailure::Instantiate(failure) | LoadFailure::InitCall(failure) => failure,
+            LoadFailure::Init(message) => PolicyFailure::Trap(format!("init of a new instance failed: {message}")),
+        }
     }
 }
 
-impl Warm {
-    fn call<R>(&mut self, s: &Settings, f: impl FnOnce(&mut Store<HostState>, &[Func]) -> wasmtime::Result<R>) -> Result<R, PolicyFailure> {
+impl<W: World> Warm<W> {
+    fn call<R>(
+        &mut self,
+        s: &Settings,
+        f: impl FnOnce(&mut Store<HostState>, &W::Exports) -> wasmtime::Result<R>,
+    ) -> Result<R, PolicyFailure> {
         self.calls += 1;
         begin_call(&mut self.store, s.deadline, s.ticks);
         let result = f(&mut self.store, &self.exports);
@@ -318,10 +354,19 @@ fn load_failure(store: &Store<HostState>, e: wasmtime::Error, s: &Settings) -> P
     }
 }
 
+/// The plugin file's bytes.
+pub(super) fn read_plugin(s: &Settings) -> Result<Vec<u8>, PluginError> {
+    std::fs::read(&s.file).map_err(|source| PluginError::Read {
+        plugin: s.name.to_string(),
+        path: s.file.clone(),
+        source,
+    })
+}
+
 impl<W: World> WasmPlugin<W> {
     pub(super) fn new(shared: Arc<EngineShared>, settings: Settings) -> Result<WasmPlugin<W>, PluginError> {
-        let bytes = super::reload::read_plugin(&settings)?;
-        let version = Version::load::<W>(&shared, &settings, &bytes, 1)?;
+        let bytes = read_plugin(&settings)?;
+        let version = Version::<W>::load(&shared, &settings, &bytes, 1)?;
         let info = &version.info;
         tracing::info!(
             plugin = &*settings.name,
@@ -333,7 +378,7 @@ impl<W: World> WasmPlugin<W> {
             world = W::NAME,
             "plugin loaded"
         );
-        Ok(WasmPlugin { settings, shared, current: ArcSwap::from_pointee(version), reload_lock: Mutex::new(()), world: PhantomData })
+        Ok(WasmPlugin { settings, shared, current: ArcSwap::from_pointee(version), reload_lock: Mutex::new(()) })
     }
 
     pub fn name(&self) -> &str {
@@ -359,9 +404,12 @@ impl<W: World> WasmPlugin<W> {
         self.current.load().warm_count()
     }
 
-    /// Run `f` with an instance's store and the world's exports (in `World::EXPORTS`
-    /// order, their types checked at load), bounded by the deadline and memory cap.
-    pub(super) fn call<R>(&self, f: impl FnOnce(&mut Store<HostState>, &[Func]) -> wasmtime::Result<R>) -> Result<R, PolicyFailure> {
+    /// Run `f` with an instance's store and the world's exports (their types checked
+    /// at load), bounded by the deadline and memory cap.
+    pub(super) fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<HostState>, &W::Exports) -> wasmtime::Result<R>,
+    ) -> Result<R, PolicyFailure> {
         let version = self.current.load();
         // A host function panicking under a guest call (it should not) fails this
         // call and discards the instance; it never takes the worker down.
@@ -379,7 +427,11 @@ impl<W: World> WasmPlugin<W> {
         }
     }
 
-    fn call_on<R>(&self, version: &Version, f: impl FnOnce(&mut Store<HostState>, &[Func]) -> wasmtime::Result<R>) -> Result<R, PolicyFailure> {
+    fn call_on<R>(
+        &self,
+        version: &Version<W>,
+        f: impl FnOnce(&mut Store<HostState>, &W::Exports) -> wasmtime::Result<R>,
+    ) -> Result<R, PolicyFailure> {
         let s = &self.settings;
         let pooled = s.mode == InstanceMode::Pooled;
         let mut warm = match if pooled { version.take() } else { None } {

@@ -1,4 +1,4 @@
-//! A guest's decision, checked and turned into `crate::routing::Decision`.
+//! A guest's decision, checked and turned into `crate::policy::Decision`.
 //!
 //! Refused (`PolicyFailure::Invalid`): a reply status outside 100..=599, a header name
 //! or value that is not valid HTTP, a reply body or a header list larger than
@@ -7,7 +7,7 @@
 //! the named upstream or mount exists is for the dispatcher (502 / 500).
 
 use crate::limits::PLUGIN_MAX_REPLY_BYTES;
-use crate::routing::{Decision, Forward, PolicyFailure, Reply};
+use crate::policy::{Decision, Forward, PolicyFailure, Reply};
 
 use super::bindings::{WitDecision, WitForward, WitReply};
 

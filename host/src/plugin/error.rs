@@ -1,5 +1,5 @@
 //! Errors of loading plugins: reading, compiling, instantiating, `init`. What goes
-//! wrong during a routing call is a `crate::routing::PolicyFailure`, not this. The
+//! wrong during a routing call is a `crate::policy::PolicyFailure`, not this. The
 //! compiled-plugin cache has no error here on purpose: whatever goes wrong with it is
 //! logged and costs a compilation, never a refused plugin.
 
@@ -27,7 +27,7 @@ pub enum PluginError {
     Init { plugin: String, message: String },
     /// `init` trapped, ran past its deadline or hit the memory cap.
     #[error("plugin `{plugin}`: init {failure}")]
-    InitFailed { plugin: String, failure: crate::routing::PolicyFailure },
+    InitFailed { plugin: String, failure: crate::policy::PolicyFailure },
     /// A setting of the plugin's entry the host cannot honour.
     #[error("plugin `{plugin}`: {message}")]
     Settings { plugin: String, message: String },

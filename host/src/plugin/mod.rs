@@ -1,17 +1,22 @@
-//! WebAssembly router policies: the engine, the compiled-plugin cache, the routers
-//! (`WasmRouter`, a `crate::routing::Router`) and their hot reload.
+//! The WebAssembly runtime behind `crate::policy`: router and bridge policies as
+//! components (`WasmRouter`, `WasmBridge`), their engine, their compiled-plugin cache
+//! and their hot reload.
 //!
 //! ```text
 //! PluginHost::new()            one Engine (pooling allocator, epoch ticker), one Linker
 //!   .load_routers(&config)     compile (disk cache) + init every routing.routers entry
-//! spawn_reloader(routers, …)   file watcher + SIGHUP → WasmRouter::reload off the request path
+//!   .load_bridge(&config)      the same for [bridge.policy]
+//! spawn_reloader(plugins, …)   file watcher + SIGHUP → reload off the request path
 //! ```
 //!
-//! Files: `engine` (Engine, pool, epoch thread), `wasi` (WASI p2 with nothing granted,
-//! tokio-free), `output` (guest stdout/stderr into tracing), `store` (per-instance
-//! state, memory cap), `bindings` (the `router` world), `cache` (precompiled
-//! components on disk), `decision` (checking what a guest returns), `router`
-//! (`WasmRouter`), `reload`, `error`.
+//! Modules, each using only those after it: `reload` (file watcher, SIGHUP) →
+//! `router`, `bridge` (the worlds behind the policy traits; `decision` checks what a
+//! router returns, `users` answers the lent identity) → `component` (`WasmPlugin`:
+//! versions, warm instances, calls) → `cache` (precompiled components on disk),
+//! `engine` (Engine and Linker) → `store` (per-instance state, memory cap, deadlines)
+//! → `wasi` (WASI p2 with nothing granted), `output` (guest stdout/stderr into
+//! tracing), `ticker` (the epoch thread); `bindings` (generated from the WIT) and
+//! `error` beside them.
 
 mod bindings;
 mod bridge;
@@ -24,18 +29,18 @@ mod output;
 mod reload;
 mod router;
 mod store;
+mod ticker;
 mod users;
 mod wasi;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use self::cache::CacheOutcome;
-pub use self::engine::SLOT_MAX_MEMORY;
-pub use self::error::PluginError;
 pub use self::bridge::WasmBridge;
+pub use self::cache::CacheOutcome;
 pub use self::component::{LoadInfo, WasmPlugin};
-pub use self::reload::{spawn_reloader, Reload, ReloaderHandle, DEBOUNCE};
+pub use self::error::PluginError;
+pub use self::reload::{spawn_reloader, Reload, ReloaderHandle};
 pub use self::router::WasmRouter;
 
 use crate::config::{Config, PluginEntry};
@@ -58,14 +63,21 @@ impl PluginHost {
             .routing
             .routers
             .iter()
-            .map(|entry| self.load_router(entry, &config.routing.plugins_dir, Some(cache_dir.clone()), max_warm(config)))
+            .map(|entry| {
+                self.load_router(entry, &config.routing.plugins_dir, Some(cache_dir.clone()), max_warm(config))
+            })
             .collect()
     }
 
     /// Compile and init the bridge policy, when the config has a `[bridge]` section.
     pub fn load_bridge(&self, config: &Config) -> Result<Option<Arc<WasmBridge>>, PluginError> {
         let Some(bridge) = &config.bridge else { return Ok(None) };
-        let settings = component::Settings::new(&bridge.policy, &config.routing.plugins_dir, Some(config.cache_dir()), max_warm(config))?;
+        let settings = component::Settings::new(
+            &bridge.policy,
+            &config.routing.plugins_dir,
+            Some(config.cache_dir()),
+            max_warm(config),
+        )?;
         Ok(Some(Arc::new(WasmPlugin::new(self.shared.clone(), settings)?)))
     }
 

@@ -14,10 +14,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Longest line logged in one piece.
-pub(crate) const MAX_LINE: usize = 4096;
-/// Bytes of output an instance may log per call.
-pub(crate) const BUDGET_PER_CALL: usize = 64 * 1024;
+use crate::limits::{PLUGIN_LOG_BYTES_PER_CALL as BUDGET_PER_CALL, PLUGIN_LOG_MAX_LINE as MAX_LINE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stream {
@@ -153,13 +150,7 @@ impl LogSink {
         if !self.0.touched.swap(false, Ordering::Relaxed) {
             return;
         }
-        self.with(|b| {
-            if b.dropped > 0 {
-                b.end_call()
-            } else {
-                b.budget = BUDGET_PER_CALL
-            }
-        })
+        self.with(|b| if b.dropped > 0 { b.end_call() } else { b.budget = BUDGET_PER_CALL })
     }
 }
 
@@ -207,7 +198,10 @@ impl tokio::io::AsyncWrite for LogSink {
         self.with(|b| b.push(buf));
         std::task::Poll::Ready(Ok(buf.len()))
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
     fn poll_shutdown(

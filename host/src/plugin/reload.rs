@@ -10,20 +10,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::component::{Settings, Version, WasmPlugin, World};
+use super::component::{read_plugin, Version, WasmPlugin, World};
 use super::error::PluginError;
-
-/// Quiet time after the last file event before reloading.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
-
-pub(super) fn read_plugin(s: &Settings) -> Result<Vec<u8>, PluginError> {
-    std::fs::read(&s.file).map_err(|source| PluginError::Read { plugin: s.name.to_string(), path: s.file.clone(), source })
-}
+use crate::limits::PLUGIN_RELOAD_DEBOUNCE as DEBOUNCE;
 
 /// A plugin the reloader can reload, whatever its world.
 pub trait Reload: Send + Sync {
@@ -65,7 +58,7 @@ impl<W: World> WasmPlugin<W> {
             }
             // Under `reload_lock`: no other reload can take this number.
             let generation = self.current.load().info.generation + 1;
-            Version::load::<W>(&self.shared, &self.settings, &bytes, generation).map(Some)
+            Version::<W>::load(&self.shared, &self.settings, &bytes, generation).map(Some)
         })();
         match result {
             Ok(None) => {

@@ -1,27 +1,11 @@
-//! Router policies (world `router`) behind `crate::routing::Router`.
+//! Router policies (world `router`) behind `crate::policy::Router`.
 
-use wasmtime::component::Func;
-use wasmtime::Store;
-
-use super::bindings::{RequestRef, RouteFunc, WitDecision};
-use super::component::{WasmPlugin, World};
-use super::error::chain;
+use super::bindings::{Request, RouterExports, RouterPre};
+use super::component::{world, WasmPlugin};
 use super::store::HostState;
-use crate::routing::{Decision, FailMode, PolicyFailure, RouteRequest, Router};
+use crate::policy::{Decision, FailMode, PolicyFailure, RouteRequest, Router};
 
-pub struct RouterWorld;
-
-impl World for RouterWorld {
-    const NAME: &'static str = "router";
-    const EXPORTS: &'static [&'static str] = &["route"];
-
-    fn check_exports(store: &Store<HostState>, exports: &[Func]) -> Result<(), String> {
-        exports[0]
-            .typed::<(RequestRef<'_>,), (WitDecision,)>(store)
-            .map(drop)
-            .map_err(|e| format!("`route` does not have the router world's type: {}", chain(&e)))
-    }
-}
+world!(RouterWorld, "router", RouterPre<HostState>, RouterExports);
 
 /// A router policy component.
 pub type WasmRouter = WasmPlugin<RouterWorld>;
@@ -36,12 +20,7 @@ impl Router for WasmRouter {
     }
 
     fn route(&self, req: &RouteRequest) -> Result<Decision, PolicyFailure> {
-        let decision = self.call(|store, exports| {
-            // SAFETY: `check_exports` checked this export's type on the same component;
-            // `RequestRef<'_>` differs from the checked type only in its lifetime.
-            let route = unsafe { RouteFunc::new_unchecked(exports[0]) };
-            route.call(store, (RequestRef::from(req),)).map(|(d,)| d)
-        })?;
+        let decision = self.call(|store, exports| exports.call_route(store, Request::from(req)))?;
         super::decision::convert(decision)
     }
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::engine::{EngineShared, Ticker};
 use super::output::{LogSink, Stream};
+use super::ticker::Ticker;
+use crate::limits;
 
-/// Per-instance state; public only as the opaque store data of `World::check_exports`.
+/// Per-instance state: the data of every plugin instance's `Store`.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -47,6 +48,7 @@ struct DeadlineClock {
 /// Probe windows (a quarter deadline each) before a call is stopped whatever its CPU use.
 const MAX_PROBES: u32 = 12;
 
+#[allow(unsafe_code)]
 fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux.
@@ -124,15 +126,17 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Largest table a guest may grow (function references; generous).
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-
-pub(crate) fn new_store(shared: &EngineShared, plugin: &Arc<str>, max_memory: usize) -> Store<HostState> {
+pub(crate) fn new_store(
+    engine: &Engine,
+    ticker: &Arc<Ticker>,
+    plugin: &Arc<str>,
+    max_memory: usize,
+) -> Store<HostState> {
     let stdout = LogSink::new(plugin.clone(), Stream::Stdout);
     let stderr = LogSink::new(plugin.clone(), Stream::Stderr);
     let inner = StoreLimitsBuilder::new()
         .memory_size(max_memory)
-        .table_elements(MAX_TABLE_ELEMENTS)
+        .table_elements(limits::PLUGIN_MAX_TABLE_ELEMENTS)
         .trap_on_grow_failure(true)
         .build();
     let now = Instant::now();
@@ -145,9 +149,9 @@ pub(crate) fn new_store(shared: &EngineShared, plugin: &Arc<str>, max_memory: us
         wait_deadline: now,
         origin: now,
         clock: DeadlineClock::default(),
-        ticker: shared.ticker.clone(),
+        ticker: ticker.clone(),
     };
-    let mut store = Store::new(&shared.engine, state);
+    let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_callback(|mut ctx| Ok(on_deadline(ctx.data_mut())));
     store
@@ -169,7 +173,6 @@ pub(crate) fn begin_call(store: &mut Store<HostState>, deadline: Duration, ticks
 }
 
 impl HostState {
-
     /// Report output dropped over the per-call budget and reset it.
     pub fn end_call(&mut self) {
         self.stdout.end_call();

@@ -11,7 +11,7 @@ use wasmtime_wasi::WasiView;
 use super::bindings::users::{Host, HostIdentity};
 use super::bindings::Who;
 use super::store::HostState;
-use crate::bridge::identity::{Identity, Resolved};
+use crate::policy::{Identity, Resolved};
 
 /// Run `call` with `who` in the store's table, as the borrow handle it is given; the
 /// entry is removed afterwards whatever the call did.

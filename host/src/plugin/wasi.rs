@@ -81,7 +81,7 @@ pub(crate) fn add_to_linker<T: PluginWasiView + 'static>(linker: &mut Linker<T>)
     sync::sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sync::sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     // Our own, tokio-free.
-    wasmtime_wasi::p2::bindings::io::error::add_to_linker::<T, Io>(l, |t| Shim::of(t))?;
+    bindings::io::error::add_to_linker::<T, Io>(l, |t| Shim::of(t))?;
     sync::io::poll::add_to_linker::<T, Io>(l, |t| Shim::of(t))?;
     sync::io::streams::add_to_linker::<T, Io>(l, |t| Shim::of(t))?;
     clocks::monotonic_clock::add_to_linker::<T, Io>(l, |t| Shim::of(t))?;
@@ -141,17 +141,14 @@ use wasmtime_wasi::p2::bindings::io::streams::{
     Host as AsyncStreams, HostInputStream as AsyncInput, HostOutputStream as AsyncOutput,
 };
 
-impl wasmtime_wasi::p2::bindings::io::error::Host for Shim<'_> {}
+impl bindings::io::error::Host for Shim<'_> {}
 
-impl wasmtime_wasi::p2::bindings::io::error::HostError for Shim<'_> {
-    fn drop(&mut self, err: Resource<wasmtime_wasi::p2::bindings::io::error::Error>) -> wasmtime::Result<()> {
-        wasmtime_wasi::p2::bindings::io::error::HostError::drop(self.table, err)
+impl bindings::io::error::HostError for Shim<'_> {
+    fn drop(&mut self, err: Resource<bindings::io::error::Error>) -> wasmtime::Result<()> {
+        bindings::io::error::HostError::drop(self.table, err)
     }
-    fn to_debug_string(
-        &mut self,
-        err: Resource<wasmtime_wasi::p2::bindings::io::error::Error>,
-    ) -> wasmtime::Result<String> {
-        wasmtime_wasi::p2::bindings::io::error::HostError::to_debug_string(self.table, err)
+    fn to_debug_string(&mut self, err: Resource<bindings::io::error::Error>) -> wasmtime::Result<String> {
+        bindings::io::error::HostError::to_debug_string(self.table, err)
     }
 }
 
@@ -215,12 +212,7 @@ impl sync::io::streams::HostOutputStream for Shim<'_> {
     fn blocking_flush(&mut self, stream: Resource<DynOutputStream>) -> StreamResult<()> {
         drive_stream(self.deadline, AsyncOutput::blocking_flush(self.table, stream))
     }
-    fn splice(
-        &mut self,
-        dst: Resource<DynOutputStream>,
-        src: Resource<DynInputStream>,
-        len: u64,
-    ) -> StreamResult<u64> {
+    fn splice(&mut self, dst: Resource<DynOutputStream>, src: Resource<DynInputStream>, len: u64) -> StreamResult<u64> {
         AsyncOutput::splice(self.table, dst, src, len)
     }
     fn blocking_splice(
@@ -282,7 +274,8 @@ impl bindings::clocks::monotonic_clock::Host for Shim<'_> {
     }
     fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<DynPollable>> {
         // Far-future instants saturate: the wait is cut by the call deadline anyway.
-        let at = self.origin.checked_add(Duration::from_nanos(when)).unwrap_or(self.deadline + Duration::from_secs(3600));
+        let at =
+            self.origin.checked_add(Duration::from_nanos(when)).unwrap_or(self.deadline + Duration::from_secs(3600));
         self.subscribe_at(at)
     }
     fn subscribe_duration(&mut self, duration: u64) -> wasmtime::Result<Resource<DynPollable>> {
@@ -311,7 +304,7 @@ impl bindings::sockets::network::Host for Shim<'_> {
     }
     fn network_error_code(
         &mut self,
-        _err: Resource<wasmtime_wasi::p2::bindings::io::error::Error>,
+        _err: Resource<bindings::io::error::Error>,
     ) -> wasmtime::Result<Option<bindings::sockets::network::ErrorCode>> {
         Ok(None)
     }

@@ -1,6 +1,5 @@
-//! Upgraded connections (WebSocket and other `Upgrade:` protocols): once both sides
-//! switched protocols, bytes are copied both ways until either side closes, the
-//! tunnel is idle too long, or the gateway shuts down.
+//! A plain tunnel: once both sides switched protocols, bytes are copied both ways until
+//! either side closes, the tunnel is idle too long, or the gateway shuts down.
 
 use std::time::Duration;
 
@@ -8,7 +7,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
-use super::idle::{ActiveIo, Activity};
+use crate::upstream::idle::{ActiveIo, Activity};
+use crate::upstream::Upstreams;
 
 pub async fn run(
     client: OnUpgrade,
@@ -16,19 +16,9 @@ pub async fn run(
     idle: Duration,
     shutdown: CancellationToken,
     upstream_name: String,
-    bridge: Option<crate::bridge::Session>,
 ) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(upstream = %upstream_name, error = %e, "upgrade did not complete");
-            return;
-        }
-    };
-    if let Some(session) = bridge {
-        return crate::bridge::relay(client, upstream, session, idle, shutdown).await;
-    }
-    let activity = Activity::new();
+    let Some((client, upstream)) = Upstreams::join(client, upstream, &upstream_name).await else { return };
+    let activity = Activity::default();
     let mut client = ActiveIo::new(TokioIo::new(client), activity.clone());
     let mut upstream = TokioIo::new(upstream);
     tokio::select! {

@@ -6,7 +6,8 @@ use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use http::header::{
-    HeaderMap, HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, VARY,
+    HeaderMap, HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, VARY,
 };
 use http::{Response, StatusCode};
 use tokio::fs::File;
@@ -24,7 +25,13 @@ const BYTES: HeaderValue = HeaderValue::from_static("bytes");
 /// `logical` is the path as requested (its name gives the Content-Type, and
 /// `logical.br`/`logical.gz` are its precompressed siblings); `canonical` is
 /// the file to open.
-pub(super) async fn respond(root: &Root, req: &HeaderMap, logical: &Path, canonical: &Path, cache_control: HeaderValue) -> Response<Body> {
+pub(super) async fn respond(
+    root: &Root,
+    req: &HeaderMap,
+    logical: &Path,
+    canonical: &Path,
+    cache_control: HeaderValue,
+) -> Response<Body> {
     let siblings = precompressed_siblings(root, logical).await;
     let Some((file, meta, encoding)) = open_representation(req, canonical, &siblings).await else {
         // Removed since it was looked up.
@@ -48,19 +55,22 @@ pub(super) async fn respond(root: &Root, req: &HeaderMap, logical: &Path, canoni
     let size = meta.len();
     // A range of a variant counts compressed bytes, which a client seeking in
     // media or resuming a download does not mean; variants are sent whole.
-    let range = if encoding.is_none() && validators.if_range_allows(req) { range::parse(req, size) } else { ByteRange::Whole };
+    let range =
+        if encoding.is_none() && validators.if_range_allows(req) { range::parse(req, size) } else { ByteRange::Whole };
     let (status, start, len) = match range {
         ByteRange::Whole => (StatusCode::OK, 0, size),
         ByteRange::Part { start, end } => {
             let content_range = format!("bytes {start}-{end}/{size}");
-            headers.insert(CONTENT_RANGE, HeaderValue::from_str(&content_range).expect("digits are a valid header value"));
+            headers
+                .insert(CONTENT_RANGE, HeaderValue::from_str(&content_range).expect("digits are a valid header value"));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
         ByteRange::Unsatisfiable => {
             let mut res = body::text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
             res.headers_mut().extend(headers);
             let content_range = format!("bytes */{size}");
-            res.headers_mut().insert(CONTENT_RANGE, HeaderValue::from_str(&content_range).expect("digits are a valid header value"));
+            res.headers_mut()
+                .insert(CONTENT_RANGE, HeaderValue::from_str(&content_range).expect("digits are a valid header value"));
             return res;
         }
     };

@@ -64,14 +64,20 @@ impl Mount {
     /// fallback is not a file inside it.
     pub fn new(name: &str, config: &StaticMount) -> std::io::Result<Mount> {
         let err = |kind, message: String| std::io::Error::new(kind, format!("static mount `{name}`: {message}"));
-        let root = Root::new(&config.root).map_err(|e| err(e.kind(), format!("root `{}`: {e}", config.root.display())))?;
+        let root =
+            Root::new(&config.root).map_err(|e| err(e.kind(), format!("root `{}`: {e}", config.root.display())))?;
         let fallback = match &config.fallback {
             None => None,
             Some(fallback) => {
                 let path = root.path().join(fallback);
                 match std::fs::canonicalize(&path) {
                     Ok(canonical) if root.contains(&canonical) && canonical.is_file() => Some(path),
-                    _ => return Err(err(std::io::ErrorKind::InvalidInput, format!("fallback `{fallback}` is not a file inside the root"))),
+                    _ => {
+                        return Err(err(
+                            std::io::ErrorKind::InvalidInput,
+                            format!("fallback `{fallback}` is not a file inside the root"),
+                        ))
+                    }
                 }
             }
         };
@@ -125,7 +131,9 @@ impl Mount {
         match self.root.regular_file(logical).await {
             // no-cache even if the fallback's name looks hashed: it answers for
             // every client route and changes with every deploy.
-            Some(canonical) => file_response::respond(&self.root, headers, logical, &canonical, cache_control::NO_CACHE).await,
+            Some(canonical) => {
+                file_response::respond(&self.root, headers, logical, &canonical, cache_control::NO_CACHE).await
+            }
             None => not_found(),
         }
     }
@@ -142,7 +150,8 @@ impl Mount {
         }
         location.push('/');
         let mut res = body::text(StatusCode::TEMPORARY_REDIRECT, format!("see {location}"));
-        res.headers_mut().insert(LOCATION, HeaderValue::from_str(&location).expect("percent-encoded ASCII is a valid header value"));
+        res.headers_mut()
+            .insert(LOCATION, HeaderValue::from_str(&location).expect("percent-encoded ASCII is a valid header value"));
         res
     }
 }

@@ -93,7 +93,10 @@ impl Root {
     pub(super) fn new(root: &Path) -> std::io::Result<Root> {
         let canonical = std::fs::canonicalize(root)?;
         if !canonical.is_dir() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("`{}` is not a directory", root.display())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("`{}` is not a directory", root.display()),
+            ));
         }
         Ok(Root { canonical })
     }
@@ -105,9 +108,9 @@ impl Root {
     /// Whether a canonical path is inside the root with no hidden component
     /// there, so a visible symlink to `.git/config` does not serve it either.
     pub(super) fn contains(&self, canonical: &Path) -> bool {
-        canonical
-            .strip_prefix(&self.canonical)
-            .is_ok_and(|rel| rel.components().all(|c| matches!(c, Component::Normal(n) if !n.to_str().is_some_and(is_hidden))))
+        canonical.strip_prefix(&self.canonical).is_ok_and(|rel| {
+            rel.components().all(|c| matches!(c, Component::Normal(n) if !n.to_str().is_some_and(is_hidden)))
+        })
     }
 
     /// The canonical path of a regular file at `path`, if it is one inside the

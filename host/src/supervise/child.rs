@@ -46,6 +46,7 @@ impl Spec {
         }
         let parent = std::process::id();
         // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(move || {
                 // Should isthmus die without stopping it (SIGKILL), the child is told.
@@ -108,11 +109,13 @@ impl Running {
     }
 }
 
+#[allow(unsafe_code)]
 fn signal_group(pgid: i32, signal: i32) {
     // SAFETY: killpg has no memory-safety preconditions; ESRCH (group gone) is fine.
     unsafe { libc::killpg(pgid, signal) };
 }
 
+#[allow(unsafe_code)]
 fn group_alive(pgid: i32) -> bool {
     // SAFETY: signal 0 only checks that the group exists.
     unsafe { libc::killpg(pgid, 0) == 0 }

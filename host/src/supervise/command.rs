@@ -45,18 +45,45 @@ mod tests {
 
     #[test]
     fn fills_port_and_host_then_splits_like_a_shell() {
-        let a = argv(r#"python -m uvicorn app:asgi --host {host} --port {port} --log-config "my log.ini""#, &uri("http://127.0.0.1:8001")).unwrap();
-        assert_eq!(a, ["python", "-m", "uvicorn", "app:asgi", "--host", "127.0.0.1", "--port", "8001", "--log-config", "my log.ini"]);
-        assert_eq!(argv("serve --bind=[{host}]:{port}", &uri("http://[::1]:9000")).unwrap(), ["serve", "--bind=[::1]:9000"]);
+        let a = argv(
+            r#"python -m uvicorn app:asgi --host {host} --port {port} --log-config "my log.ini""#,
+            &uri("http://127.0.0.1:8001"),
+        )
+        .unwrap();
+        assert_eq!(
+            a,
+            [
+                "python",
+                "-m",
+                "uvicorn",
+                "app:asgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8001",
+                "--log-config",
+                "my log.ini"
+            ]
+        );
+        assert_eq!(
+            argv("serve --bind=[{host}]:{port}", &uri("http://[::1]:9000")).unwrap(),
+            ["serve", "--bind=[::1]:9000"]
+        );
         assert_eq!(argv("serve {host}", &uri("http://localhost:9000")).unwrap(), ["serve", "127.0.0.1"]);
-        assert_eq!(argv("reflex run --backend-port {port} --frontend-port {port:frontend}", &uri("http://127.0.0.1:8000")).unwrap()[2..], ["--backend-port", "8000", "--frontend-port", "3001"]);
+        assert_eq!(
+            argv("reflex run --backend-port {port} --frontend-port {port:frontend}", &uri("http://127.0.0.1:8000"))
+                .unwrap()[2..],
+            ["--backend-port", "8000", "--frontend-port", "3001"]
+        );
     }
 
     #[test]
     fn refuses_what_cannot_be_run() {
         assert!(argv(r#"python "unclosed"#, &uri("http://127.0.0.1:1")).unwrap_err().contains("unbalanced quote"));
         assert!(argv("   ", &uri("http://127.0.0.1:1")).unwrap_err().contains("no program"));
-        assert!(argv("x {port:nope}", &uri("http://127.0.0.1:1")).unwrap_err().contains("`nope` is not in [upstreams]"));
+        assert!(argv("x {port:nope}", &uri("http://127.0.0.1:1"))
+            .unwrap_err()
+            .contains("`nope` is not in [upstreams]"));
         assert!(argv("x {port:frontend", &uri("http://127.0.0.1:1")).unwrap_err().contains("is not closed"));
     }
 }

@@ -41,7 +41,10 @@ async fn probe(uri: &Uri, path: Option<&str>) -> Result<(), String> {
     let request = async {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        let req = Request::get(path).header(http::header::HOST, authority.as_str()).body(Empty::<bytes::Bytes>::new()).expect("a valid request");
+        let req = Request::get(path)
+            .header(http::header::HOST, authority.as_str())
+            .body(Empty::<bytes::Bytes>::new())
+            .expect("a valid request");
         sender.send_request(req).await
     };
     let res = tokio::time::timeout(limits::HEALTH_TIMEOUT, request)

@@ -59,13 +59,19 @@ impl Supervisor {
             };
             let w = Watched { name: name.clone(), uri: upstream.uri.clone(), health: upstream.health.clone() };
             match command {
-                Some(command) => started.push((w, field, spec(name, command, upstream, config).map_err(|message| SuperviseError::Command {
-                    file: file.clone(),
-                    name: name.clone(),
+                Some(command) => started.push((
+                    w,
                     field,
-                    message,
-                })?)),
-                None if upstream.health.is_some() && upstream.dev_run.is_none() && dev_only != Some(name) => watched.push(w),
+                    spec(name, command, upstream, config).map_err(|message| SuperviseError::Command {
+                        file: file.clone(),
+                        name: name.clone(),
+                        field,
+                        message,
+                    })?,
+                )),
+                None if upstream.health.is_some() && upstream.dev_run.is_none() && dev_only != Some(name) => {
+                    watched.push(w)
+                }
                 None => {}
             }
         }
@@ -135,7 +141,13 @@ enum Ended {
 /// One child's life: healthy → ready; exited → not ready, group cleared, restarted
 /// after a backoff that doubles up to [`limits::RESTART_BACKOFF_MAX`] and starts over
 /// once a run lasted [`limits::RESTART_RESET_AFTER`].
-async fn keep_running(w: Watched, spec: Spec, mut running: Running, readiness: Arc<Readiness>, stop: CancellationToken) {
+async fn keep_running(
+    w: Watched,
+    spec: Spec,
+    mut running: Running,
+    readiness: Arc<Readiness>,
+    stop: CancellationToken,
+) {
     let mut backoff = limits::RESTART_BACKOFF_MIN;
     let mut restarts = 0u32;
     loop {

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use isthmus::body::Body;
 use isthmus::config::Config;
 use isthmus::dispatch::Gateway;
-use isthmus::routing::{Decision, FailMode, PolicyFailure, RouteRequest, Router, RouterChain};
+use isthmus::policy::{Decision, FailMode, PolicyFailure, RouteRequest, Router, RouterChain};
 use isthmus::server::{self, ServerSettings};
 
 /// A router written in Rust for tests: the production chain holds WebAssembly routers.
@@ -46,12 +46,20 @@ where
     }
 }
 
-pub fn router(name: &str, f: impl Fn(&RouteRequest) -> Result<Decision, PolicyFailure> + Send + Sync + 'static) -> Arc<dyn Router> {
+pub fn router(
+    name: &str,
+    f: impl Fn(&RouteRequest) -> Result<Decision, PolicyFailure> + Send + Sync + 'static,
+) -> Arc<dyn Router> {
     Arc::new(FnRouter { name: name.to_owned(), fail: FailMode::Closed, f })
 }
 
 pub fn forward(upstream: &str) -> Decision {
-    Decision::Forward(isthmus::routing::Forward { upstream: upstream.to_owned(), path: None, set_headers: vec![], remove_headers: vec![] })
+    Decision::Forward(isthmus::policy::Forward {
+        upstream: upstream.to_owned(),
+        path: None,
+        set_headers: vec![],
+        remove_headers: vec![],
+    })
 }
 
 /// Serve `handler` on a fresh loopback port (HTTP/1.1 and h2c) until the test ends.
@@ -71,7 +79,9 @@ where
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(req).await) }
                 });
-                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });

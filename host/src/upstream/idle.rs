@@ -75,11 +75,14 @@ pub struct Activity {
     last_ms: Arc<AtomicU64>,
 }
 
-impl Activity {
-    pub fn new() -> Self {
+impl Default for Activity {
+    /// Activity from now on.
+    fn default() -> Self {
         Self { epoch: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
     }
+}
 
+impl Activity {
     fn touch(&self) {
         self.last_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }

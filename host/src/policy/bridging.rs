@@ -1,10 +1,9 @@
-//! The bridge policy contract (the `bridge` world, seen from the host).
-
-use crate::routing::{FailMode, PolicyFailure, RouteRequest};
+//! Bridge policies: what one is asked of a Reflex WebSocket and its events, and the
+//! verdict it returns.
 
 use std::sync::Arc;
 
-use super::identity::Resolved;
+use super::{FailMode, PolicyFailure, Resolved, RouteRequest};
 
 /// One Reflex event as the policy sees it, borrowed from the frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

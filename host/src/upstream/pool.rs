@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::ProxyError;
+use super::UpstreamError;
 use crate::body::Body;
 
 /// How connections to an upstream are opened and kept.
@@ -73,7 +73,7 @@ impl Upstream {
     /// Send `req` (origin-form URI) and return the response. A request that a reused
     /// connection hands back unsent, because the upstream closed it meanwhile, goes out
     /// on another connection; a request that was sent is never sent twice.
-    pub async fn send(self: &Arc<Self>, mut req: Request<Body>) -> Result<Response<PooledBody>, ProxyError> {
+    pub async fn send(self: &Arc<Self>, mut req: Request<Body>) -> Result<Response<PooledBody>, UpstreamError> {
         if !req.headers().contains_key(header::HOST) {
             req.headers_mut().insert(header::HOST, self.host_header.clone());
         }
@@ -85,7 +85,8 @@ impl Upstream {
             match sender.try_send_request(req).await {
                 Ok(res) => {
                     // A switched connection belongs to the tunnel now, never to the pool.
-                    let lease = (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Lease { sender, pool: self.clone() });
+                    let lease =
+                        (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Lease { sender, pool: self.clone() });
                     return Ok(res.map(|inner| PooledBody { inner, lease }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -99,7 +100,8 @@ impl Upstream {
     fn checkout(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().expect("pool lock");
         // Not ready: still finishing its last exchange, or closed; the sweeper drops those.
-        let i = idle.conns.iter().rposition(|c| c.sender.is_ready() && c.since.elapsed() < self.settings.idle_timeout)?;
+        let i =
+            idle.conns.iter().rposition(|c| c.sender.is_ready() && c.since.elapsed() < self.settings.idle_timeout)?;
         Some(idle.conns.remove(i).sender)
     }
 
@@ -120,13 +122,15 @@ impl Upstream {
         idle.conns.push(IdleConn { sender, since: Instant::now() });
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, ProxyError> {
+    async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
         let timeout = self.settings.connect_timeout;
-        let connect_timeout = || ProxyError::ConnectTimeout { upstream: self.name.clone(), timeout };
+        let connect_timeout = || UpstreamError::ConnectTimeout { upstream: self.name.clone(), timeout };
         let stream = match tokio::time::timeout(timeout, TcpStream::connect((self.host.as_str(), self.port))).await {
             Err(_) => return Err(connect_timeout()),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Err(connect_timeout()),
-            Ok(Err(e)) => return Err(ProxyError::Unreachable { upstream: self.name.clone(), reason: e.to_string() }),
+            Ok(Err(e)) => {
+                return Err(UpstreamError::Unreachable { upstream: self.name.clone(), reason: e.to_string() })
+            }
             Ok(Ok(stream)) => stream,
         };
         // Request heads are small writes answered at once: Nagle would hold them back.
@@ -141,7 +145,7 @@ impl Upstream {
         Ok(sender)
     }
 
-    fn failed(&self, error: &hyper::Error) -> ProxyError {
+    fn failed(&self, error: &hyper::Error) -> UpstreamError {
         // The innermost IO error says most ("Connection reset by peer").
         let mut reason = error.to_string();
         let mut source = std::error::Error::source(error);
@@ -151,7 +155,7 @@ impl Upstream {
             }
             source = e.source();
         }
-        ProxyError::Failed { upstream: self.name.clone(), reason }
+        UpstreamError::Failed { upstream: self.name.clone(), reason }
     }
 }
 

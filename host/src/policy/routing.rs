@@ -1,8 +1,9 @@
-//! The routing contract: what a router sees of a request, the decision it returns,
-//! and the chain that asks routers in config order until one decides.
+//! Routers: what a router sees of a request, the decision it returns, and the chain
+//! that asks routers in config order until one decides.
 
 use std::sync::Arc;
-use std::time::Duration;
+
+use super::{FailMode, PolicyFailure};
 
 /// A request as routers see it. `path` is already canonical (see `canonical_path`):
 /// the same path the upstream will be sent.
@@ -44,31 +45,6 @@ pub enum Decision {
     Pass,
 }
 
-/// Why a router could not decide. Never something a guest chose to say: those are
-/// decisions (`Reply`) or init errors.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum PolicyFailure {
-    #[error("trapped: {0}")]
-    Trap(String),
-    #[error("ran past its {0:?} deadline")]
-    Deadline(Duration),
-    #[error("reached its memory cap of {0} bytes")]
-    MemoryCap(usize),
-    #[error("returned an invalid decision: {0}")]
-    Invalid(String),
-}
-
-/// What to do when a router fails (`routing.routers[].fail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailMode {
-    /// Answer 503 naming the router.
-    #[default]
-    Closed,
-    /// Skip to the next router.
-    Open,
-}
-
 pub trait Router: Send + Sync {
     fn name(&self) -> &str;
     fn fail_mode(&self) -> FailMode;
@@ -87,9 +63,15 @@ pub enum Step {
 /// The chain's answer for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Decided { router: String, decision: Decision },
+    Decided {
+        router: String,
+        decision: Decision,
+    },
     /// A fail-closed router failed: the gateway answers 503 naming it.
-    Failed { router: String, failure: PolicyFailure },
+    Failed {
+        router: String,
+        failure: PolicyFailure,
+    },
     /// Every router passed (or failed open): the gateway answers 404.
     NoRoute,
 }

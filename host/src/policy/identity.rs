@@ -1,0 +1,55 @@
+//! The Django user a policy is lent (`isthmus:policy/users.identity`): what the
+//! companion app's identity endpoint answers, and what every call needs of it,
+//! computed once per fetch.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// What the companion app's identity endpoint answers (python/README.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub authenticated: bool,
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub is_staff: bool,
+    #[serde(default)]
+    pub is_superuser: bool,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Whitelisted session keys; values are JSON texts.
+    #[serde(default)]
+    pub session: BTreeMap<String, String>,
+}
+
+/// An identity with what every event needs of it, computed once per fetch: its JSON
+/// form (signed into events) and its permissions as a set (asked by policies).
+#[derive(Debug)]
+pub struct Resolved {
+    pub identity: Identity,
+    pub json: String,
+    permissions: HashSet<String>,
+}
+
+impl Resolved {
+    pub fn new(identity: Identity) -> Arc<Resolved> {
+        let json = serde_json::to_string(&identity).expect("identity serializes");
+        let permissions = identity.permissions.iter().cloned().collect();
+        Arc::new(Resolved { identity, json, permissions })
+    }
+
+    pub fn has_permission(&self, perm: &str) -> bool {
+        self.permissions.contains(perm)
+    }
+
+    pub fn anonymous() -> Arc<Resolved> {
+        Resolved::new(Identity::default())
+    }
+}
