@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create or reuse python/.venv with the isthmus package (extras test and reflex)
+# Create or reuse python/.venv with the isthmus package (extras test, reflex and lint)
 # installed, skipping pip when pyproject.toml and the interpreter are unchanged.
 # Prints the venv's python on stdout; progress goes to stderr.
 # Used by python/test.sh and tests/e2e/run.sh.
@@ -23,9 +23,9 @@ fi
 stamp="$venv/.isthmus-install-stamp"
 want="$( { cat "$here/pyproject.toml"; "$venv/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
-    || ! "$venv/bin/python" -c 'import isthmus_django, isthmus_reflex, pytest_django, reflex' 2>/dev/null; then
-    echo "python/venv.sh: installing isthmus[test,reflex] into $venv" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here[test,reflex]" >&2
+    || ! "$venv/bin/python" -c 'import isthmus_django, isthmus_reflex, pytest_django, reflex, ruff, mypy' 2>/dev/null; then
+    echo "python/venv.sh: installing isthmus[test,reflex,lint] into $venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here[test,reflex,lint]" >&2
     echo "$want" > "$stamp"
 fi
 echo "$venv/bin/python"

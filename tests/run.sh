@@ -5,16 +5,25 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+host_target="$(rustc -vV | sed -n 's/^host: //p')"
+
+step "formatting and lints (rustfmt, clippy with warnings as errors)"
+bash tests/rust-tools.sh
+cargo fmt --all --check
+cargo fmt --manifest-path guest-plugins/Cargo.toml --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --manifest-path guest-plugins/Cargo.toml --workspace --all-targets --target "$host_target" --quiet -- -D warnings
+
 step "guest plugins (WebAssembly components)"
 bash guest-plugins/build.sh
 
 step "guest plugin unit tests"
-cargo test --manifest-path guest-plugins/Cargo.toml --target "$(rustc -vV | sed -n 's/^host: //p')" --quiet
+cargo test --manifest-path guest-plugins/Cargo.toml --target "$host_target" --quiet
 
 step "gateway: unit and integration tests"
 cargo test --workspace --quiet
 
-step "Python companion (Django app, Reflex helpers)"
+step "Python companion (ruff, mypy, then its tests)"
 bash python/test.sh -q
 
 step "end to end: real Django and Reflex behind the gateway (examples/shop)"

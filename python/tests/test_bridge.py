@@ -50,8 +50,11 @@ def good_payload(**overrides):
 
 def test_good_injection():
     ctx = verify_injection(signed(query={"page": "2"}, context={"tenant": "acme"}), now=NOW)
-    assert ctx.verified and ctx.reason is None and ctx.iat == NOW
-    assert ctx.query == {"page": "2"} and ctx.context == {"tenant": "acme"}
+    assert ctx.verified
+    assert ctx.reason is None
+    assert ctx.iat == NOW
+    assert ctx.query == {"page": "2"}
+    assert ctx.context == {"tenant": "acme"}
     user = ctx.identity
     assert user == Identity(
         authenticated=True,
@@ -62,10 +65,15 @@ def test_good_injection():
         permissions=frozenset({"shop.add_product", "shop.view_product"}),
         session={"cart_id": 3, "theme": "dark", "prefs": {"a": [1, 2]}},
     )
-    assert user.is_authenticated and not user.is_anonymous and user.pk == "1"
-    assert user.has_perm("shop.add_product") and not user.has_perm("shop.delete_product")
+    assert user.is_authenticated
+    assert not user.is_anonymous
+    assert user.pk == "1"
+    assert user.has_perm("shop.add_product")
+    assert not user.has_perm("shop.delete_product")
     assert user.has_perms(["shop.add_product", "shop.view_product"])
-    assert user.in_group("editors") and user.in_group("x", "editors") and not user.in_group("admins")
+    assert user.in_group("editors")
+    assert user.in_group("x", "editors")
+    assert not user.in_group("admins")
 
 
 def test_signature_is_hmac_sha256_hex_of_utf8_payload():
@@ -73,7 +81,8 @@ def test_signature_is_hmac_sha256_hex_of_utf8_payload():
     sig = hmac.new(BRIDGE_SECRET.encode(), text.encode("utf-8"), hashlib.sha256).hexdigest()
     assert sign_payload(text, BRIDGE_SECRET) == sig
     ctx = verify_injection({"isthmus": {"payload": text, "sig": sig}}, now=NOW)
-    assert ctx.verified and ctx.identity.username == "zoë"
+    assert ctx.verified
+    assert ctx.identity.username == "zoë"
 
 
 def test_uppercase_hex_signature_is_accepted():
@@ -102,7 +111,8 @@ def test_anonymous_identity_keeps_only_session():
     ctx = verify_injection(signed(anon), now=NOW)
     assert ctx.verified
     assert ctx.identity == Identity(session={"cart_id": 7})
-    assert not ctx.identity.has_perm("x.y") and not ctx.identity.in_group("editors")
+    assert not ctx.identity.has_perm("x.y")
+    assert not ctx.identity.in_group("editors")
 
 
 # --- the signature is what makes it trusted ----------------------------------------------
@@ -122,7 +132,9 @@ def test_tampered_payload_is_anonymous():
     data["isthmus"]["payload"] = data["isthmus"]["payload"].replace('"is_superuser":false', '"is_superuser":true')
     assert '"is_superuser":true' in data["isthmus"]["payload"]
     ctx = verify_injection(data, now=NOW)
-    assert not ctx.verified and ctx.identity == ANONYMOUS and ctx.reason == "bad signature"
+    assert not ctx.verified
+    assert ctx.identity == ANONYMOUS
+    assert ctx.reason == "bad signature"
 
 
 def test_wrong_secret_is_anonymous():
@@ -143,7 +155,8 @@ def test_secret_from_environment_and_explicit(monkeypatch):
 def test_no_secret_configured_trusts_nothing(monkeypatch):
     monkeypatch.delenv("ISTHMUS_BRIDGE_SECRET")
     ctx = verify_injection(signed(secret=""), now=NOW)
-    assert not ctx.verified and "no bridge secret" in ctx.reason
+    assert not ctx.verified
+    assert "no bridge secret" in ctx.reason
 
 
 # --- time window ------------------------------------------------------------------------
@@ -175,7 +188,9 @@ def test_default_now_is_the_clock():
 )
 def test_missing_is_anonymous(router_data):
     ctx = verify_injection(router_data, now=NOW)
-    assert not ctx.verified and ctx.identity == ANONYMOUS and ctx.reason
+    assert not ctx.verified
+    assert ctx.identity == ANONYMOUS
+    assert ctx.reason
 
 
 @pytest.mark.parametrize(
@@ -193,7 +208,8 @@ def test_missing_is_anonymous(router_data):
 )
 def test_malformed_injection(injection):
     ctx = verify_injection({"isthmus": injection}, now=NOW)
-    assert not ctx.verified and ctx.identity == ANONYMOUS
+    assert not ctx.verified
+    assert ctx.identity == ANONYMOUS
 
 
 @pytest.mark.parametrize(
@@ -225,14 +241,17 @@ def test_malformed_injection(injection):
 )
 def test_garbage_types_even_when_signed(payload, reason):
     ctx = verify_injection(raw(payload), now=NOW)
-    assert not ctx.verified and ctx.identity == ANONYMOUS
+    assert not ctx.verified
+    assert ctx.identity == ANONYMOUS
     assert reason in ctx.reason
 
 
 def test_missing_query_and_context_default_to_empty():
     payload = {k: v for k, v in good_payload().items() if k not in ("query", "context")}
     ctx = verify_injection(raw(payload), now=NOW)
-    assert ctx.verified and ctx.query == {} and ctx.context == {}
+    assert ctx.verified
+    assert ctx.query == {}
+    assert ctx.context == {}
 
 
 def test_unknown_keys_are_ignored():
@@ -246,7 +265,8 @@ def test_results_do_not_share_mutable_state():
     first.identity.session["prefs"]["a"].append(99)
     first.query["x"] = "y"
     second = verify_injection(data, now=NOW)
-    assert second.identity.session["prefs"] == {"a": [1, 2]} and "x" not in second.query
+    assert second.identity.session["prefs"] == {"a": [1, 2]}
+    assert "x" not in second.query
     anon = verify_injection(None)
     anon.identity.session["k"] = 1
     assert verify_injection(None).identity.session == {}
@@ -294,22 +314,27 @@ def test_readme_test_vector():
     assert sign_payload(lines["payload:"], lines["secret:"]) == lines["sig:"]
     data = {"isthmus": {"payload": lines["payload:"], "sig": lines["sig:"]}}
     ctx = verify_injection(data, secret=lines["secret:"], now=1_750_000_000)
-    assert ctx.verified and ctx.identity.username == "alice" and ctx.identity.session == {"cart_id": 3}
+    assert ctx.verified
+    assert ctx.identity.username == "alice"
+    assert ctx.identity.session == {"cart_id": 3}
 
 
 def test_minimal_anonymous_identity_is_accepted():
     """Only `authenticated` is required; absent fields take the anonymous defaults."""
     ctx = verify_injection(raw(good_payload(identity={"authenticated": False})), now=NOW)
-    assert ctx.verified and ctx.identity == ANONYMOUS
+    assert ctx.verified
+    assert ctx.identity == ANONYMOUS
 
 
 def test_gateway_payload_layout():
     """The exact text layout the Rust injector writes (host/src/bridge/inject.rs) verifies."""
     identity_json = json.dumps(ALICE, separators=(",", ":"))
-    text = '{"v":1,"iat":%d,"identity":%s,"query":{"page":"2"},"context":{"rule":"0"}}' % (NOW, identity_json)
+    text = '{"v":1,"iat":' + str(NOW) + ',"identity":' + identity_json + ',"query":{"page":"2"},"context":{"rule":"0"}}'
     sig = hmac.new(b"k", text.encode(), hashlib.sha256).hexdigest()
     ctx = verify_injection({"isthmus": {"payload": text, "sig": sig}}, secret="k", now=NOW)
-    assert ctx.verified and ctx.context == {"rule": "0"} and ctx.identity.username == "alice"
+    assert ctx.verified
+    assert ctx.context == {"rule": "0"}
+    assert ctx.identity.username == "alice"
 
 
 def test_cached_results_are_built_like_the_dataclasses_constructors():
@@ -331,11 +356,14 @@ def test_cached_results_are_built_like_the_dataclasses_constructors():
                 iat=ctx.iat,
                 verified=True,
             )
-            assert ctx == rebuilt and hash(ctx.identity) == hash(rebuilt.identity)
+            assert ctx == rebuilt
+            assert hash(ctx.identity) == hash(rebuilt.identity)
             with pytest.raises(dataclasses.FrozenInstanceError):
                 ctx.identity.username = "mallory"
     anon = verify_injection(raw(good_payload(identity={"authenticated": False})), now=NOW).identity
-    assert anon == ANONYMOUS and anon.is_anonymous and anon.session == {}
+    assert anon == ANONYMOUS
+    assert anon.is_anonymous
+    assert anon.session == {}
 
 
 def test_verified_identity_is_verify_injections_identity(monkeypatch):

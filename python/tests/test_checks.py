@@ -118,7 +118,7 @@ def test_e001_blocks_manage_py_check(settings):
     from django.core.management.base import SystemCheckError
 
     settings.ISTHMUS_IDENTITY_SECRET = "short"
-    with pytest.raises(SystemCheckError, match="isthmus.E001"):
+    with pytest.raises(SystemCheckError, match=r"isthmus\.E001"):
         call_command("check")
 
 

@@ -47,12 +47,15 @@ SCRIPT = textwrap.dedent(
 def run(tmp_path, env_extra=None, script=SCRIPT):
     (tmp_path / "fresh_settings.py").write_text(
         "from tests.settings import *  # noqa\n"
-        f"DATABASES = {{'default': {{'ENGINE': 'django.db.backends.sqlite3', 'NAME': {str(tmp_path / 'db.sqlite3')!r}}}}}\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', "
+        f"'NAME': {str(tmp_path / 'db.sqlite3')!r}}}}}\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTEST_CURRENT_TEST")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_fresh_process(tmp_path):
@@ -79,7 +82,8 @@ def test_existing_settings_module_wins(tmp_path):
 
 def test_needs_a_module(tmp_path):
     done = run(tmp_path, script="from isthmus_reflex import configure_django; configure_django()")
-    assert done.returncode != 0 and "needs a settings module" in done.stderr
+    assert done.returncode != 0
+    assert "needs a settings module" in done.stderr
 
 
 def test_in_process_is_a_no_op():

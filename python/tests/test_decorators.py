@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("reflex")
 
-from isthmus_reflex import (  # noqa: E402
+from isthmus_reflex import (
+    decorators,
     group_required,
     login_required,
     make_injection,
@@ -18,8 +19,7 @@ from isthmus_reflex import (  # noqa: E402
     staff_required,
     superuser_required,
 )
-from isthmus_reflex import decorators  # noqa: E402
-from tests.conftest import BRIDGE_SECRET  # noqa: E402
+from tests.conftest import BRIDGE_SECRET
 
 USER = {
     "authenticated": True,
@@ -117,7 +117,8 @@ def test_kinds_refused(guard):
     assert target(run(plain(s))) == expected
     assert target(run(coro(s))) == expected
     events, returned = run(gen(s))
-    assert [target(e) for e in events] == [expected] and returned is None
+    assert [target(e) for e in events] == [expected]
+    assert returned is None
     assert [target(e) for e in run(agen(s))] == [expected]
     assert s.calls == []
 
@@ -125,8 +126,10 @@ def test_kinds_refused(guard):
 def test_wrappers_keep_identity_and_kind():
     plain, coro, gen, agen = make_handlers(permission_required("shop.add_product"))
     assert [f.__name__ for f in (plain, coro, gen, agen)] == ["plain", "coro", "gen", "agen"]
-    assert inspect.iscoroutinefunction(coro) and not inspect.iscoroutinefunction(plain)
-    assert inspect.isgeneratorfunction(gen) and inspect.isasyncgenfunction(agen)
+    assert inspect.iscoroutinefunction(coro)
+    assert not inspect.iscoroutinefunction(plain)
+    assert inspect.isgeneratorfunction(gen)
+    assert inspect.isasyncgenfunction(agen)
     assert list(inspect.signature(plain).parameters) == ["self", "n"]
     assert plain.__wrapped__.__name__ == "plain"
 
@@ -280,7 +283,8 @@ def test_on_denied_sync_and_async():
         return "ran"
 
     s = state(USER)
-    assert handler(s) == "denied-event" and seen == [s]
+    assert handler(s) == "denied-event"
+    assert seen == [s]
     assert asyncio.run(ahandler(s)) == "async-denied-event"
 
 

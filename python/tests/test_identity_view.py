@@ -76,7 +76,8 @@ def test_real_login_through_the_login_view(alice):
     response = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice-1"})
     assert response.status_code == 302
     body = ident(ask(client))
-    assert body["authenticated"] and body["username"] == "alice"
+    assert body["authenticated"]
+    assert body["username"] == "alice"
 
 
 def test_client_login(client, alice):
@@ -98,7 +99,8 @@ def test_staff_and_superuser(client):
     boss = User.objects.create_superuser("boss", "boss@x.org", "pw")
     client.force_login(boss)
     body = ident(ask(client))
-    assert body["is_staff"] is True and body["is_superuser"] is True
+    assert body["is_staff"] is True
+    assert body["is_superuser"] is True
     # A superuser has every permission there is.
     assert len(body["permissions"]) == Permission.objects.count()
     assert body["permissions"] == sorted(body["permissions"])
@@ -302,5 +304,8 @@ def test_email_field_of_custom_model(alice):
             return "robot"
 
     body = build_identity(NoEmail(), {})
-    assert body["email"] == "" and body["username"] == "robot" and body["user_id"] == "9"
-    assert body["groups"] == [] and body["permissions"] == []
+    assert body["email"] == ""
+    assert body["username"] == "robot"
+    assert body["user_id"] == "9"
+    assert body["groups"] == []
+    assert body["permissions"] == []

@@ -54,7 +54,8 @@ def test_indent_and_media(settings, tmp_path):
     call_command("isthmus_prefixes", "--indent", "2", stdout=out)
     assert out.getvalue().startswith("{\n  ")
     report = json.loads(out.getvalue())
-    assert report["media_url"] == "/media/" and report["media_root"] == str(tmp_path)
+    assert report["media_url"] == "/media/"
+    assert report["media_root"] == str(tmp_path)
 
 
 def test_static_root_unset(settings):

@@ -154,7 +154,8 @@ def nav_target(spec):
         return "spa", args["path"]
     assert name == "_call_script", name
     code = args["javascript_code"]
-    assert code.startswith("window.location.assign(") and code.endswith(")")
+    assert code.startswith("window.location.assign(")
+    assert code.endswith(")")
     return "document", json.loads(code[len("window.location.assign(") : -1])
 
 
@@ -168,10 +169,12 @@ def test_handlers_are_registered_and_helpers_are_not():
         assert helper not in handlers
         assert helper not in ShopState.vars
     assert {"wipe", "buy"} <= set(ChildState.event_handlers) | set(ShopState.event_handlers)
-    assert MoreMixin._mixin is True and SoloState._mixin is False
+    assert MoreMixin._mixin is True
+    assert SoloState._mixin is False
     assert SoloState.get_parent_state() is rx.State
     assert "shout" in SoloState.event_handlers  # a public function of a mixin becomes a handler
-    assert "slow" in SoloState.event_handlers and SoloState.event_handlers["slow"].is_background
+    assert "slow" in SoloState.event_handlers
+    assert SoloState.event_handlers["slow"].is_background
 
 
 def test_guarded_handlers_keep_name_signature_and_kind():
@@ -211,7 +214,8 @@ def test_router_data_lives_on_the_root_and_substates_read_it():
 def test_no_injection_is_anonymous():
     state = sub(tree(None), ShopState)
     assert state.django_user == Identity()
-    assert not state.isthmus.verified and "no identity injected" in state.isthmus.reason
+    assert not state.isthmus.verified
+    assert "no identity injected" in state.isthmus.reason
 
 
 def test_client_supplied_unsigned_identity_is_ignored():
@@ -224,7 +228,8 @@ def test_client_supplied_unsigned_identity_is_ignored():
 def test_router_data_is_not_sent_to_the_browser():
     root = tree(identity())
     delta = json.dumps(root.get_delta(), default=str)
-    assert "isthmus" not in delta and "alice" not in delta
+    assert "isthmus" not in delta
+    assert "alice" not in delta
 
 
 # --- guards on real handlers ---------------------------------------------------------------
@@ -232,7 +237,8 @@ def test_router_data_is_not_sent_to_the_browser():
 
 def test_login_required_allows_and_refuses():
     state = sub(tree(identity()), ShopState)
-    assert call(state, "buy") is None and state.count == 1
+    assert call(state, "buy") is None
+    assert state.count == 1
     anon = sub(tree(ANON, as_path="/shop?page=2"), ShopState)
     spec = call(anon, "buy")
     assert anon.count == 0
@@ -244,7 +250,8 @@ def test_permission_required_async():
     assert call(allowed, "add", name="hat") is None
     assert (allowed.count, allowed.last) == (1, "hat")
     superuser = sub(tree(identity(is_superuser=True)), ShopState)
-    assert call(superuser, "add", name="cap") is None and superuser.last == "cap"
+    assert call(superuser, "add", name="cap") is None
+    assert superuser.last == "cap"
     # Logged in without the permission: the redirect= target.
     lacking = sub(tree(identity(permissions=["shop.view_product"])), ShopState)
     assert nav_target(call(lacking, "add", name="x")) == ("document", "/denied")
@@ -260,7 +267,8 @@ def test_group_required_generator_spa_redirect():
     assert member.count == 2
     outsider = sub(tree(identity(groups=["readers"]), as_path="/a/b"), ShopState)
     events = call(outsider, "steps")
-    assert len(events) == 1 and nav_target(events[0]) == ("spa", "/accounts/login/?next=/a/b")
+    assert len(events) == 1
+    assert nav_target(events[0]) == ("spa", "/accounts/login/?next=/a/b")
     assert outsider.count == 0
 
 
@@ -281,7 +289,8 @@ def test_superuser_required_on_a_substate():
     assert child.count == 0
     other = sub(tree(identity(is_staff=True)), ChildState)
     other.count = 5
-    assert nav_target(call(other, "wipe"))[0] == "document" and other.count == 5
+    assert nav_target(call(other, "wipe"))[0] == "document"
+    assert other.count == 5
 
 
 def test_expired_injection_is_refused():
@@ -305,7 +314,8 @@ def test_get_user_loads_the_model_instance():
     alice = User.objects.create_user("alice", "a@x.org", "pw")
     state = sub(tree(identity(user_id=str(alice.pk))), ShopState)
     user = asyncio.run(state.get_user())
-    assert isinstance(user, User) and user.pk == alice.pk
+    assert isinstance(user, User)
+    assert user.pk == alice.pk
 
 
 @pytest.mark.django_db(transaction=True)
@@ -398,7 +408,8 @@ def test_processor_forged_injection_is_refused():
     forged = router_data(None)
     forged["isthmus"] = {"payload": json.dumps({"v": 1, "iat": 0, "identity": identity()}), "sig": "f" * 64}
     deltas, frontend = asyncio.run(_process([event(ShopState, "buy", forged)]))
-    assert values(deltas, ShopState, "count") == [] and [e.name for e in frontend] == ["_call_script"]
+    assert values(deltas, ShopState, "count") == []
+    assert [e.name for e in frontend] == ["_call_script"]
 
 
 def test_processor_logout_between_events_takes_effect():
@@ -432,7 +443,8 @@ def test_processor_background_task():
     deltas, frontend = asyncio.run(_process([event(SoloState, "slow", router_data(identity()))]))
     assert values(deltas, SoloState, "last") == ["alice"]
     deltas, frontend = asyncio.run(_process([event(SoloState, "slow", router_data(ANON))]))
-    assert values(deltas, SoloState, "last") == [] and [e.name for e in frontend] == ["_call_script"]
+    assert values(deltas, SoloState, "last") == []
+    assert [e.name for e in frontend] == ["_call_script"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -182,8 +182,10 @@ def check_middleware_and_keys(app_configs: Any = None, **kwargs: Any) -> list[ch
             )
         )
     raw_keys = getattr(settings, conf.SESSION_KEYS_SETTING, ())
-    if isinstance(raw_keys, str) or not isinstance(raw_keys, (list, tuple, set, frozenset)) or not all(
-        isinstance(k, str) for k in raw_keys
+    if (
+        isinstance(raw_keys, str)
+        or not isinstance(raw_keys, (list, tuple, set, frozenset))
+        or not all(isinstance(k, str) for k in raw_keys)
     ):
         messages.append(
             checks.Error(

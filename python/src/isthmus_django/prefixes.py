@@ -28,17 +28,17 @@ _REGEX_SPECIAL = re.compile(r"[\\.^$*+?{}\[\]|()]")
 def _literal_head(pattern: Any) -> tuple[str | None, bool]:
     """``(route text up to the first non-literal, whole_route_is_literal)`` of a pattern."""
     if isinstance(pattern, RoutePattern):
-        route = str(pattern._route)
+        route = str(pattern)  # RoutePattern.__str__ is str(its route)
         cut = route.find("<")
         return (route if cut < 0 else route[:cut]), cut < 0
     if isinstance(pattern, RegexPattern):
-        raw = str(pattern._regex)
+        raw = str(pattern)  # RegexPattern.__str__ is str(its regex)
         body = raw[1:] if raw.startswith("^") else raw
         match = _REGEX_SPECIAL.search(body)
         if match is None:
             return body, True
         head = body[: match.start()]
-        rest = body[match.start():]
+        rest = body[match.start() :]
         # "^$" / "\Z" end: the literal head is the whole route.
         whole = rest in ("$", r"\Z")
         return head, whole
@@ -97,7 +97,7 @@ def discover_prefixes(urlpatterns: Iterable[Any]) -> tuple[list[str], list[str]]
     return sorted(prefixes), unresolved
 
 
-def _path_or_none(value: Any) -> str | None:
+def _path_or_none(value: str | os.PathLike[str] | None) -> str | None:
     if value in (None, ""):
         return None
     return os.fspath(value)

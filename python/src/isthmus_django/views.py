@@ -10,25 +10,31 @@ flushed or cycled, no cookie is set, ``last_login`` and the session expiry are u
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib import auth
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import IDENTITY_SECRET_HEADER, conf
 from .identity import build_identity
 
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase | Awaitable[HttpResponseBase]])
+
 try:  # Django >= 5.1
     from django.contrib.auth.decorators import login_not_required
 except ImportError:  # pragma: no cover - Django < 5.1 has no LoginRequiredMiddleware
-    def login_not_required(view):  # type: ignore[no-redef]
-        view.login_required = False
-        return view
+
+    def login_not_required(view_func: _View) -> _View:
+        # Django 5.1's decorator (a function attribute; a Callable type declares none).
+        view_func.__dict__["login_required"] = False
+        return view_func
 
 
 logger = logging.getLogger("isthmus_django")
@@ -61,7 +67,7 @@ def _make_read_only(session: Any) -> None:
 class IdentityResponse(JsonResponse):
     """A JSON response that refuses cookies, whatever middleware runs after the view."""
 
-    def set_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:  # noqa: D401
+    def set_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
         logger.debug("isthmus: dropped a cookie %r set on the identity response", key)
 
     def delete_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
@@ -112,10 +118,8 @@ def identity(request: HttpRequest) -> HttpResponse:
     finally:
         # Detach the session: SessionMiddleware.process_response then finds no session
         # and neither saves it (SESSION_SAVE_EVERY_REQUEST) nor sets or deletes a cookie.
-        try:
+        with contextlib.suppress(AttributeError):
             del request.session
-        except AttributeError:
-            pass
     response = IdentityResponse(payload)
     response["Cache-Control"] = "no-store"
     return response

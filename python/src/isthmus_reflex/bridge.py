@@ -21,9 +21,11 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 logger = logging.getLogger("isthmus_reflex")
+
+_T = TypeVar("_T")
 
 #: The ``router_data`` key the gateway writes (and strips from what clients send).
 INJECTION_KEY = "isthmus"
@@ -70,7 +72,7 @@ class Identity:
             return False
         return self.is_superuser or perm in self.permissions
 
-    def has_perms(self, perms: "list[str] | tuple[str, ...] | set[str]") -> bool:
+    def has_perms(self, perms: list[str] | tuple[str, ...] | set[str]) -> bool:
         return all(self.has_perm(p) for p in perms)
 
     def in_group(self, *names: str) -> bool:
@@ -185,7 +187,7 @@ def _str_list(value: Any, what: str) -> list[str]:
     return value
 
 
-def _fresh(cls: type, values: dict[str, Any]) -> Any:
+def _fresh(cls: type[_T], values: dict[str, Any]) -> _T:
     """An instance of the frozen dataclass ``cls`` holding ``values`` (every field given).
 
     What ``cls(**values)`` gives, without its ``__init__``: a frozen dataclass sets each
@@ -197,9 +199,7 @@ def _fresh(cls: type, values: dict[str, Any]) -> Any:
     return obj
 
 
-_IDENTITY_DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in fields(Identity) if f.name != "session"
-}
+_IDENTITY_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Identity) if f.name != "session"}
 
 
 @dataclass(frozen=True)

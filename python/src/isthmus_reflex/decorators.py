@@ -28,7 +28,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 from .bridge import Identity, verified_identity
@@ -172,7 +172,7 @@ def _guard(
                 async for item in fn(self, *args, **kwargs):
                     yield item
 
-            return agen_wrapper  # type: ignore[return-value]
+            return cast(F, agen_wrapper)
 
         if inspect.iscoroutinefunction(fn):
 
@@ -185,7 +185,7 @@ def _guard(
                     return result
                 return await fn(self, *args, **kwargs)
 
-            return async_wrapper  # type: ignore[return-value]
+            return cast(F, async_wrapper)
 
         if inspect.isgeneratorfunction(fn):
 
@@ -197,7 +197,7 @@ def _guard(
                     return None
                 return (yield from fn(self, *args, **kwargs))
 
-            return gen_wrapper  # type: ignore[return-value]
+            return cast(F, gen_wrapper)
 
         @functools.wraps(fn)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -206,7 +206,7 @@ def _guard(
                 return result
             return fn(self, *args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorate
 

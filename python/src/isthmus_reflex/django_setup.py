@@ -41,8 +41,6 @@ def configure_django(settings_module: str | None = None) -> str:
                 raise RuntimeError(msg)
             os.environ["DJANGO_SETTINGS_MODULE"] = env = settings_module
         elif settings_module and env != settings_module:
-            logger.warning(
-                "isthmus: DJANGO_SETTINGS_MODULE is %r; configure_django(%r) keeps it", env, settings_module
-            )
+            logger.warning("isthmus: DJANGO_SETTINGS_MODULE is %r; configure_django(%r) keeps it", env, settings_module)
         django.setup()
         return env

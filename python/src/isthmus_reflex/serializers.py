@@ -37,7 +37,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import FieldDoesNotExist
@@ -78,7 +78,9 @@ def json_safe(value: Any, *, datetime_format: str | None = None, date_format: st
     if isinstance(value, models.Model):
         return json_safe(value.pk)
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v, datetime_format=datetime_format, date_format=date_format) for k, v in value.items()}
+        return {
+            str(k): json_safe(v, datetime_format=datetime_format, date_format=date_format) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple, set, frozenset)):
         return [json_safe(v, datetime_format=datetime_format, date_format=date_format) for v in value]
     return str(value)
@@ -120,7 +122,7 @@ class ModelSerializer:
 
     @classmethod
     def _model(cls, obj: Any = None) -> type[models.Model]:
-        model = cls._opt("model", None)
+        model: type[models.Model] | None = cls._opt("model", None)
         if model is None:
             if obj is None:
                 msg = f"{cls.__name__}.Meta.model is not set"
@@ -199,16 +201,19 @@ class ModelSerializer:
         return await sync_to_async(lambda: self.data)()
 
     @classmethod
-    def list(cls, queryset: Iterable[Any], *, exclude_fields: Iterable[str] | None = None) -> builtins.list[dict[str, Any]]:
+    def list(
+        cls, queryset: Iterable[Any], *, exclude_fields: Iterable[str] | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """Serialize a queryset or iterable of instances."""
-        return cls(queryset, many=True, exclude_fields=exclude_fields).data  # type: ignore[return-value]
+        return cast("builtins.list[dict[str, Any]]", cls(queryset, many=True, exclude_fields=exclude_fields).data)
 
     @classmethod
     async def alist(
         cls, queryset: Iterable[Any], *, exclude_fields: Iterable[str] | None = None
     ) -> builtins.list[dict[str, Any]]:
         """``list`` for async code."""
-        return await cls(queryset, many=True, exclude_fields=exclude_fields).adata()  # type: ignore[return-value]
+        rows = await cls(queryset, many=True, exclude_fields=exclude_fields).adata()
+        return cast("builtins.list[dict[str, Any]]", rows)
 
     # --- writing -----------------------------------------------------------------------
 
@@ -221,10 +226,17 @@ class ModelSerializer:
             if name in read_only:
                 continue
             try:
-                field = model._meta.get_field(name)
+                # Any, not Field | ForeignObjectRel: a reverse relation (ForeignObjectRel) has
+                # no primary_key, so one named in Meta.fields raises AttributeError just below.
+                field: Any = model._meta.get_field(name)
             except FieldDoesNotExist:
                 continue
-            if field.primary_key or not field.editable or field.auto_created or (not field.concrete and not field.many_to_many):
+            if (
+                field.primary_key
+                or not field.editable
+                or field.auto_created
+                or (not field.concrete and not field.many_to_many)
+            ):
                 continue
             out.append(name)
         return out
@@ -276,8 +288,9 @@ class ModelSerializer:
         if not self.is_valid():
             msg = f"invalid data: {self.errors}"
             raise ValueError(msg)
-        self.instance = self._form.save()
-        return self.instance
+        instance: models.Model = self._form.save()
+        self.instance = instance
+        return instance
 
     async def asave(self) -> models.Model:
         return await sync_to_async(self.save)()

@@ -81,4 +81,3 @@ class DjangoUserMixin(rx.State, mixin=True):
         return await user_for_identity(self.django_user)
 
     get_user = _StateMethod(_get_user)
-
