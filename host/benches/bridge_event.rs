@@ -17,6 +17,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use isthmus::bridge::{judge, Bridge, Judged, Session};
 use isthmus::config::Config;
+use isthmus::identity::Identities;
 use isthmus::plugin::PluginHost;
 use isthmus::policy::RouteRequest;
 use isthmus::upstream::Upstreams;
@@ -87,8 +88,9 @@ plugin = "django_bridge.wasm"
     );
     let config = Config::parse(&text, &dir.join("isthmus.toml")).unwrap();
     let policy = PluginHost::new().unwrap().load_bridge(&config).unwrap().expect("a bridge policy");
-    let identity_upstream = Upstreams::new(&config).get("django").unwrap();
-    Arc::new(Bridge::new(config.bridge.as_ref().unwrap(), identity_upstream, policy))
+    let bridge_config = config.bridge.as_ref().unwrap();
+    let identities = Identities::new(bridge_config, Upstreams::new(&config).get("django").unwrap());
+    Arc::new(Bridge::new(bridge_config, Arc::new(identities), policy))
 }
 
 fn session(bridge: &Arc<Bridge>, cookie: &str) -> Session {
@@ -101,7 +103,7 @@ fn session(bridge: &Arc<Bridge>, cookie: &str) -> Session {
         headers: vec![],
         client_ip: "127.0.0.1".into(),
     };
-    Session::new(bridge.clone(), handshake, Some(cookie.into()))
+    Session::new(bridge.clone(), Arc::new(handshake), Some(cookie.into()))
 }
 
 fn bench(c: &mut Criterion) {

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use isthmus::config::Config;
 use isthmus::plugin::PluginHost;
@@ -70,15 +72,15 @@ fn route_call(c: &mut Criterion) {
         let dir = tempfile::tempdir().unwrap();
         let router = host.load_routers(&config(dir.path(), mode)).unwrap().pop().unwrap();
         for (label, path) in [("forward", "/api/users/42"), ("static", "/dashboard")] {
-            let req = request(path);
-            assert!(router.route(&req).is_ok());
+            let req = Arc::new(request(path));
+            assert!(router.route(&req, None).is_ok());
             let name = format!("{}/{label}", if mode == "pooled" { "warm" } else { "fresh" });
-            group.bench_function(name, |b| b.iter(|| black_box(router.route(black_box(&req)).unwrap())));
+            group.bench_function(name, |b| b.iter(|| black_box(router.route(black_box(&req), None).unwrap())));
         }
         if mode == "pooled" {
-            let bare = RouteRequest { path: "/api/users/42".into(), ..RouteRequest::default() };
+            let bare = Arc::new(RouteRequest { path: "/api/users/42".into(), ..RouteRequest::default() });
             group.bench_function("warm/forward-no-headers", |b| {
-                b.iter(|| black_box(router.route(black_box(&bare)).unwrap()))
+                b.iter(|| black_box(router.route(black_box(&bare), None).unwrap()))
             });
         }
     }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{Gateway, Supervised};
 use crate::plugin::{self, PluginError, PluginHost, Reload, WasmBridge, WasmRouter};
-use crate::policy::{BridgePolicy, Decision, Outcome, Router, RouterChain, Step};
+use crate::policy::{BridgePolicy, Decision, Outcome, Refusal, Resolved, Router, RouterChain, Step};
 use crate::request;
 use crate::server::{self, ServerSettings};
 use crate::supervise::{SuperviseError, Supervisor};
@@ -224,7 +224,9 @@ fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[
         println!("  canonical path: {}", canonical.route.path);
     }
     let mut trace = Vec::new();
-    let outcome = chain.route(&canonical.route, Some(&mut trace));
+    // Routers that need the user are lent an anonymous visitor.
+    let who = chain.needs_identity().then(Resolved::anonymous);
+    let outcome = chain.route(&canonical.route, who.as_ref(), Some(&mut trace));
     for (i, (router, step)) in trace.iter().enumerate() {
         let what = match step {
             Step::Decided(d) => describe(&config, d),
@@ -265,6 +267,8 @@ fn describe(config: &Config, decision: &Decision) -> String {
         Decision::Reply(r) => {
             format!("reply {} with {} header(s) and a {}-byte body", r.status, r.headers.len(), r.body.len())
         }
+        Decision::Refuse(Refusal::LoginRequired(url)) => format!("refuse: 302 to the login page {url}"),
+        Decision::Refuse(Refusal::Forbidden(reason)) => format!("refuse: 403 ({reason})"),
         Decision::Pass => "pass".to_owned(),
     }
 }

@@ -14,8 +14,9 @@ use hyper::body::Incoming;
 use crate::body::{self, Body};
 use crate::bridge::Bridge;
 use crate::config::Config;
+use crate::identity::{Identities, Origin};
 use crate::limits;
-use crate::policy::{BridgePolicy, Decision, Forward, Outcome, RouterChain};
+use crate::policy::{BridgePolicy, Decision, Forward, Outcome, Resolved, RouterChain};
 use crate::request::{self, Canonical, RequestIds};
 use crate::static_files::Mount;
 use crate::supervise::Readiness;
@@ -26,6 +27,8 @@ use crate::{proxy, reply};
 pub struct Gateway {
     pub chain: RouterChain,
     upstreams: Upstreams,
+    /// Who a session cookie belongs to: for routers that need the user, and the bridge.
+    identities: Option<Arc<Identities>>,
     bridge: Option<Arc<Bridge>>,
     mounts: HashMap<String, Mount>,
     trusted_hops: usize,
@@ -54,22 +57,32 @@ impl Gateway {
             mounts.insert(name.clone(), Mount::new(name, mount)?);
         }
         let upstreams = Upstreams::new(config);
-        let bridge = match (&config.bridge, bridge_policy) {
-            (Some(bridge), Some(policy)) => {
-                let identity = upstreams.get(&bridge.identity_upstream).expect("validated by config");
-                Some(Arc::new(Bridge::new(bridge, identity, policy)))
+        let identities = config.bridge.as_ref().map(|bridge| {
+            let upstream = upstreams.get(&bridge.identity_upstream).expect("validated by config");
+            Arc::new(Identities::new(bridge, upstream))
+        });
+        let bridge = match (&config.bridge, bridge_policy, &identities) {
+            (Some(bridge), Some(policy), Some(identities)) => {
+                Some(Arc::new(Bridge::new(bridge, identities.clone(), policy)))
             }
-            (None, None) => None,
-            (Some(_), None) => {
+            (None, None, _) => None,
+            (Some(_), None, _) => {
                 return Err(std::io::Error::other("the config has a [bridge] section but no bridge policy was loaded"))
             }
-            (None, Some(_)) => {
-                return Err(std::io::Error::other("a bridge policy was given but the config has no [bridge] section"))
-            }
+            _ => return Err(std::io::Error::other("a bridge policy was given but the config has no [bridge] section")),
         };
+        if identities.is_none() {
+            if let Some(router) = chain.routers().iter().find(|r| r.needs().identity) {
+                return Err(std::io::Error::other(format!(
+                    "router `{}` needs the Django user, which the gateway resolves with the identity settings of a [bridge] section; the config has none",
+                    router.name()
+                )));
+            }
+        }
         Ok(Gateway {
             chain,
             upstreams,
+            identities,
             bridge,
             mounts,
             trusted_hops: config.listen.trusted_hops,
@@ -119,7 +132,11 @@ impl Gateway {
             Ok(c) => c,
             Err(e) => return (body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}")), "refused".into()),
         };
-        match self.chain.route(&canonical.route, None) {
+        let who = match self.user(&req, &canonical).await {
+            Ok(who) => who,
+            Err(res) => return (res, "refused".into()),
+        };
+        match self.chain.route(&canonical.route, who.as_ref(), None) {
             Outcome::Decided { router, decision } => match self.dev_decision(decision) {
                 Decision::Forward(forward) => {
                     let target = format!("upstream:{}", forward.upstream);
@@ -144,15 +161,43 @@ impl Gateway {
                     ),
                 },
                 Decision::Reply(r) => (reply::respond(&router, r), format!("reply:{router}")),
+                Decision::Refuse(refusal) => {
+                    (reply::refuse(&router, &refusal, &canonical.route), format!("refused:{router}"))
+                }
                 Decision::Pass => unreachable!("the chain never returns Pass as a decision"),
             },
-            Outcome::Failed { router, failure } => (
-                body::text(StatusCode::SERVICE_UNAVAILABLE, format!("router `{router}` failed: {failure}")),
+            // What failed is in the chain's log line; the client learns only that it did.
+            Outcome::Failed { router, .. } => (
+                body::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("router `{router}` failed; details are in the gateway's log"),
+                ),
                 format!("failed:{router}"),
             ),
             Outcome::NoRoute => {
                 (body::text(StatusCode::NOT_FOUND, format!("no route for {}", canonical.route.path)), "none".into())
             }
+        }
+    }
+
+    /// The request's user, when a router needs it; a 503 when Django cannot say and
+    /// `on_identity_error` is `deny`.
+    async fn user(
+        &self,
+        req: &Request<Incoming>,
+        canonical: &Canonical,
+    ) -> Result<Option<Arc<Resolved>>, Response<Body>> {
+        let Some(identities) = self.identities.as_ref().filter(|_| self.chain.needs_identity()) else {
+            return Ok(None);
+        };
+        let cookie = identities.session_cookie(req.headers());
+        let origin = Origin { host: canonical.route.authority.clone(), scheme: canonical.route.scheme.clone() };
+        match identities.resolve(cookie.as_deref(), &origin).await {
+            Some(who) => Ok(Some(who)),
+            None => Err(body::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the Django user cannot be resolved right now; retry shortly",
+            )),
         }
     }
 
@@ -171,7 +216,7 @@ impl Gateway {
             Err(e) => return failed(e),
         };
         let hop = Hop { forwarded: &canonical.client.forwarded, request_id };
-        let session_cookie = self.bridge.as_ref().and_then(|b| b.session_cookie(req.headers()));
+        let session_cookie = self.identities.as_ref().and_then(|i| i.session_cookie(req.headers()));
         let result = match self.bridge.as_ref().filter(|b| b.covers(outbound.path())) {
             Some(bridge) => {
                 bridge.serve(&self.upstreams, req, outbound, &hop, &canonical.route, session_cookie.clone()).await
@@ -180,9 +225,9 @@ impl Gateway {
         };
         match result {
             Ok(res) => {
-                if let Some(bridge) = &self.bridge {
+                if let Some(identities) = &self.identities {
                     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-                        bridge.observe_response(session_cookie.as_deref(), res.headers());
+                        identities.observe_response(session_cookie.as_deref(), res.headers());
                     }
                 }
                 res

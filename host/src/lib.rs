@@ -6,6 +6,7 @@
 //! server      connection: HTTP/1.1 and h2c, head limits, graceful shutdown
 //! dispatch    runs the stages below for each request, writes the access log
 //!   request     canonical request: canonical path, client view, request id
+//!   identity    the Django user of the session cookie, when a router needs it
 //!   policy      the policy contract and the router chain (implemented by `plugin`)
 //!   targets     proxy · bridge (Reflex's event WebSocket) · static_files · reply
 //! upstream    transport both proxy and bridge use: pools, header hygiene, idle, tunnels
@@ -19,6 +20,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod identity;
 pub mod init;
 pub mod limits;
 pub mod plugin;

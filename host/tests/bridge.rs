@@ -13,7 +13,7 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode};
-use isthmus::policy::{BridgeEvent, BridgePolicy, Verdict};
+use isthmus::policy::{BridgeEvent, BridgePolicy, Refusal, Verdict};
 use isthmus::policy::{FailMode, PolicyFailure, RouteRequest};
 use isthmus::policy::{Identity, Resolved};
 use serde_json::{json, Value};
@@ -142,23 +142,25 @@ impl BridgePolicy for TestPolicy {
     fn fail_mode(&self) -> FailMode {
         FailMode::Closed
     }
-    fn on_connect(&self, handshake: &RouteRequest, _who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
+    fn on_connect(&self, handshake: &Arc<RouteRequest>, _who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         Ok(if handshake.query.contains("refuse=1") {
-            Verdict::Deny("forbidden:connect".into())
+            Verdict::Refuse(Refusal::Forbidden("connect".into()))
+        } else if let Some(tenant) = handshake.query.split('&').find_map(|kv| kv.strip_prefix("tenant=")) {
+            Verdict::Allow(vec![("tenant".into(), tenant.into()), ("rule".into(), "connect".into())])
         } else {
             Verdict::Allow(vec![])
         })
     }
-    fn on_event(&self, ev: &BridgeEvent<'_>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
+    fn on_event(&self, ev: &Arc<BridgeEvent>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         let who = &who.identity;
         Ok(if ev.name.contains("close_me") {
             Verdict::Close("closed by policy".into())
         } else if ev.name.contains("admin") && !who.authenticated {
-            Verdict::Deny("login_required:/admin/login/".into())
+            Verdict::Refuse(Refusal::LoginRequired("/admin/login/".into()))
         } else if ev.name.contains("admin") && !who.is_staff {
-            Verdict::Deny("forbidden:staff".into())
+            Verdict::Refuse(Refusal::Forbidden("staff".into()))
         } else if ev.name.contains("secret") && !who.authenticated {
-            Verdict::Deny("login_required:/admin/login/".into())
+            Verdict::Refuse(Refusal::LoginRequired("/admin/login/".into()))
         } else if ev.name.contains("boom") {
             return Err(PolicyFailure::Trap("boom".into()));
         } else {
@@ -280,6 +282,20 @@ async fn events_carry_the_signed_identity_and_never_the_clients_copy() {
     );
     // The echo comes back to the client untouched.
     assert!(next_text(&mut ws).await.starts_with("42/_event,[\"event\",{\"delta\""));
+}
+
+/// What the policy allowed the connection with goes into every event's context; an
+/// event's own fields of the same name win.
+#[tokio::test]
+async fn the_connect_verdicts_fields_join_every_events_context() {
+    let mut s = stack("", None).await;
+    let mut ws = connect(&s, None, "&tenant=acme").await;
+    ws.send(Message::text("40/_event,{}")).await.unwrap();
+    for _ in 0..2 {
+        ws.send(Message::text(event("state.shop.load", json!({"pathname": "/"})))).await.unwrap();
+        let payload = verified(&forwarded_event(&mut s).await["router_data"]);
+        assert_eq!(payload["context"], json!({"tenant": "acme", "rule": "test"}));
+    }
 }
 
 /// The gateway reads events as Python's `json.loads` does (the last of duplicate keys

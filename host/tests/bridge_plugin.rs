@@ -9,7 +9,7 @@ use common::*;
 use isthmus::config::Config;
 use isthmus::plugin::{PluginError, PluginHost, WasmBridge};
 use isthmus::policy::RouteRequest;
-use isthmus::policy::{BridgeEvent, BridgePolicy, Verdict};
+use isthmus::policy::{BridgeEvent, BridgePolicy, EventKind, Refusal, Verdict};
 use isthmus::policy::{Identity, Resolved};
 
 const RULES: &str = r#"{ login_url = "/accounts/login/", default = "authenticated", rules = [
@@ -51,8 +51,23 @@ fn user(name: &str) -> Identity {
     Identity { authenticated: true, user_id: Some("7".into()), username: name.into(), ..Identity::default() }
 }
 
-fn ev(name: &str) -> BridgeEvent<'_> {
-    BridgeEvent { name, payload_json: "{}", route: "/reports", query: "page=2" }
+fn ev(name: &str) -> Arc<BridgeEvent> {
+    Arc::new(BridgeEvent {
+        name: name.into(),
+        payload_json: "{}".into(),
+        route: "/reports".into(),
+        query: "page=2".into(),
+        ..BridgeEvent::default()
+    })
+}
+
+/// A refusal in the notation clients see (`login_required:<url>`, `forbidden:<why>`).
+fn refused(text: &str) -> Verdict {
+    Verdict::Refuse(match text.split_once(':') {
+        Some(("login_required", url)) => Refusal::LoginRequired(url.into()),
+        Some(("forbidden", why)) => Refusal::Forbidden(why.into()),
+        _ => panic!("not a refusal: {text}"),
+    })
 }
 
 #[test]
@@ -69,40 +84,33 @@ fn each_rule_kind_allows_and_denies() {
     let allowed = |v: &Verdict| matches!(v, Verdict::Allow(_));
 
     let staff_event = "state.staff_state.restock";
-    assert_eq!(verdict(staff_event, &anon), Verdict::Deny("login_required:/accounts/login/".into()));
-    assert_eq!(verdict(staff_event, &plain), Verdict::Deny("forbidden:staff".into()));
+    assert_eq!(verdict(staff_event, &anon), refused("login_required:/accounts/login/"));
+    assert_eq!(verdict(staff_event, &plain), refused("forbidden:staff"));
     assert!(allowed(&verdict(staff_event, &staff)));
 
     let export = "state.reports_state.export";
-    assert_eq!(verdict(export, &plain), Verdict::Deny("forbidden:group:analysts".into()));
+    assert_eq!(verdict(export, &plain), refused("forbidden:group:analysts"));
     assert!(allowed(&verdict(export, &analyst)));
     assert!(!allowed(&verdict(export, &root)), "superusers are in no group by right, as in Django");
 
     let delete = "state.product_state.delete";
-    assert_eq!(verdict(delete, &plain), Verdict::Deny("forbidden:perm:shop.delete_product".into()));
+    assert_eq!(verdict(delete, &plain), refused("forbidden:perm:shop.delete_product"));
     assert!(allowed(&verdict(delete, &deleter)));
     assert!(allowed(&verdict(delete, &root)), "superusers have every permission");
 
     assert!(allowed(&verdict("state.public_state.view", &anon)));
-    assert_eq!(
-        verdict("state.other_state.x", &anon),
-        Verdict::Deny("login_required:/accounts/login/".into()),
-        "the default"
-    );
+    assert_eq!(verdict("state.other_state.x", &anon), refused("login_required:/accounts/login/"), "the default");
     assert_eq!(verdict("state.staff_state.restock", &staff), Verdict::Allow(vec![("rule".into(), "0".into())]));
     assert!(matches!(verdict("", &staff), Verdict::Close(_)));
     // By default they are sent to the login page, as Django's decorators do.
     let redirecting = load(RULES).unwrap();
-    assert_eq!(
-        redirecting.on_event(&ev(staff_event), &plain).unwrap(),
-        Verdict::Deny("login_required:/accounts/login/".into())
-    );
-    let handshake = RouteRequest { path: "/_event/".into(), ..RouteRequest::default() };
+    assert_eq!(redirecting.on_event(&ev(staff_event), &plain).unwrap(), refused("login_required:/accounts/login/"));
+    let handshake = Arc::new(RouteRequest { path: "/_event/".into(), ..RouteRequest::default() });
     assert!(allowed(&policy.on_connect(&handshake, &anon).unwrap()));
 }
 
 #[test]
-fn a_bad_rule_is_an_init_error_naming_the_key() {
+fn a_bad_rule_is_a_setup_error_naming_the_key() {
     let err = load(r#"{ rules = [ { event = "*", require = "staf" } ] }"#).unwrap_err().to_string();
     assert!(err.contains("django_bridge") && err.contains("rules[0].require") && err.contains("staf"), "{err}");
 }
@@ -145,6 +153,8 @@ fn a_policy_reads_the_whole_identity_through_the_handle() {
     let policy = PluginHost::new().unwrap().load_bridge(&config).unwrap().expect("a [bridge] section");
     let who = Resolved::new(Identity {
         email: "sue@example.org".into(),
+        first_name: "Sue".into(),
+        last_name: "Smith".into(),
         is_staff: true,
         groups: vec!["clerks".into(), "analysts".into()],
         permissions: vec!["shop.view_product".into(), "shop.change_product".into()],
@@ -152,7 +162,11 @@ fn a_policy_reads_the_whole_identity_through_the_handle() {
         ..user("sue")
     });
     let echo = |who: &Arc<Resolved>, ask: &str| -> std::collections::HashMap<String, String> {
-        let ev = BridgeEvent { payload_json: ask, ..ev("state.x") };
+        let ev = Arc::new(BridgeEvent {
+            payload_json: ask.into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            ..(*ev("state.x")).clone()
+        });
         match policy.on_event(&ev, who).unwrap() {
             Verdict::Allow(fields) => fields.into_iter().collect(),
             other => panic!("{other:?}"),
@@ -164,12 +178,25 @@ fn a_policy_reads_the_whole_identity_through_the_handle() {
         (field("authenticated"), field("user-id"), field("username"), field("email")),
         ("true", "7", "sue", "sue@example.org")
     );
+    assert_eq!((field("first-name"), field("last-name")), ("Sue", "Smith"));
     assert_eq!((field("is-staff"), field("is-superuser")), ("true", "false"));
     assert_eq!(field("groups"), "clerks,analysts");
     assert_eq!(field("permissions"), "shop.view_product,shop.change_product");
     assert_eq!(field("session"), "cart=[1,2];theme=\"dark\"");
     assert_eq!((field("in-group"), field("has-permission")), ("true", "false"));
     assert_eq!(echo(&who, "shop.change_product")["has-permission"], "true");
+    assert_eq!((echo(&who, "theme")["session-value"].as_str(), field("session-value")), ("\"dark\"", "none"));
+    // The lent event answers too.
+    assert_eq!(
+        (field("kind"), field("event"), field("route"), field("query")),
+        ("Client", "state.x", "/reports", "page=2")
+    );
+    assert_eq!(field("traceparent"), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let upload = Arc::new(BridgeEvent { kind: EventKind::Upload, ..(*ev("state.x")).clone() });
+    match policy.on_event(&upload, &who).unwrap() {
+        Verdict::Allow(fields) => assert!(fields.contains(&("kind".into(), "Upload".into()))),
+        other => panic!("{other:?}"),
+    }
     let anon = echo(&Resolved::anonymous(), "clerks");
     assert_eq!(
         (anon["authenticated"].as_str(), anon["user-id"].as_str(), anon["in-group"].as_str()),

@@ -89,7 +89,7 @@ fn check_accepts_a_good_config_and_refuses_a_bad_one() {
 }
 
 #[test]
-fn check_reports_a_plugin_init_error_with_the_guest_text() {
+fn check_reports_a_plugin_setup_error_with_the_guest_text() {
     let site = site_with_prefix_router("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap(), "127.0.0.1:0");
     let config = site.path().join("isthmus.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(r#""/webhooks""#, r#""/_event""#);

@@ -76,8 +76,8 @@ fn load(env: &Env) -> Vec<Arc<WasmRouter>> {
     PluginHost::new().unwrap().load_routers(&env.config).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn req(path: &str) -> RouteRequest {
-    RouteRequest {
+fn req(path: &str) -> Arc<RouteRequest> {
+    Arc::new(RouteRequest {
         method: "GET".into(),
         scheme: "http".into(),
         authority: "example.test".into(),
@@ -85,7 +85,7 @@ fn req(path: &str) -> RouteRequest {
         query: String::new(),
         headers: vec![("accept".into(), "*/*".into())],
         client_ip: "127.0.0.1".into(),
-    }
+    })
 }
 
 fn body(d: Result<Decision, PolicyFailure>) -> String {
@@ -123,11 +123,11 @@ config = { django_prefixes = ["/admin", "/api", "/webhooks"] }
         ("/", Decision::ServeStatic("frontend".into())),
         ("/Admin", Decision::ServeStatic("frontend".into())),
     ] {
-        assert_eq!(r.route(&req(path)), Ok(want), "{path}");
+        assert_eq!(r.route(&req(path), None), Ok(want), "{path}");
     }
     // Many calls on warm instances.
     for _ in 0..1000 {
-        assert_eq!(r.route(&req("/api/x")), Ok(forward("django")));
+        assert_eq!(r.route(&req("/api/x"), None), Ok(forward("django")));
     }
     assert_eq!(r.warm_instances(), 1);
 }
@@ -142,7 +142,7 @@ config = { django_prefixes = ["/_event"] }
 "#);
     let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("plugin `front`: init failed: "), "{text}");
+    assert!(text.starts_with("plugin `front`: setup failed: "), "{text}");
     assert!(text.contains("/_event"), "{text}");
 }
 
@@ -159,10 +159,10 @@ fn hostile_and_counter(mode: &str, extra: &str) -> (Env, Arc<WasmRouter>, Arc<Wa
 /// the same way (not with a poisoned-store error), and neighbours are unaffected.
 fn assert_contained(bad: &WasmRouter, good: &WasmRouter, check: impl Fn(PolicyFailure)) {
     assert_eq!(bad.warm_instances(), 0, "a failed instance must not go back to the pool");
-    assert_eq!(body(good.route(&req("/"))), "1");
-    check(bad.route(&req("/")).unwrap_err());
+    assert_eq!(body(good.route(&req("/"), None)), "1");
+    check(bad.route(&req("/"), None).unwrap_err());
     assert_eq!(bad.warm_instances(), 0);
-    assert_eq!(body(good.route(&req("/"))), "2");
+    assert_eq!(body(good.route(&req("/"), None)), "2");
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn loop_hits_the_deadline() {
     // On a thread: a call that is never stopped fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();
     let spinning = bad.clone();
-    std::thread::spawn(move || tx.send(spinning.route(&req("/"))));
+    std::thread::spawn(move || tx.send(spinning.route(&req("/"), None)));
     let failure = rx.recv_timeout(Duration::from_secs(5)).expect("the spinning call was never stopped").unwrap_err();
     let took = start.elapsed();
     assert_eq!(failure, PolicyFailure::Deadline(Duration::from_millis(20)));
@@ -189,7 +189,7 @@ fn loop_hits_the_deadline() {
 fn memory_hits_the_cap() {
     let (_env, bad, good) = hostile_and_counter("memory", "max_memory = 8388608");
     let start = Instant::now();
-    assert_eq!(bad.route(&req("/")).unwrap_err(), PolicyFailure::MemoryCap(8 << 20));
+    assert_eq!(bad.route(&req("/"), None).unwrap_err(), PolicyFailure::MemoryCap(8 << 20));
     eprintln!("memory cap reached after {:?}", start.elapsed());
     assert_contained(&bad, &good, |f| assert_eq!(f, PolicyFailure::MemoryCap(8 << 20)));
 }
@@ -197,7 +197,7 @@ fn memory_hits_the_cap() {
 #[test]
 fn trap_is_a_trap() {
     let (_env, bad, good) = hostile_and_counter("trap", "");
-    match bad.route(&req("/")).unwrap_err() {
+    match bad.route(&req("/"), None).unwrap_err() {
         PolicyFailure::Trap(msg) => assert!(msg.contains("unreachable"), "{msg}"),
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -208,7 +208,7 @@ fn trap_is_a_trap() {
 fn unknown_upstream_is_a_decision_for_the_dispatcher() {
     let env = env(&hostile("u", "unknown-upstream", ""));
     let r = &load(&env)[0];
-    assert_eq!(r.route(&req("/")), Ok(forward("nowhere")));
+    assert_eq!(r.route(&req("/"), None), Ok(forward("nowhere")));
 }
 
 #[test]
@@ -216,35 +216,35 @@ fn reply_and_pass() {
     let env = env(&(hostile("reply", "reply", "") + &hostile("pass", "pass", "")));
     let routers = load(&env);
     assert_eq!(
-        routers[0].route(&req("/")),
+        routers[0].route(&req("/"), None),
         Ok(Decision::Reply(Reply {
             status: 418,
             headers: vec![("content-type".into(), "text/plain".into())],
             body: b"teapot".to_vec()
         }))
     );
-    assert_eq!(routers[1].route(&req("/")), Ok(Decision::Pass));
+    assert_eq!(routers[1].route(&req("/"), None), Ok(Decision::Pass));
 }
 
 #[test]
-fn init_error_names_the_plugin_and_carries_the_guest_text() {
-    let env = env(&hostile("picky", "init-error", ""));
+fn setup_error_names_the_plugin_and_carries_the_guest_text() {
+    let env = env(&hostile("picky", "setup-error", ""));
     let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
-    assert!(matches!(err, PluginError::Init { .. }), "{err:?}");
-    assert_eq!(err.to_string(), "plugin `picky`: init failed: refusing: test init error");
+    assert!(matches!(err, PluginError::Setup { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "plugin `picky`: setup failed: refusing: test setup error");
 }
 
 #[test]
-fn init_trap_and_init_loop_are_load_errors() {
-    let e = env(&hostile("t", "init-trap", ""));
+fn setup_trap_and_setup_loop_are_load_errors() {
+    let e = env(&hostile("t", "setup-trap", ""));
     let err = PluginHost::new().unwrap().load_routers(&e.config).unwrap_err();
-    assert!(matches!(err, PluginError::InitFailed { failure: PolicyFailure::Trap(_), .. }), "{err:?}");
-    assert!(err.to_string().starts_with("plugin `t`: init trapped"), "{err}");
+    assert!(matches!(err, PluginError::SetupFailed { failure: PolicyFailure::Trap(_), .. }), "{err:?}");
+    assert!(err.to_string().starts_with("plugin `t`: setup trapped"), "{err}");
 
-    let e = env(&hostile("l", "init-loop", "deadline = \"20ms\""));
+    let e = env(&hostile("l", "setup-loop", "deadline = \"20ms\""));
     let start = Instant::now();
     let err = PluginHost::new().unwrap().load_routers(&e.config).unwrap_err();
-    assert!(matches!(err, PluginError::InitFailed { failure: PolicyFailure::Deadline(_), .. }), "{err:?}");
+    assert!(matches!(err, PluginError::SetupFailed { failure: PolicyFailure::Deadline(_), .. }), "{err:?}");
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
@@ -290,14 +290,14 @@ fn print_reaches_the_log() {
     tracing::subscriber::with_default(subscriber, || {
         let r = &load(&env)[0];
         for _ in 0..3 {
-            assert_eq!(r.route(&req("/")), Ok(Decision::Pass));
+            assert_eq!(r.route(&req("/"), None), Ok(Decision::Pass));
         }
     });
     // On a tokio worker thread, where the gateway calls routers: wasmtime-wasi's own
     // sync WASI would panic here ("Cannot start a runtime from within a runtime").
     let r = load(&env).pop().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let on_worker = rt.block_on(async move { tokio::spawn(async move { r.route(&req("/")) }).await.unwrap() });
+    let on_worker = rt.block_on(async move { tokio::spawn(async move { r.route(&req("/"), None) }).await.unwrap() });
     assert_eq!(on_worker, Ok(Decision::Pass));
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let stdout: Vec<&str> = log.lines().filter(|l| l.contains("test-hostile: a line on stdout")).collect();
@@ -324,7 +324,7 @@ fn fail_open_and_closed_through_the_chain() {
 
     let open = RouterChain::new(vec![as_dyn(0), as_dyn(2)]);
     let mut trace = Vec::new();
-    match open.route(&req("/"), Some(&mut trace)) {
+    match open.route(&req("/"), None, Some(&mut trace)) {
         Outcome::Decided { router, decision: Decision::Reply(r) } => {
             assert_eq!(router, "teapot");
             assert_eq!(r.status, 418);
@@ -334,7 +334,7 @@ fn fail_open_and_closed_through_the_chain() {
     assert!(matches!(&trace[0].1, isthmus::policy::Step::FailedOpen(PolicyFailure::Trap(_))), "{trace:?}");
 
     let closed = RouterChain::new(vec![as_dyn(1), as_dyn(2)]);
-    match closed.route(&req("/"), None) {
+    match closed.route(&req("/"), None, None) {
         Outcome::Failed { router, failure: PolicyFailure::Trap(_) } => assert_eq!(router, "trap-closed"),
         other => panic!("{other:?}"),
     }
@@ -346,7 +346,7 @@ fn pooled_instances_are_reused_fresh_ones_are_not() {
         + &hostile("fresh", "counter", "instance = \"fresh\"")
         + &hostile("recycled", "counter", "recycle_after = 3")));
     let routers = load(&env);
-    let seq = |r: &WasmRouter, n: usize| (0..n).map(|_| body(r.route(&req("/")))).collect::<Vec<_>>().join(",");
+    let seq = |r: &WasmRouter, n: usize| (0..n).map(|_| body(r.route(&req("/"), None))).collect::<Vec<_>>().join(",");
     assert_eq!(seq(&routers[0], 5), "1,2,3,4,5");
     assert_eq!(seq(&routers[1], 5), "1,1,1,1,1");
     assert_eq!(routers[1].warm_instances(), 0);
@@ -362,7 +362,7 @@ fn concurrent_calls_use_several_instances_and_the_pool_is_bounded() {
         for _ in 0..8 {
             s.spawn(|| {
                 for _ in 0..500 {
-                    body(r.route(&req("/")));
+                    body(r.route(&req("/"), None));
                     total.fetch_add(1, Ordering::Relaxed);
                 }
             });
@@ -416,7 +416,7 @@ fn hot_reload_under_load() {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
                     let generation = r.load_info().generation;
-                    match r.route(&req("/")) {
+                    match r.route(&req("/"), None) {
                         Ok(Decision::Reply(reply)) if reply.status == 200 && reply.body == b"v1" => {}
                         other => failures.lock().unwrap().push(format!("{other:?}")),
                     }
@@ -450,7 +450,7 @@ fn hot_reload_under_load() {
                 replace(&file, &std::fs::read(built("prefix_router.wasm")).unwrap());
                 std::thread::sleep(isthmus::limits::PLUGIN_RELOAD_DEBOUNCE * 4);
                 let err = r.reload().unwrap_err();
-                assert!(err.to_string().starts_with("plugin `v`: init failed: "), "{err}");
+                assert!(err.to_string().starts_with("plugin `v`: setup failed: "), "{err}");
                 assert_eq!(r.load_info().source_sha256, sha);
             }
         }
@@ -477,8 +477,8 @@ fn hot_reload_under_load() {
 fn sighup_reloads_every_router() {
     let env = env(&(hostile("a", "counter", "") + &hostile("b", "pass", "")));
     let routers = load(&env);
-    assert_eq!(body(routers[0].route(&req("/"))), "1");
-    assert_eq!(body(routers[0].route(&req("/"))), "2");
+    assert_eq!(body(routers[0].route(&req("/"), None)), "1");
+    assert_eq!(body(routers[0].route(&req("/"), None)), "2");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let reloader = rt.block_on(async {
         spawn_reloader(routers.iter().map(|r| r.clone() as Arc<dyn Reload>).collect(), env.plugins(), false)
@@ -494,7 +494,7 @@ fn sighup_reloads_every_router() {
         }
     });
     // Unchanged files are reloaded anyway on SIGHUP, and fresh instances serve.
-    assert_eq!(body(routers[0].route(&req("/"))), "1");
+    assert_eq!(body(routers[0].route(&req("/"), None)), "1");
     rt.block_on(reloader.stop());
 }
 
@@ -507,13 +507,13 @@ fn isthmus_sha256(bytes: &[u8]) -> [u8; 32] {
 fn reload_of_unchanged_file_is_a_no_op_and_sighup_style_reload_is_not() {
     let env = env(&hostile("c", "counter", ""));
     let r = load(&env).pop().unwrap();
-    assert_eq!(body(r.route(&req("/"))), "1");
+    assert_eq!(body(r.route(&req("/"), None)), "1");
     assert!(!r.reload_if_changed().unwrap());
-    assert_eq!(body(r.route(&req("/"))), "2");
+    assert_eq!(body(r.route(&req("/"), None)), "2");
     r.reload().unwrap();
     assert_eq!(r.load_info().generation, 2);
     assert_eq!(r.load_info().cache, CacheOutcome::Hit);
-    assert_eq!(body(r.route(&req("/"))), "1", "a reload starts fresh instances");
+    assert_eq!(body(r.route(&req("/"), None)), "1", "a reload starts fresh instances");
 }
 
 fn cache_files(dir: &Path) -> (PathBuf, PathBuf) {
@@ -537,7 +537,7 @@ fn cache_hit_and_corrupt_entries() {
         let r = load(&env).pop().unwrap();
         let info = r.load_info();
         assert_eq!(info.cache, want, "{info:?}");
-        assert_eq!(r.route(&req("/")).unwrap(), load_reply());
+        assert_eq!(r.route(&req("/"), None).unwrap(), load_reply());
         info
     };
     let cold = check(CacheOutcome::Miss);
@@ -600,7 +600,7 @@ fn stale_cache_entry_from_another_engine_is_recompiled() {
         std::fs::write(&meta, postcard::to_stdvec(&stale).unwrap()).unwrap();
         let r = load(&env).pop().unwrap();
         assert_eq!(r.load_info().cache, CacheOutcome::Rejected);
-        assert_eq!(r.route(&req("/")).unwrap(), load_reply());
+        assert_eq!(r.route(&req("/"), None).unwrap(), load_reply());
         let now: CacheMeta = postcard::from_bytes(&std::fs::read(&meta).unwrap()).unwrap();
         assert_eq!(now, good, "entry rewritten");
     }
@@ -618,7 +618,7 @@ fn unwritable_cache_dir_only_costs_compile_time() {
             .load_router(entry, &env.config.routing.plugins_dir, Some(env.dir.path().join("not-a-dir/cache")), 2)
             .unwrap();
         assert_eq!(r.load_info().cache, CacheOutcome::Miss);
-        assert_eq!(r.route(&req("/")).unwrap(), load_reply());
+        assert_eq!(r.route(&req("/"), None).unwrap(), load_reply());
     }
 }
 
@@ -646,5 +646,5 @@ fn routers_outlive_their_host() {
         host.load_routers(&env.config).unwrap().pop().unwrap()
     };
     // The epoch ticker must still run, or this would never return.
-    assert_eq!(r.route(&req("/")).unwrap_err(), PolicyFailure::Deadline(Duration::from_millis(20)));
+    assert_eq!(r.route(&req("/"), None).unwrap_err(), PolicyFailure::Deadline(Duration::from_millis(20)));
 }

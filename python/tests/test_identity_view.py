@@ -30,7 +30,7 @@ def ident(response):
 
 @pytest.fixture
 def alice(db):
-    user = User.objects.create_user("alice", "a@x.org", "pw-alice-1")
+    user = User.objects.create_user("alice", "a@x.org", "pw-alice-1", first_name="Alice", last_name="Liddell")
     editors = Group.objects.create(name="editors")
     writers = Group.objects.create(name="writers")
     user.groups.add(writers, editors)
@@ -44,6 +44,8 @@ ANONYMOUS = {
     "user_id": None,
     "username": "",
     "email": "",
+    "first_name": "",
+    "last_name": "",
     "is_staff": False,
     "is_superuser": False,
     "groups": [],
@@ -63,6 +65,8 @@ def test_force_login_full_identity(client, alice):
         "user_id": str(alice.pk),
         "username": "alice",
         "email": "a@x.org",
+        "first_name": "Alice",
+        "last_name": "Liddell",
         "is_staff": False,
         "is_superuser": False,
         "groups": ["editors", "writers"],

@@ -1,79 +1,80 @@
 //! isthmus's default event-bridge policy: reflex-django's auth decorators applied as
-//! gateway rules, as a WebAssembly component (world `isthmus:policy/bridge`). The rules
-//! live in [`rules`], which does not depend on the bindings and is unit-tested natively;
-//! the bindings exist only when building for wasm32. See README.md for the
-//! configuration keys and the deny-reason protocol shared with the host.
+//! gateway rules, as a WebAssembly component (world `isthmus:policy/bridge`) written
+//! on the `isthmus-policy` SDK. The rules live in [`rules`]; see README.md for the
+//! configuration keys and the refusals.
 
 pub mod rules;
 
-#[cfg(target_arch = "wasm32")]
-// The generated export shims take one argument per flattened field.
-#[allow(clippy::too_many_arguments)]
-mod component {
-    use std::cell::RefCell;
+use isthmus_policy::{Bridge, Event, Request, User, Verdict};
+use rules::{Config, Outcome, Who};
 
-    use crate::rules::{Config, Outcome, Who};
+pub struct DjangoBridge(Config);
 
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "bridge",
-    });
+/// Rules ask the host about the lent user one question at a time (a staff member's
+/// permissions are never copied into the guest).
+struct Asks<'a>(&'a dyn User);
 
-    thread_local! {
-        static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+impl Who for Asks<'_> {
+    fn authenticated(&self) -> bool {
+        self.0.authenticated()
+    }
+    fn is_staff(&self) -> bool {
+        self.0.is_staff()
+    }
+    fn is_superuser(&self) -> bool {
+        self.0.is_superuser()
+    }
+    fn in_group(&self, name: &str) -> bool {
+        self.0.in_group(name)
+    }
+    fn has_permission(&self, perm: &str) -> bool {
+        self.0.has_permission(perm)
+    }
+}
+
+fn verdict(outcome: Outcome) -> Verdict {
+    match outcome {
+        Outcome::Allow(matched) => Verdict::Allow(vec![("rule".to_string(), matched.label())]),
+        Outcome::Deny(refusal) => Verdict::Refuse(refusal),
+        Outcome::Close(reason) => Verdict::Close(reason.to_string()),
+    }
+}
+
+impl Bridge for DjangoBridge {
+    fn setup(config_json: &str) -> Result<Self, String> {
+        Config::from_json(config_json).map(DjangoBridge)
     }
 
-    /// Rules ask the host about the lent identity one question at a time.
-    impl Who for Identity {
-        fn authenticated(&self) -> bool {
-            Identity::authenticated(self)
-        }
-        fn is_staff(&self) -> bool {
-            Identity::is_staff(self)
-        }
-        fn is_superuser(&self) -> bool {
-            Identity::is_superuser(self)
-        }
-        fn in_group(&self, name: &str) -> bool {
-            Identity::in_group(self, name)
-        }
-        fn has_permission(&self, perm: &str) -> bool {
-            Identity::has_permission(self, perm)
-        }
+    fn on_connect(&self, _handshake: &dyn Request, who: &dyn User) -> Verdict {
+        verdict(self.0.on_connect(&Asks(who)))
     }
 
-    fn verdict(outcome: Outcome) -> Verdict {
-        match outcome {
-            Outcome::Allow(matched) => Verdict::Allow(vec![("rule".to_string(), matched.label())]),
-            Outcome::Deny(reason) => Verdict::Deny(reason),
-            Outcome::Close(reason) => Verdict::Close(reason.to_string()),
-        }
+    fn on_event(&self, ev: &dyn Event, who: &dyn User) -> Verdict {
+        verdict(self.0.on_event(&ev.name(), &Asks(who)))
     }
+}
 
-    fn with_config<T>(f: impl FnOnce(&Config) -> T) -> T {
-        CONFIG.with(|c| {
-            let c = c.borrow();
-            f(c.as_ref().expect("django-bridge: called before a successful init"))
-        })
+isthmus_policy::bridge!(DjangoBridge);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isthmus_policy::testing::{FakeEvent, FakeRequest, FakeUser};
+    use isthmus_policy::Refusal;
+
+    #[test]
+    fn the_component_judges_by_its_rules() {
+        let bridge = DjangoBridge::setup(r#"{"rules": [{"event": "*.staff_state.*", "require": "staff"}]}"#).unwrap();
+        let staff_event = FakeEvent::new("state.staff_state.deactivate");
+        assert_eq!(
+            bridge.on_event(&staff_event, &FakeUser::anonymous()),
+            Verdict::Refuse(Refusal::LoginRequired("/admin/login/".into()))
+        );
+        assert_eq!(
+            bridge.on_event(&staff_event, &FakeUser::named("s").staff()),
+            Verdict::Allow(vec![("rule".into(), "0".into())])
+        );
+        assert!(matches!(bridge.on_connect(&FakeRequest::get("/_event/"), &FakeUser::anonymous()), Verdict::Allow(_)));
+        assert!(DjangoBridge::setup(r#"{"rulez": []}"#).is_err());
     }
-
-    struct DjangoBridge;
-
-    impl Guest for DjangoBridge {
-        fn init(config_json: String) -> Result<(), String> {
-            let config = Config::from_json(&config_json)?;
-            CONFIG.with(|c| *c.borrow_mut() = Some(config));
-            Ok(())
-        }
-
-        fn on_connect(_handshake: Request, who: &Identity) -> Verdict {
-            with_config(|config| verdict(config.on_connect(who)))
-        }
-
-        fn on_event(ev: Event, who: &Identity) -> Verdict {
-            with_config(|config| verdict(config.on_event(&ev.name, who)))
-        }
-    }
-
-    export!(DjangoBridge);
 }

@@ -10,15 +10,18 @@
 //! `user.has_perm` is true for active superusers) but `group:` does not (a superuser is
 //! not a member of every group).
 //!
-//! The deny reasons are the contract with the host (see README.md):
-//! - `login_required:<login_url>`: logging in (as someone else) may help. Sent for
+//! The refusals (see README.md):
+//! - `login-required(login_url)`: logging in (as someone else) may help. Sent for
 //!   anonymous users, and, as Django's `staff_member_required`, `permission_required`
 //!   and `user_passes_test` do, for logged-in users who lack a requirement;
-//! - `forbidden:<requirement>`: logging in cannot help (`forbidden:deny`,
-//!   `forbidden:anonymous`), or `raise_exception` is set (Django's `PermissionDenied`):
-//!   `forbidden:staff`, `forbidden:perm:shop.delete_product`, ….
+//! - `forbidden(requirement)`: logging in cannot help (`deny`, `anonymous`), or
+//!   `raise_exception` is set (Django's `PermissionDenied`): `staff`,
+//!   `perm:shop.delete_product`, …. Clients see them as `login_required:<url>` and
+//!   `forbidden:<requirement>`.
 
 use std::fmt;
+
+use isthmus_policy::Refusal;
 
 use serde_json::{Map, Value};
 
@@ -346,15 +349,15 @@ impl Requirements {
     ///   `forbidden:anonymous`; any other, for an anonymous user →
     ///   `login_required:<login_url>`; for a logged-in user → `login_required:<login_url>`
     ///   too, or `forbidden:<requirement>` when `raise_exception`.
-    pub fn refusal(&self, who: &impl Who, login_url: &str, raise_exception: bool) -> Option<String> {
+    pub fn refusal(&self, who: &impl Who, login_url: &str, raise_exception: bool) -> Option<Refusal> {
         if self.0.contains(&Requirement::Deny) {
-            return Some("forbidden:deny".to_string());
+            return Some(Refusal::Forbidden("deny".to_string()));
         }
         let failed = self.0.iter().find(|r| !r.holds(who))?;
         Some(match failed {
-            Requirement::Anonymous => "forbidden:anonymous".to_string(),
-            r if who.authenticated() && raise_exception => format!("forbidden:{r}"),
-            _ => format!("login_required:{login_url}"),
+            Requirement::Anonymous => Refusal::Forbidden("anonymous".to_string()),
+            r if who.authenticated() && raise_exception => Refusal::Forbidden(r.to_string()),
+            _ => Refusal::LoginRequired(login_url.to_string()),
         })
     }
 
@@ -429,8 +432,8 @@ impl Matched {
 pub enum Outcome {
     /// `allow([("rule", matched.label())])`.
     Allow(Matched),
-    /// `deny(reason)`: `login_required:<url>` or `forbidden:<requirement>`.
-    Deny(String),
+    /// `refuse(login-required(url))` or `refuse(forbidden(requirement))`.
+    Deny(Refusal),
     /// `close(reason)`: only for an empty or over-long event name.
     Close(&'static str),
 }
@@ -682,8 +685,13 @@ mod tests {
         Outcome::Allow(Matched::Rule(i))
     }
 
+    /// A refusal in the notation clients see (`login_required:<url>`, `forbidden:<why>`).
     fn deny(reason: &str) -> Outcome {
-        Outcome::Deny(reason.to_string())
+        Outcome::Deny(match reason.split_once(':') {
+            Some(("login_required", url)) => Refusal::LoginRequired(url.to_string()),
+            Some(("forbidden", why)) => Refusal::Forbidden(why.to_string()),
+            _ => panic!("not a refusal: {reason}"),
+        })
     }
 
     const EV: &str = "state.counter_state.increment";

@@ -1,55 +1,41 @@
 //! isthmus's default router policy: reflex-django's dispatch rules as a WebAssembly
-//! component (world `isthmus:policy/router`). The rules live in [`rules`], which does
-//! not depend on the bindings and is unit-tested natively; the bindings exist only
-//! when building for wasm32. See README.md for the configuration keys.
+//! component (world `isthmus:policy/router`), written on the `isthmus-policy` SDK. The
+//! rules live in [`rules`]; see README.md for the configuration keys.
 
 pub mod rules;
 
-#[cfg(target_arch = "wasm32")]
-// The generated export shims take one argument per flattened field.
-#[allow(clippy::too_many_arguments)]
-mod component {
-    use std::cell::RefCell;
+use isthmus_policy::{Decision, Request, Router, User};
+use rules::{Config, Target};
 
-    use crate::rules::{Config, Target};
+pub struct PrefixRouter(Config);
 
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "router",
-    });
-
-    use isthmus::policy::routing::Forward;
-
-    thread_local! {
-        static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+impl Router for PrefixRouter {
+    fn setup(config_json: &str) -> Result<Self, String> {
+        Config::from_json(config_json).map(PrefixRouter)
     }
 
-    struct PrefixRouter;
-
-    impl Guest for PrefixRouter {
-        fn init(config_json: String) -> Result<(), String> {
-            let config = Config::from_json(&config_json)?;
-            CONFIG.with(|c| *c.borrow_mut() = Some(config));
-            Ok(())
-        }
-
-        fn route(req: Request) -> Decision {
-            CONFIG.with(|c| {
-                let c = c.borrow();
-                let config = c.as_ref().expect("prefix-router: route called before a successful init");
-                match config.route(&req.path) {
-                    Target::Forward(upstream) => Decision::Forward(Forward {
-                        upstream: upstream.to_string(),
-                        path: None,
-                        set_headers: Vec::new(),
-                        remove_headers: Vec::new(),
-                    }),
-                    Target::ServeStatic(mount) => Decision::ServeStatic(mount.to_string()),
-                    Target::Pass => Decision::Pass,
-                }
-            })
+    fn route(&self, req: &dyn Request, _who: &dyn User) -> Decision {
+        match self.0.route(&req.path()) {
+            Target::Forward(upstream) => Decision::forward(upstream),
+            Target::ServeStatic(mount) => Decision::ServeStatic(mount.to_string()),
+            Target::Pass => Decision::Pass,
         }
     }
+}
 
-    export!(PrefixRouter);
+isthmus_policy::router!(PrefixRouter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isthmus_policy::testing::{FakeRequest, FakeUser};
+
+    #[test]
+    fn the_component_routes_by_its_rules() {
+        let router = PrefixRouter::setup(r#"{"django_prefixes": ["/admin"]}"#).unwrap();
+        let who = FakeUser::anonymous();
+        assert_eq!(router.route(&FakeRequest::get("/admin/x?y=1"), &who), Decision::forward("django"));
+        assert_eq!(router.route(&FakeRequest::get("/_event/"), &who), Decision::forward("reflex"));
+        assert!(PrefixRouter::setup(r#"{"nope": 1}"#).is_err());
+    }
 }

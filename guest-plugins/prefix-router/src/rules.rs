@@ -16,7 +16,7 @@
 use serde_json::{Map, Value};
 
 /// Paths the Reflex backend answers itself; reflex-django always sends them to Reflex.
-pub const RESERVED: [&str; 6] = ["/_event", "/_upload", "/_health", "/ping", "/_all_routes", "/auth-codespace"];
+pub const RESERVED: [&str; 6] = isthmus_policy::REFLEX_PATHS;
 
 /// Every key `init` accepts, in documentation order.
 pub const KEYS: [&str; 7] = [

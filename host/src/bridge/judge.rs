@@ -12,29 +12,32 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::identity::Origin;
 use super::inject::LastSigned;
 use super::raw::{self, push_json_string, RawObject};
 use super::socketio::{self, Packet};
 use super::Bridge;
-use crate::policy::{or_fail_mode, BridgeEvent, Resolved, RouteRequest, Verdict};
+use crate::identity::Origin;
+use crate::policy::{or_fail_mode, BridgeEvent, EventKind, Refusal, Resolved, RouteRequest, Verdict};
 
 /// reflex constants.CompileVars.CONNECT_AUTH_EVENT: the CONNECT auth member holding the first event.
 const CONNECT_EVENT_KEY: &str = "event";
 
-/// One bridged connection: what its handshake said, and the identity it last signed.
+/// One bridged connection: what its handshake said, what the policy added to its
+/// context at connect, and the identity it last signed.
 pub struct Session {
     pub bridge: Arc<Bridge>,
-    pub handshake: RouteRequest,
+    pub handshake: Arc<RouteRequest>,
     pub session_cookie: Option<String>,
     origin: Origin,
+    /// Fields of the connect verdict, added to every event's context.
+    connect_context: Vec<(String, String)>,
     signed: Option<LastSigned>,
 }
 
 impl Session {
-    pub fn new(bridge: Arc<Bridge>, handshake: RouteRequest, session_cookie: Option<String>) -> Session {
+    pub fn new(bridge: Arc<Bridge>, handshake: Arc<RouteRequest>, session_cookie: Option<String>) -> Session {
         let origin = Origin { host: handshake.authority.clone(), scheme: handshake.scheme.clone() };
-        Session { bridge, handshake, session_cookie, origin, signed: None }
+        Session { bridge, handshake, session_cookie, origin, connect_context: Vec::new(), signed: None }
     }
 
     async fn identity(&self) -> Option<Arc<Resolved>> {
@@ -78,14 +81,14 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
         Packet::Relay => Ok(Judged::Relay),
         Packet::Connect { namespace, auth } => {
             // CONNECT_ERROR: the client is told the namespace refused it.
-            let refuse = |reason: &str| Judged::Answer(socketio::connect_error(namespace, reason));
+            let refuse = |refusal: &Refusal| Judged::Answer(socketio::connect_error(namespace, &refusal.to_string()));
             let Some(who) = session.identity().await else {
-                return Ok(refuse(super::IDENTITY_UNAVAILABLE));
+                return Ok(refuse(&super::identity_unavailable()));
             };
             let bridge = &session.bridge;
             match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_connect(&session.handshake, &who)) {
-                Verdict::Allow(_) => {}
-                Verdict::Deny(reason) => return Ok(refuse(&reason)),
+                Verdict::Allow(context) => session.connect_context = context,
+                Verdict::Refuse(refusal) => return Ok(refuse(&refusal)),
                 Verdict::Close(reason) => return Err(Closing::policy(reason)),
             }
             let Some(auth) = auth.and_then(RawObject::parse) else { return Ok(Judged::Relay) };
@@ -98,11 +101,11 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
                     Ok(Judged::Forward(socketio::encode_connect(namespace, Some(&rewritten))))
                 }
                 // The connection goes ahead without its first event; the client is told why.
-                Err(refusal) => {
+                Err((refusal, page)) => {
                     auth.write_with(&mut rewritten, CONNECT_EVENT_KEY, None);
                     Ok(Judged::ForwardAndAnswer(
                         socketio::encode_connect(namespace, Some(&rewritten)),
-                        refusal_packet(namespace, refusal),
+                        refusal_packet(namespace, refusal, &page),
                     ))
                 }
             }
@@ -114,10 +117,7 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
             }
             let event = ReflexEvent::parse(args.get(1).ok_or_else(|| Closing::protocol("event without data".into()))?)?;
             let Some(who) = session.identity().await else {
-                return Ok(Judged::Answer(refusal_packet(
-                    namespace,
-                    Refusal { reason: super::IDENTITY_UNAVAILABLE.into(), page: String::new() },
-                )));
+                return Ok(Judged::Answer(refusal_packet(namespace, super::identity_unavailable(), "")));
             };
             match decide(session, &who, &event)? {
                 Ok(rewritten) => {
@@ -125,7 +125,7 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
                     parts[1] = &rewritten;
                     Ok(Judged::Forward(socketio::encode_event(namespace, ack, attachments, &parts)))
                 }
-                Err(refusal) => Ok(Judged::Answer(refusal_packet(namespace, refusal))),
+                Err((refusal, page)) => Ok(Judged::Answer(refusal_packet(namespace, refusal, &page))),
             }
         }
     }
@@ -159,6 +159,11 @@ impl<'a> ReflexEvent<'a> {
         self.router_data.as_ref().and_then(|r| r.str(key)).unwrap_or_default()
     }
 
+    /// The event's W3C trace context: a top-level `traceparent` string, as Reflex reads it.
+    fn traceparent(&self) -> Option<String> {
+        self.members.str("traceparent").map(Cow::into_owned)
+    }
+
     fn query(&self) -> Option<&'a RawValue> {
         self.router_data.as_ref().and_then(|r| r.get("query"))
     }
@@ -183,63 +188,58 @@ impl<'a> ReflexEvent<'a> {
 }
 
 /// Ask the policy about one event: `Ok` with the event to forward (identity signed in),
-/// or the refusal to answer with.
+/// or the refusal to answer with and the page (path and query) the event came from.
 fn decide(
     session: &mut Session,
     who: &Arc<Resolved>,
     event: &ReflexEvent<'_>,
-) -> Result<Result<String, Refusal>, Closing> {
-    let Session { bridge, signed, .. } = session;
+) -> Result<Result<String, (Refusal, String)>, Closing> {
+    let Session { bridge, signed, connect_context, .. } = session;
     let route = event.router_text("pathname");
     let as_path = event.router_text("asPath");
-    let ev = BridgeEvent {
-        name: &event.name,
-        payload_json: event.payload(),
-        route: &route,
-        query: as_path.split_once('?').map_or("", |(_, q)| q),
-    };
+    let ev = Arc::new(BridgeEvent {
+        kind: EventKind::Client,
+        name: event.name.clone().into_owned(),
+        payload_json: event.payload().to_owned(),
+        route: route.clone().into_owned(),
+        query: as_path.split_once('?').map_or("", |(_, q)| q).to_owned(),
+        traceparent: event.traceparent(),
+    });
     match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_event(&ev, who)) {
-        Verdict::Allow(context) => {
+        Verdict::Allow(mut context) => {
+            // The connection's fields first: an event's own fields of the same name win.
+            if !connect_context.is_empty() {
+                let own: Vec<(String, String)> = std::mem::take(&mut context);
+                context = connect_context.iter().filter(|(k, _)| !own.iter().any(|(o, _)| o == k)).cloned().collect();
+                context.extend(own);
+            }
             let injector = &bridge.injector;
             let signed = injector.signed(signed, who, event.query(), context);
             Ok(Ok(event.with_identity(injector.field(), signed)))
         }
-        Verdict::Deny(reason) => {
-            tracing::info!(target: "isthmus::bridge", event = %ev.name, user = %who.identity.username, %reason, "event refused");
+        Verdict::Refuse(refusal) => {
+            tracing::info!(target: "isthmus::bridge", event = %ev.name, user = %who.identity.username, %refusal, "event refused");
             // The page to come back to after logging in, query included.
             let page = if as_path.starts_with('/') { as_path.into_owned() } else { route.into_owned() };
-            Ok(Err(Refusal { reason, page }))
+            Ok(Err((refusal, page)))
         }
         Verdict::Close(reason) => Err(Closing::policy(reason)),
     }
 }
 
-struct Refusal {
-    reason: String,
-    /// Path (and query) of the page the event came from.
-    page: String,
-}
-
-/// The update answering a refused event: a full page load of the login page (Reflex's
-/// own `_redirect` only moves inside the SPA, which would show its 404 for a Django
-/// page), or a console error for other refusals.
-fn refusal_packet(namespace: &str, refusal: Refusal) -> String {
-    let script = match refusal.reason.strip_prefix("login_required:") {
-        Some(login_url) => {
-            let next: String = url_encode(if refusal.page.is_empty() { "/" } else { &refusal.page });
-            let sep = if login_url.contains('?') { '&' } else { '?' };
-            format!("window.location.assign({})", Value::String(format!("{login_url}{sep}next={next}")))
+/// The update answering a refused event from `page`: a full page load of the login
+/// page (Reflex's own `_redirect` only moves inside the SPA, which would show its 404
+/// for a Django page), or a console error for other refusals.
+fn refusal_packet(namespace: &str, refusal: Refusal, page: &str) -> String {
+    let script = match &refusal {
+        Refusal::LoginRequired(login_url) => {
+            let location = Refusal::login_location(login_url, if page.is_empty() { "/" } else { page });
+            format!("window.location.assign({})", Value::String(location))
         }
-        None => format!("console.error({})", Value::String(format!("isthmus: event refused ({})", refusal.reason))),
+        Refusal::Forbidden(_) => {
+            format!("console.error({})", Value::String(format!("isthmus: event refused ({refusal})")))
+        }
     };
     let event = json!({"name": "_call_script", "payload": {"javascript_code": script}});
     socketio::server_event(namespace, &[r#""event""#, &json!({ "events": [event] }).to_string()])
-}
-
-/// What Django's `redirect_to_login` leaves unescaped in `next=` (`quote(safe="/")`).
-const NEXT_ESCAPED: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~').remove(b'/');
-
-fn url_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, NEXT_ESCAPED).to_string()
 }

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use super::bindings::{BridgeExports, BridgePre, Event, Request, WitVerdict};
+use super::bindings::{BridgeExports, BridgePre, LentEvent, LentRequest, Who, WitVerdict};
 use super::component::{world, WasmPlugin};
+use super::decision::{check_fields, refusal};
+use super::lend::lend;
 use super::store::HostState;
-use super::users::lend;
-use crate::limits::PLUGIN_MAX_REPLY_BYTES;
 use crate::policy::{BridgeEvent, BridgePolicy, FailMode, PolicyFailure, Resolved, RouteRequest, Verdict};
 
-world!(BridgeWorld, "bridge", BridgePre<HostState>, BridgeExports);
+world!(BridgeWorld, "bridge", BridgePre<HostState>, BridgeExports, ());
 
 /// A bridge policy component.
 pub type WasmBridge = WasmPlugin<BridgeWorld>;
@@ -23,33 +23,33 @@ impl BridgePolicy for WasmBridge {
         WasmPlugin::fail_mode(self)
     }
 
-    fn on_connect(&self, handshake: &RouteRequest, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
+    fn on_connect(&self, handshake: &Arc<RouteRequest>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         let verdict = self.call(|store, exports| {
-            lend(store, who, |store, who| exports.call_on_connect(store, Request::from(handshake), who))
+            lend(store, LentRequest(handshake.clone()), |store, req| {
+                lend(store, Who(Some(who.clone())), |store, who| exports.call_on_connect(store, req, who))
+            })
         })?;
         convert(verdict)
     }
 
-    fn on_event(&self, event: &BridgeEvent<'_>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
+    fn on_event(&self, event: &Arc<BridgeEvent>, who: &Arc<Resolved>) -> Result<Verdict, PolicyFailure> {
         let verdict = self.call(|store, exports| {
-            lend(store, who, |store, who| exports.call_on_event(store, Event::from(event), who))
+            lend(store, LentEvent(event.clone()), |store, ev| {
+                lend(store, Who(Some(who.clone())), |store, who| exports.call_on_event(store, ev, who))
+            })
         })?;
         convert(verdict)
     }
 }
 
-/// A verdict, bounded: its context and reasons end up in every forwarded event.
+/// A verdict, checked and bounded: its context and reasons end up in every forwarded event.
 fn convert(v: WitVerdict) -> Result<Verdict, PolicyFailure> {
-    let size = match &v {
-        WitVerdict::Allow(fields) => fields.iter().map(|(k, v)| k.len() + v.len()).sum(),
-        WitVerdict::Deny(reason) | WitVerdict::Close(reason) => reason.len(),
-    };
-    if size > PLUGIN_MAX_REPLY_BYTES {
-        return Err(PolicyFailure::Invalid(format!("verdict of {size} bytes, over {PLUGIN_MAX_REPLY_BYTES}")));
-    }
     Ok(match v {
-        WitVerdict::Allow(fields) => Verdict::Allow(fields),
-        WitVerdict::Deny(reason) => Verdict::Deny(reason),
-        WitVerdict::Close(reason) => Verdict::Close(reason),
+        WitVerdict::Allow(fields) => {
+            check_fields("allow", &fields)?;
+            Verdict::Allow(fields)
+        }
+        WitVerdict::Refuse(r) => Verdict::Refuse(refusal(r)?),
+        WitVerdict::Close(reason) => Verdict::Close(super::decision::bounded("close reason", reason)?),
     })
 }

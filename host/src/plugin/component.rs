@@ -3,7 +3,7 @@
 //!
 //! The plugin holds its current `Version` (compiled component, pre-instantiated, and
 //! a pool of warm instances) in an `ArcSwap`; a call loads it, takes a warm instance
-//! (or makes one: instantiate + `init`), calls one of the world's exports, and gives
+//! (or makes one: instantiate + `setup`), calls one of the world's exports, and gives
 //! the instance back unless the call failed or the instance reached `recycle_after`
 //! calls. A reload swaps the version; calls in flight finish on the old one.
 
@@ -18,6 +18,7 @@ use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
 use super::cache::{self, CacheOutcome};
+use super::contract;
 use super::engine::EngineShared;
 use super::error::{chain, PluginError};
 use super::store::{begin_call, new_store, HostState, MemoryCapHit};
@@ -35,26 +36,29 @@ pub trait World: Send + Sync + 'static {
     type Pre: Send + Sync + 'static;
     /// The generated exports of one instance.
     type Exports: Send + 'static;
+    /// What the world's `setup` answers when it succeeds.
+    type Setup: Clone + Send + Sync + 'static;
     fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Exports>;
-    /// The world's `init` export.
-    fn init(
+    /// The world's `setup` export.
+    fn setup(
         exports: &Self::Exports,
         store: &mut Store<HostState>,
         config_json: &str,
-    ) -> wasmtime::Result<Result<(), String>>;
+    ) -> wasmtime::Result<Result<Self::Setup, String>>;
 }
 
 /// `World` for a world's generated bindings: `$pre` (its `…Pre<HostState>`) makes
-/// `$exports` instances, whose `init` is `call_init`.
+/// `$exports` instances, whose `setup` (`call_setup`) answers `$setup`.
 macro_rules! world {
-    ($world:ident, $name:literal, $pre:ty, $exports:ty) => {
+    ($world:ident, $name:literal, $pre:ty, $exports:ty, $setup:ty) => {
         pub struct $world;
 
         impl $crate::plugin::component::World for $world {
             const NAME: &'static str = $name;
             type Pre = $pre;
             type Exports = $exports;
+            type Setup = $setup;
 
             fn pre(
                 instance_pre: wasmtime::component::InstancePre<$crate::plugin::store::HostState>,
@@ -69,12 +73,12 @@ macro_rules! world {
                 pre.instantiate(store)
             }
 
-            fn init(
+            fn setup(
                 exports: &Self::Exports,
                 store: &mut wasmtime::Store<$crate::plugin::store::HostState>,
                 config_json: &str,
-            ) -> wasmtime::Result<Result<(), String>> {
-                exports.call_init(store, config_json)
+            ) -> wasmtime::Result<Result<Self::Setup, String>> {
+                exports.call_setup(store, config_json)
             }
         }
     };
@@ -147,8 +151,8 @@ pub struct LoadInfo {
     pub cache: CacheOutcome,
     /// Time to compile (or, on a cache hit, to deserialize) the component.
     pub compile_time: Duration,
-    /// Time to instantiate and `init` the first instance.
-    pub init_time: Duration,
+    /// Time to instantiate and `setup` the first instance.
+    pub setup_time: Duration,
     pub loaded_at: SystemTime,
 }
 
@@ -159,10 +163,12 @@ pub(super) struct Version<W: World> {
     /// Set once a newer version serves: instances coming back from calls in flight
     /// are dropped instead of pooled.
     retired: AtomicBool,
+    /// What the first instance's `setup` answered.
+    pub setup: W::Setup,
     pub info: LoadInfo,
 }
 
-/// An instance that passed `init`.
+/// An instance that passed `setup`.
 struct Warm<W: World> {
     store: Store<HostState>,
     exports: W::Exports,
@@ -171,7 +177,7 @@ struct Warm<W: World> {
 
 impl<W: World> Version<W> {
     /// Compile (through the cache), link, and prove the component by instantiating and
-    /// `init`ing one instance, which becomes the first warm one.
+    /// `setup`ing one instance, which becomes the first warm one.
     pub(super) fn load(
         shared: &EngineShared,
         s: &Settings,
@@ -185,17 +191,22 @@ impl<W: World> Version<W> {
         let component = loaded.component;
         let inst_err = |reason: String| PluginError::Instantiate { plugin: plugin.clone(), reason };
 
+        contract::check::<W>(&shared.engine, &component).map_err(inst_err)?;
+
         let instance_pre = match shared.linker.instantiate_pre(&component) {
             Ok(pre) => pre,
             Err(missing) => {
-                // Imports beyond WASI (which is linked with nothing granted): they trap
-                // if called, rather than refusing the component. Only as a fallback:
-                // the stubs are matched by exact version and would shadow WASI
-                // functions that the linker otherwise finds by semver.
+                // Imports beyond what the gateway provides: they trap if called, rather
+                // than refusing the component. Only as a fallback: the stubs are matched
+                // by exact version and would shadow WASI functions that the linker
+                // otherwise finds by semver.
+                let foreign = contract::foreign_imports(&shared.engine, &component);
                 let mut linker = shared.linker.clone();
-                linker.define_unknown_imports_as_traps(&component).map_err(|e| inst_err(chain(&e)))?;
-                let pre = linker.instantiate_pre(&component).map_err(|e| inst_err(chain(&e)))?;
-                tracing::warn!(plugin, reason = %chain(&missing), "the component imports functions the gateway does not provide; calling them traps");
+                let stubbed = linker
+                    .define_unknown_imports_as_traps(&component)
+                    .and_then(|()| linker.instantiate_pre(&component));
+                let pre = stubbed.map_err(|e| inst_err(contract::explain(&foreign, &chain(&e))))?;
+                tracing::warn!(plugin, imports = %foreign.join(", "), reason = %chain(&missing), "the component imports functions the gateway does not provide; calling them traps");
                 pre
             }
         };
@@ -203,49 +214,49 @@ impl<W: World> Version<W> {
         let pre = W::pre(instance_pre).map_err(|e| {
             inst_err(format!("{}: is it built for the `{}` world of isthmus:policy?", chain(&e), W::NAME))
         })?;
+        let setup_start = std::time::Instant::now();
+        let (warm, setup) = Self::instantiate_with(&pre, shared, s).map_err(|failure| match failure {
+            LoadFailure::Setup(message) => PluginError::Setup { plugin: plugin.clone(), message },
+            LoadFailure::Instantiate(PolicyFailure::Trap(reason)) => inst_err(reason),
+            LoadFailure::Instantiate(failure) | LoadFailure::SetupCall(failure) => {
+                PluginError::SetupFailed { plugin: plugin.clone(), failure }
+            }
+        })?;
         let version = Version {
             pre,
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(if s.mode == InstanceMode::Pooled { vec![warm] } else { Vec::new() }),
             retired: AtomicBool::new(false),
+            setup,
             info: LoadInfo {
                 generation,
                 source_sha256,
                 cache: loaded.outcome,
                 compile_time: loaded.elapsed,
-                init_time: Duration::ZERO,
+                setup_time: setup_start.elapsed(),
                 loaded_at: SystemTime::now(),
             },
         };
-        let init_start = std::time::Instant::now();
-        let warm = version.instantiate(shared, s).map_err(|failure| match failure {
-            LoadFailure::Init(message) => PluginError::Init { plugin: plugin.clone(), message },
-            LoadFailure::Instantiate(PolicyFailure::Trap(reason)) => inst_err(reason),
-            LoadFailure::Instantiate(failure) | LoadFailure::InitCall(failure) => {
-                PluginError::InitFailed { plugin: plugin.clone(), failure }
-            }
-        })?;
-        let mut version = version;
-        version.info.init_time = init_start.elapsed();
-        if s.mode == InstanceMode::Pooled {
-            version.pool.get_mut().unwrap_or_else(|e| e.into_inner()).push(warm);
-        }
         Ok(version)
     }
 
-    /// A new instance, `init`ed.
+    /// A new instance, `setup`.
     fn instantiate(&self, shared: &EngineShared, s: &Settings) -> Result<Warm<W>, LoadFailure> {
+        Self::instantiate_with(&self.pre, shared, s).map(|(warm, _)| warm)
+    }
+
+    fn instantiate_with(pre: &W::Pre, shared: &EngineShared, s: &Settings) -> Result<(Warm<W>, W::Setup), LoadFailure> {
         let mut store = new_store(&shared.engine, &shared.ticker, &s.name, s.max_memory);
         // Instantiation may run guest code (start functions): bound it too.
         begin_call(&mut store, s.deadline, s.ticks);
         let exports =
-            W::instantiate(&self.pre, &mut store).map_err(|e| LoadFailure::Instantiate(load_failure(&store, e, s)))?;
+            W::instantiate(pre, &mut store).map_err(|e| LoadFailure::Instantiate(load_failure(&store, e, s)))?;
         begin_call(&mut store, s.deadline, s.ticks);
-        let result = W::init(&exports, &mut store, &s.config_json);
+        let result = W::setup(&exports, &mut store, &s.config_json);
         store.data_mut().end_call();
         match result {
-            Ok(Ok(())) => Ok(Warm { store, exports, calls: 0 }),
-            Ok(Err(message)) => Err(LoadFailure::Init(message)),
-            Err(e) => Err(LoadFailure::InitCall(call_failure(&store, e, s))),
+            Ok(Ok(setup)) => Ok((Warm { store, exports, calls: 0 }, setup)),
+            Ok(Err(message)) => Err(LoadFailure::Setup(message)),
+            Err(e) => Err(LoadFailure::SetupCall(call_failure(&store, e, s))),
         }
     }
 
@@ -286,10 +297,10 @@ impl<W: World> Version<W> {
 enum LoadFailure {
     /// Instantiation trapped, ran out of time or memory.
     Instantiate(PolicyFailure),
-    /// `init` trapped, ran out of time or memory.
-    InitCall(PolicyFailure),
-    /// `init` returned `err` with this text.
-    Init(String),
+    /// `setup` trapped, ran out of time or memory.
+    SetupCall(PolicyFailure),
+    /// `setup` returned `err` with this text.
+    Setup(String),
 }
 
 impl From<LoadFailure> for PolicyFailure {
@@ -299,8 +310,8 @@ impl From<LoadFailure> for PolicyFailure {
             LoadFailure::Instantiate(PolicyFailure::Trap(reason)) => {
                 PolicyFailure::Trap(format!("cannot instantiate: {reason}"))
             }
-            LoadFailure::Instantiate(failure) | LoadFailure::InitCall(failure) => failure,
-            LoadFailure::Init(message) => PolicyFailure::Trap(format!("init of a new instance failed: {message}")),
+            LoadFailure::Instantiate(failure) | LoadFailure::SetupCall(failure) => failure,
+            LoadFailure::Setup(message) => PolicyFailure::Trap(format!("setup of a new instance failed: {message}")),
         }
     }
 }
@@ -373,7 +384,7 @@ impl<W: World> WasmPlugin<W> {
             file = %settings.file.display(),
             cache = ?info.cache,
             compile_ms = info.compile_time.as_secs_f64() * 1e3,
-            init_ms = info.init_time.as_secs_f64() * 1e3,
+            setup_ms = info.setup_time.as_secs_f64() * 1e3,
             mode = ?settings.mode,
             world = W::NAME,
             "plugin loaded"
@@ -392,6 +403,11 @@ impl<W: World> WasmPlugin<W> {
     /// The plugin file this router loads.
     pub fn file(&self) -> &Path {
         &self.settings.file
+    }
+
+    /// What `setup` of the version now serving answered.
+    pub(super) fn setup(&self) -> W::Setup {
+        self.current.load().setup.clone()
     }
 
     /// How the version now serving was loaded.

@@ -1,15 +1,16 @@
-//! A guest's decision, checked and turned into `crate::policy::Decision`.
+//! A guest's answer, checked and turned into the host's types (`crate::policy`).
 //!
 //! Refused (`PolicyFailure::Invalid`): a reply status outside 100..=599, a header name
-//! or value that is not valid HTTP, a reply body or a header list larger than
-//! `limits::PLUGIN_MAX_REPLY_BYTES`, a replacement path that is not an origin-form
-//! path (`/…`, optional `?query`), an empty upstream or static mount name. Whether
-//! the named upstream or mount exists is for the dispatcher (502 / 500).
+//! or value that is not valid HTTP, a reply body, a header or field list, a reason or
+//! a URL larger than `limits::PLUGIN_MAX_REPLY_BYTES`, a replacement path that is not
+//! an origin-form path (`/…`, optional `?query`), an empty upstream or static mount
+//! name, a login URL that is empty or not a valid `Location`. Whether the named
+//! upstream or mount exists is for the dispatcher (502).
 
 use crate::limits::PLUGIN_MAX_REPLY_BYTES;
-use crate::policy::{Decision, Forward, PolicyFailure, Reply};
+use crate::policy::{Decision, Forward, PolicyFailure, Refusal, Reply};
 
-use super::bindings::{WitDecision, WitForward, WitReply};
+use super::bindings::{WitDecision, WitForward, WitRefusal, WitReply};
 
 pub(crate) fn convert(d: WitDecision) -> Result<Decision, PolicyFailure> {
     match d {
@@ -48,7 +49,41 @@ pub(crate) fn convert(d: WitDecision) -> Result<Decision, PolicyFailure> {
             }
             Ok(Decision::Reply(Reply { status, headers, body }))
         }
+        WitDecision::Refuse(r) => Ok(Decision::Refuse(refusal(r)?)),
     }
+}
+
+pub(crate) fn refusal(r: WitRefusal) -> Result<Refusal, PolicyFailure> {
+    match r {
+        WitRefusal::LoginRequired(url) => {
+            if url.is_empty() || http::HeaderValue::from_str(&url).is_err() {
+                return Err(invalid(format!("login-required URL {:?} is not a valid Location", truncated(&url))));
+            }
+            Ok(Refusal::LoginRequired(bounded("login-required URL", url)?))
+        }
+        WitRefusal::Forbidden(reason) => Ok(Refusal::Forbidden(bounded("forbidden reason", reason)?)),
+    }
+}
+
+/// `text`, unless it is over the limit.
+pub(crate) fn bounded(what: &str, text: String) -> Result<String, PolicyFailure> {
+    if text.len() > PLUGIN_MAX_REPLY_BYTES {
+        return Err(invalid(format!("{what} of {} bytes, over {PLUGIN_MAX_REPLY_BYTES}", text.len())));
+    }
+    Ok(text)
+}
+
+/// A list of name/value pairs, unless it is over the limit in all.
+pub(crate) fn check_fields(what: &str, fields: &[(String, String)]) -> Result<(), PolicyFailure> {
+    let size: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > PLUGIN_MAX_REPLY_BYTES {
+        return Err(invalid(format!("{what} fields of {size} bytes, over {PLUGIN_MAX_REPLY_BYTES}")));
+    }
+    Ok(())
+}
+
+fn truncated(s: &str) -> String {
+    s.chars().take(200).collect()
 }
 
 fn invalid(msg: impl Into<String>) -> PolicyFailure {
@@ -83,8 +118,7 @@ fn check_path(p: &str) -> Result<(), PolicyFailure> {
         && p.len() <= PLUGIN_MAX_REPLY_BYTES
         && p.parse::<http::uri::PathAndQuery>().is_ok_and(|pq| pq.as_str() == p);
     if !ok {
-        let shown: String = p.chars().take(200).collect();
-        return Err(invalid(format!("forward path {shown:?} is not an origin-form path")));
+        return Err(invalid(format!("forward path {:?} is not an origin-form path", truncated(p))));
     }
     Ok(())
 }
@@ -112,6 +146,14 @@ mod tests {
 
     #[test]
     fn checks() {
+        let login = |url: &str| WitDecision::Refuse(WitRefusal::LoginRequired(url.into()));
+        assert_eq!(
+            convert(login("/admin/login/")),
+            Ok(Decision::Refuse(Refusal::LoginRequired("/admin/login/".into())))
+        );
+        assert!(convert(login("")).is_err());
+        assert!(convert(login("/login\r\nSet-Cookie: x=1")).is_err());
+        assert!(convert(WitDecision::Refuse(WitRefusal::Forbidden("x".repeat(PLUGIN_MAX_REPLY_BYTES + 1)))).is_err());
         assert!(convert(reply(200, vec![("content-type", "text/plain")], 10)).is_ok());
         assert!(convert(reply(99, vec![], 0)).is_err());
         assert!(convert(reply(600, vec![], 0)).is_err());

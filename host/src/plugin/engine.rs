@@ -47,8 +47,7 @@ impl EngineShared {
         };
         let mut linker = Linker::new(&engine);
         super::wasi::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
-        super::bindings::users::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
+        link_contract(&mut linker).map_err(|e| PluginError::Engine(super::error::chain(&e)))?;
         let ticker =
             Ticker::start(&engine).map_err(|e| PluginError::Engine(format!("cannot start the epoch thread: {e}")))?;
         Ok(Arc::new(EngineShared { engine, linker, ticker }))
@@ -60,6 +59,15 @@ impl EngineShared {
         let tick = limits::EPOCH_TICK.as_nanos().max(1);
         u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX / 2).saturating_add(1)
     }
+}
+
+/// The contract's resources (request, identity, event), answered by `super::lend`.
+fn link_contract(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use super::bindings::{bridging, http, users};
+    use wasmtime::component::HasSelf;
+    http::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    users::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    bridging::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
 }
 
 fn engine_config(pooling: bool) -> Config {

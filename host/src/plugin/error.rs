@@ -1,4 +1,4 @@
-//! Errors of loading plugins: reading, compiling, instantiating, `init`. What goes
+//! Errors of loading plugins: reading, compiling, instantiating, `setup`. What goes
 //! wrong during a routing call is a `crate::policy::PolicyFailure`, not this. The
 //! compiled-plugin cache has no error here on purpose: whatever goes wrong with it is
 //! logged and costs a compilation, never a refused plugin.
@@ -22,12 +22,12 @@ pub enum PluginError {
     /// The component does not fit the `router` world or cannot be instantiated.
     #[error("plugin `{plugin}`: cannot instantiate: {reason}")]
     Instantiate { plugin: String, reason: String },
-    /// The guest's `init` returned `err`; `message` is the guest's text, verbatim.
-    #[error("plugin `{plugin}`: init failed: {message}")]
-    Init { plugin: String, message: String },
-    /// `init` trapped, ran past its deadline or hit the memory cap.
-    #[error("plugin `{plugin}`: init {failure}")]
-    InitFailed { plugin: String, failure: crate::policy::PolicyFailure },
+    /// The guest's `setup` returned `err`; `message` is the guest's text, verbatim.
+    #[error("plugin `{plugin}`: setup failed: {message}")]
+    Setup { plugin: String, message: String },
+    /// `setup` trapped, ran past its deadline or hit the memory cap.
+    #[error("plugin `{plugin}`: setup {failure}")]
+    SetupFailed { plugin: String, failure: crate::policy::PolicyFailure },
     /// A setting of the plugin's entry the host cannot honour.
     #[error("plugin `{plugin}`: {message}")]
     Settings { plugin: String, message: String },
@@ -40,8 +40,8 @@ impl PluginError {
             PluginError::Read { plugin, .. }
             | PluginError::Compile { plugin, .. }
             | PluginError::Instantiate { plugin, .. }
-            | PluginError::Init { plugin, .. }
-            | PluginError::InitFailed { plugin, .. }
+            | PluginError::Setup { plugin, .. }
+            | PluginError::SetupFailed { plugin, .. }
             | PluginError::Settings { plugin, .. } => Some(plugin),
             PluginError::Engine(_) => None,
         }

@@ -4,14 +4,14 @@
 //!
 //! ```text
 //! PluginHost::new()            one Engine (pooling allocator, epoch ticker), one Linker
-//!   .load_routers(&config)     compile (disk cache) + init every routing.routers entry
+//!   .load_routers(&config)     compile (disk cache) + setup every routing.routers entry
 //!   .load_bridge(&config)      the same for [bridge.policy]
 //! spawn_reloader(plugins, …)   file watcher + SIGHUP → reload off the request path
 //! ```
 //!
 //! Modules, each using only those after it: `reload` (file watcher, SIGHUP) →
 //! `router`, `bridge` (the worlds behind the policy traits; `decision` checks what a
-//! router returns, `users` answers the lent identity) → `component` (`WasmPlugin`:
+//! router returns, `lend` answers the lent request, user and event, `contract` checks a component against the WIT's version) → `component` (`WasmPlugin`:
 //! versions, warm instances, calls) → `cache` (precompiled components on disk),
 //! `engine` (Engine and Linker) → `store` (per-instance state, memory cap, deadlines)
 //! → `wasi` (WASI p2 with nothing granted), `output` (guest stdout/stderr into
@@ -22,15 +22,16 @@ mod bindings;
 mod bridge;
 pub mod cache;
 mod component;
+mod contract;
 mod decision;
 mod engine;
 mod error;
+mod lend;
 mod output;
 mod reload;
 mod router;
 mod store;
 mod ticker;
-mod users;
 mod wasi;
 
 use std::path::PathBuf;
@@ -56,7 +57,7 @@ impl PluginHost {
         Ok(PluginHost { shared: engine::EngineShared::new()? })
     }
 
-    /// Compile (through the cache) and init every router of `config.routing.routers`, in order.
+    /// Compile (through the cache) and set up every router of `config.routing.routers`, in order.
     pub fn load_routers(&self, config: &Config) -> Result<Vec<Arc<WasmRouter>>, PluginError> {
         let cache_dir = config.cache_dir();
         config
@@ -69,7 +70,7 @@ impl PluginHost {
             .collect()
     }
 
-    /// Compile and init the bridge policy, when the config has a `[bridge]` section.
+    /// Compile and set up the bridge policy, when the config has a `[bridge]` section.
     pub fn load_bridge(&self, config: &Config) -> Result<Option<Arc<WasmBridge>>, PluginError> {
         let Some(bridge) = &config.bridge else { return Ok(None) };
         let settings = component::Settings::new(

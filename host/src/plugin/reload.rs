@@ -1,5 +1,5 @@
 //! Hot reload: a new version of a plugin is read, compiled (through the cache),
-//! instantiated and `init`ed once to prove it works, then swapped in atomically.
+//! instantiated and `setup` once to prove it works, then swapped in atomically.
 //! Calls in flight finish on the old version. A version that fails any step is
 //! refused and logged, and the old one keeps serving.
 //!
@@ -74,7 +74,7 @@ impl<W: World> WasmPlugin<W> {
                     generation = info.generation,
                     cache = ?info.cache,
                     compile_ms = info.compile_time.as_secs_f64() * 1e3,
-                    init_ms = info.init_time.as_secs_f64() * 1e3,
+                    setup_ms = info.setup_time.as_secs_f64() * 1e3,
                     world = W::NAME,
                     "plugin reloaded"
                 );

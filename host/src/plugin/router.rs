@@ -1,11 +1,14 @@
 //! Router policies (world `router`) behind `crate::policy::Router`.
 
-use super::bindings::{Request, RouterExports, RouterPre};
-use super::component::{world, WasmPlugin};
-use super::store::HostState;
-use crate::policy::{Decision, FailMode, PolicyFailure, RouteRequest, Router};
+use std::sync::Arc;
 
-world!(RouterWorld, "router", RouterPre<HostState>, RouterExports);
+use super::bindings::{LentRequest, RouterExports, RouterPre, WitNeeds};
+use super::component::{world, WasmPlugin};
+use super::lend::{lend, who_for_router};
+use super::store::HostState;
+use crate::policy::{Decision, FailMode, Needs, PolicyFailure, Resolved, RouteRequest, Router};
+
+world!(RouterWorld, "router", RouterPre<HostState>, RouterExports, WitNeeds);
 
 /// A router policy component.
 pub type WasmRouter = WasmPlugin<RouterWorld>;
@@ -19,8 +22,17 @@ impl Router for WasmRouter {
         WasmPlugin::fail_mode(self)
     }
 
-    fn route(&self, req: &RouteRequest) -> Result<Decision, PolicyFailure> {
-        let decision = self.call(|store, exports| exports.call_route(store, Request::from(req)))?;
+    fn needs(&self) -> Needs {
+        Needs { identity: self.setup().identity }
+    }
+
+    fn route(&self, req: &Arc<RouteRequest>, who: Option<&Arc<Resolved>>) -> Result<Decision, PolicyFailure> {
+        let who = who_for_router(self.needs().identity, who);
+        let decision = self.call(|store, exports| {
+            lend(store, LentRequest(req.clone()), |store, req| {
+                lend(store, who, |store, who| exports.call_route(store, req, who))
+            })
+        })?;
         super::decision::convert(decision)
     }
 }

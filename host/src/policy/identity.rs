@@ -17,6 +17,10 @@ pub struct Identity {
     #[serde(default)]
     pub email: String,
     #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
     pub is_staff: bool,
     #[serde(default)]
     pub is_superuser: bool,

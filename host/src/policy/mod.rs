@@ -11,12 +11,46 @@ mod routing;
 
 use std::time::Duration;
 
-pub use bridging::{or_fail_mode, BridgeEvent, BridgePolicy, Verdict};
+pub use bridging::{or_fail_mode, BridgeEvent, BridgePolicy, EventKind, Verdict};
 pub use identity::{Identity, Resolved};
-pub use routing::{Decision, Forward, Outcome, Reply, RouteRequest, Router, RouterChain, Step};
+pub use routing::{Decision, Forward, Needs, Outcome, Reply, RouteRequest, Router, RouterChain, Step};
+
+/// Why a policy refuses a request or an event (`isthmus:policy/refusals.refusal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Log in first, at this URL (`next=` the page is appended by the gateway).
+    LoginRequired(String),
+    /// Not allowed, for this reason (shown to the client and logged).
+    Forbidden(String),
+}
+
+impl Refusal {
+    /// Where a login refusal sends the browser: `login_url` with `next=<page>`, escaped
+    /// as Django's `redirect_to_login` does (slashes kept).
+    pub fn login_location(login_url: &str, page: &str) -> String {
+        let next = percent_encoding::utf8_percent_encode(page, NEXT_ESCAPED);
+        let sep = if login_url.contains('?') { '&' } else { '?' };
+        format!("{login_url}{sep}next={next}")
+    }
+}
+
+/// What Django's `redirect_to_login` leaves unescaped in `next=` (`quote(safe="/")`).
+const NEXT_ESCAPED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~').remove(b'/');
+
+/// The refusal as clients have always been told it: `login_required:<url>` or
+/// `forbidden:<reason>`.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::LoginRequired(url) => write!(f, "login_required:{url}"),
+            Refusal::Forbidden(reason) => write!(f, "forbidden:{reason}"),
+        }
+    }
+}
 
 /// Why a policy could not answer. Never something a guest chose to say: those are
-/// decisions, verdicts or `init` errors.
+/// decisions, verdicts or `setup` errors.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyFailure {
     #[error("trapped: {0}")]

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{FailMode, PolicyFailure};
+use super::{FailMode, PolicyFailure, Refusal, Resolved};
 
-/// A request as routers see it. `path` is already canonical (see `canonical_path`):
-/// the same path the upstream will be sent.
+/// A request as routers see it (lent to them as `isthmus:policy/http.request`). `path`
+/// is already canonical (see `crate::request`): the same path the upstream will be sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteRequest {
     pub method: String,
@@ -41,14 +41,25 @@ pub enum Decision {
     /// Serve from the named `[static]` mount.
     ServeStatic(String),
     Reply(Reply),
+    /// Refuse the request: a login redirect or 403.
+    Refuse(Refusal),
     /// Hand on to the next router in the chain.
     Pass,
+}
+
+/// What a router asks of the gateway (`isthmus:policy/routing.needs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The Django user of each request, resolved before the router is asked.
+    pub identity: bool,
 }
 
 pub trait Router: Send + Sync {
     fn name(&self) -> &str;
     fn fail_mode(&self) -> FailMode;
-    fn route(&self, req: &RouteRequest) -> Result<Decision, PolicyFailure>;
+    fn needs(&self) -> Needs;
+    /// `who` is the request's user when some router of the chain needs it.
+    fn route(&self, req: &Arc<RouteRequest>, who: Option<&Arc<Resolved>>) -> Result<Decision, PolicyFailure>;
 }
 
 /// What one router in the chain did with a request.
@@ -90,10 +101,21 @@ impl RouterChain {
         &self.routers
     }
 
-    /// Ask each router in order. With `trace`, record every router's step (for `isthmus route`).
-    pub fn route(&self, req: &RouteRequest, mut trace: Option<&mut Vec<(String, Step)>>) -> Outcome {
+    /// Whether any router needs the request's user (it is then resolved before routing).
+    pub fn needs_identity(&self) -> bool {
+        self.routers.iter().any(|r| r.needs().identity)
+    }
+
+    /// Ask each router in order, lending `who` to those that need it. With `trace`,
+    /// record every router's step (for `isthmus route`).
+    pub fn route(
+        &self,
+        req: &Arc<RouteRequest>,
+        who: Option<&Arc<Resolved>>,
+        mut trace: Option<&mut Vec<(String, Step)>>,
+    ) -> Outcome {
         for router in &self.routers {
-            let result = router.route(req);
+            let result = router.route(req, who);
             if let Err(failure) = &result {
                 tracing::warn!(plugin = router.name(), path = %req.path, %failure, "router failed");
             }

@@ -7,6 +7,8 @@ pub mod canonical_path;
 mod client;
 mod id;
 
+use std::sync::Arc;
+
 use http::Request;
 
 pub use canonical_path::PathError;
@@ -18,7 +20,7 @@ use crate::policy::RouteRequest;
 /// An incoming request as the gateway judges and forwards it.
 pub struct Canonical {
     /// What routers see: the canonical path, the raw query, the headers.
-    pub route: RouteRequest,
+    pub route: Arc<RouteRequest>,
     pub client: ClientView,
 }
 
@@ -46,5 +48,5 @@ pub fn canonicalize<B>(req: &Request<B>, peer_ip: &str, trusted_hops: usize) -> 
             .collect(),
         client_ip: client.ip.clone(),
     };
-    Ok(Canonical { route, client })
+    Ok(Canonical { route: Arc::new(route), client })
 }

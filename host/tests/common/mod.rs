@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use isthmus::body::Body;
 use isthmus::config::Config;
 use isthmus::dispatch::Gateway;
-use isthmus::policy::{Decision, FailMode, PolicyFailure, RouteRequest, Router, RouterChain};
+use isthmus::policy::{Decision, FailMode, Needs, PolicyFailure, Resolved, RouteRequest, Router, RouterChain};
 use isthmus::server::{self, ServerSettings};
 
 /// A router written in Rust for tests: the production chain holds WebAssembly routers.
@@ -41,7 +41,10 @@ where
     fn fail_mode(&self) -> FailMode {
         self.fail
     }
-    fn route(&self, req: &RouteRequest) -> Result<Decision, PolicyFailure> {
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+    fn route(&self, req: &Arc<RouteRequest>, _who: Option<&Arc<Resolved>>) -> Result<Decision, PolicyFailure> {
         (self.f)(req)
     }
 }

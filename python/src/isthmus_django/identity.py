@@ -63,12 +63,20 @@ def _permissions(user: Any) -> list[str]:
     return sorted(str(p) for p in getter())
 
 
+def _text_attr(user: Any, name: str) -> str:
+    """A text field of the user model, or "" when the model has none (custom users)."""
+    value = getattr(user, name, "")
+    return "" if value is None else str(value)
+
+
 def anonymous_identity(session: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {
         "authenticated": False,
         "user_id": None,
         "username": "",
         "email": "",
+        "first_name": "",
+        "last_name": "",
         "is_staff": False,
         "is_superuser": False,
         "groups": [],
@@ -93,6 +101,8 @@ def build_identity(user: Any, session: Mapping[str, Any] | None = None) -> dict[
         "user_id": str(user.pk),
         "username": "" if username is None else str(username),
         "email": _email_of(user),
+        "first_name": _text_attr(user, "first_name"),
+        "last_name": _text_attr(user, "last_name"),
         "is_staff": bool(getattr(user, "is_staff", False)),
         "is_superuser": bool(getattr(user, "is_superuser", False)),
         "groups": _group_names(user),

@@ -47,6 +47,8 @@ class Identity:
     user_id: str | None = None
     username: str = ""
     email: str = ""
+    first_name: str = ""
+    last_name: str = ""
     is_staff: bool = False
     is_superuser: bool = False
     groups: tuple[str, ...] = ()
@@ -250,7 +252,7 @@ def _parse_identity(raw: Any) -> tuple[dict[str, Any], tuple[tuple[str, str], ..
         raise _Rejected("malformed payload: identity.user_id is not a string or null")
     if authenticated and not user_id:
         raise _Rejected("malformed payload: authenticated identity without user_id")
-    for name in ("username", "email"):
+    for name in ("username", "email", "first_name", "last_name"):
         if not isinstance(raw.get(name, ""), str):
             raise _Rejected(f"malformed payload: identity.{name} is not a string")
     for name in ("is_staff", "is_superuser"):
@@ -275,6 +277,8 @@ def _parse_identity(raw: Any) -> tuple[dict[str, Any], tuple[tuple[str, str], ..
         "user_id": user_id,
         "username": raw.get("username", ""),
         "email": raw.get("email", ""),
+        "first_name": raw.get("first_name", ""),
+        "last_name": raw.get("last_name", ""),
         "is_staff": raw.get("is_staff", False),
         "is_superuser": raw.get("is_superuser", False),
         "groups": tuple(groups),

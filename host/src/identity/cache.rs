@@ -1,4 +1,4 @@
-//! The Django identity behind a session cookie: fetched from the companion app's
+//! The identity cache: the Django identity behind a session cookie, fetched from the companion app's
 //! identity endpoint, cached per cookie value for a short TTL, one fetch in flight per
 //! value however many connections ask, and dropped at once when Django sets or
 //! deletes that cookie (login, logout).
