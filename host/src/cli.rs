@@ -57,6 +57,11 @@ pub enum Command {
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
     },
+    /// Write, test and measure policies (WebAssembly components of `wit/policy.wit`).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Write isthmus.toml (and the secrets in isthmus.env) for a folder holding a Django
     /// project (manage.py) and a Reflex app (rxconfig.py); never overwrites either file.
     Init {
@@ -69,6 +74,24 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Write a new policy project in DIR: a template of LANG for WORLD, with its own copy
+    /// of the contract (and, for Rust, of the SDK), unit tests and a cases.toml.
+    New {
+        /// rust, python, js or c.
+        #[arg(long)]
+        lang: String,
+        /// router or bridge.
+        #[arg(long)]
+        world: String,
+        dir: PathBuf,
+    },
+    /// Run the cases of CASES (TOML) against PLUGIN (a component), loaded as the gateway
+    /// loads it; exit 1 when any answer differs from the expected one.
+    Test { plugin: PathBuf, cases: PathBuf },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -79,6 +102,12 @@ pub enum CliError {
     Init(#[from] crate::init::InitError),
     #[error(transparent)]
     Supervise(#[from] SuperviseError),
+    #[error(transparent)]
+    Scaffold(#[from] crate::scaffold::ScaffoldError),
+    #[error(transparent)]
+    Harness(#[from] crate::harness::HarnessError),
+    #[error("{0}")]
+    Failed(String),
     #[error("{0}")]
     Io(String),
     #[error("{0}")]
@@ -92,6 +121,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check { config } => check(&config),
         Command::Route { config, method, path, host, headers } => route(&config, &method, &path, &host, &headers),
         Command::Init { dir, python } => Ok(crate::init::run(&dir, python.as_deref())?),
+        Command::Plugin { command: PluginCommand::New { lang, world, dir } } => plugin_new(&lang, &world, &dir),
+        Command::Plugin { command: PluginCommand::Test { plugin, cases } } => plugin_test(&plugin, &cases),
     }
 }
 
@@ -271,4 +302,26 @@ fn describe(config: &Config, decision: &Decision) -> String {
         Decision::Refuse(Refusal::Forbidden(reason)) => format!("refuse: 403 ({reason})"),
         Decision::Pass => "pass".to_owned(),
     }
+}
+
+fn plugin_new(lang: &str, world: &str, dir: &Path) -> Result<(), CliError> {
+    let files = crate::scaffold::new_project(lang, world, dir)?;
+    println!("wrote a {lang} {world} policy in {} ({} files); see its README.md", dir.display(), files.len());
+    Ok(())
+}
+
+fn plugin_test(plugin: &Path, cases: &Path) -> Result<(), CliError> {
+    let outcomes = crate::harness::run(plugin, cases)?;
+    let failed = outcomes.iter().filter(|o| o.mismatch.is_some()).count();
+    for outcome in &outcomes {
+        match &outcome.mismatch {
+            None => println!("ok     {}", outcome.name),
+            Some(diff) => println!("FAILED {}\n      {diff}", outcome.name),
+        }
+    }
+    println!("{} passed, {failed} failed", outcomes.len() - failed);
+    if failed > 0 {
+        return Err(CliError::Failed(format!("{failed} of {} cases failed", outcomes.len())));
+    }
+    Ok(())
 }

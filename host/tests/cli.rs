@@ -368,3 +368,102 @@ async fn hot_reload_under_load_fails_no_request() {
     assert!(reloaded >= 4, "three new versions and the original came back: {reloaded}\n{log}");
     assert!(refused >= 2, "the broken file was refused, on change and on SIGHUP: {refused}\n{log}");
 }
+
+/// `isthmus plugin test`: every case run on the real component, a diff for each answer
+/// that differs, the plain summary line, exit 1 on any failure.
+#[test]
+fn plugin_test_runs_a_table_of_cases_against_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("prefix_router.wasm");
+    std::fs::copy(plugin_path("prefix_router.wasm"), &wasm).unwrap();
+    let cases = dir.path().join("cases.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &cases,
+            format!(
+                r#"world = "router"
+config = {{ django_prefixes = ["/admin"] }}
+[[case]]
+name = "the admin goes to Django"
+request = {{ path = "/admin/login/", headers = [["cookie", "sessionid=x"]] }}
+expect = {{ forward = {{ upstream = "django" }} }}
+[[case]]
+name = "pages are the SPA's"
+request = {{ path = "/shop" }}
+expect = {{ serve_static = "frontend" }}
+{extra}"#
+            ),
+        )
+        .unwrap()
+    };
+    write("");
+    let (code, stdout, stderr) = output(isthmus().args(["plugin", "test"]).arg(&wasm).arg(&cases));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("ok     the admin goes to Django") && stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+
+    write("[[case]]\nname = \"a wrong expectation\"\nrequest = { path = \"/_event/\" }\nexpect = { forward = { upstream = \"django\" } }\n");
+    let (code, stdout, stderr) = output(isthmus().args(["plugin", "test"]).arg(&wasm).arg(&cases));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("FAILED a wrong expectation"), "{stdout}");
+    assert!(stdout.contains(r#"expected forward.upstream = "django", got "reflex""#), "{stdout}");
+    assert!(stdout.ends_with("2 passed, 1 failed\n") && stderr.contains("1 of 3 cases failed"), "{stdout}{stderr}");
+
+    write("[[case]]\nname = \"a typo\"\nrequest = { path = \"/\" }\nuser = { is_stuff = true }\nexpect = \"pass\"\n");
+    let (code, _, stderr) = output(isthmus().args(["plugin", "test"]).arg(&wasm).arg(&cases));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is_stuff"), "a misspelt key is named: {stderr}");
+}
+
+/// The bridge world: events and connects, with users, through the identity echo.
+#[test]
+fn plugin_test_judges_bridge_cases_with_their_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("echo.wasm");
+    std::fs::copy(plugin_path("test_identity_echo.wasm"), &wasm).unwrap();
+    let cases = dir.path().join("cases.toml");
+    std::fs::write(
+        &cases,
+        r#"world = "bridge"
+[[case]]
+name = "anyone connects"
+connect = { path = "/_event/" }
+expect = { allow = {} }
+[[case]]
+name = "the user and the event reach the policy"
+event = { kind = "identity_change", name = "state.me.refresh", route = "/me", payload = "editors" }
+user = { authenticated = true, username = "sue", first_name = "Sue", groups = ["editors"] }
+expect = { allow = { username = "sue", first-name = "Sue", in-group = "true", kind = "IdentityChange", route = "/me" } }
+[[case]]
+name = "anonymous by default"
+event = { name = "state.x" }
+expect = { allow = { authenticated = "false", user-id = "none" } }
+"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = output(isthmus().args(["plugin", "test"]).arg(&wasm).arg(&cases));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.ends_with("3 passed, 0 failed\n"), "{stdout}");
+}
+
+/// `isthmus plugin new` writes a self-contained project with the gateway's own WIT.
+#[test]
+fn plugin_new_writes_a_project_with_its_own_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("policy");
+    let (code, stdout, stderr) =
+        output(isthmus().args(["plugin", "new", "--lang", "python", "--world", "bridge"]).arg(&project));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let wit = std::fs::read_to_string(project.join("wit/policy.wit")).unwrap();
+    assert_eq!(wit, std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/policy.wit")).unwrap());
+    for file in ["app.py", "cases.toml", "README.md", "build.sh", "test.sh"] {
+        assert!(project.join(file).is_file(), "{file} is missing");
+    }
+    let (code, _, stderr) =
+        output(isthmus().args(["plugin", "new", "--lang", "python", "--world", "bridge"]).arg(&project));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already exists and is not empty"), "{stderr}");
+    let (code, _, stderr) =
+        output(isthmus().args(["plugin", "new", "--lang", "go", "--world", "router"]).arg(dir.path().join("g")));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--lang must be one of rust, python, js, c"), "{stderr}");
+}

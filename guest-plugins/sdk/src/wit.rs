@@ -3,7 +3,7 @@
 
 pub mod router {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "router",
         pub_export_macro: true,
         export_macro_name: "export_router_world",
@@ -13,7 +13,7 @@ pub mod router {
 
 pub mod bridge {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "bridge",
         with: {
             "isthmus:policy/http@0.3.0": crate::wit::router::isthmus::policy::http,

@@ -73,13 +73,20 @@ impl PluginHost {
     /// Compile and set up the bridge policy, when the config has a `[bridge]` section.
     pub fn load_bridge(&self, config: &Config) -> Result<Option<Arc<WasmBridge>>, PluginError> {
         let Some(bridge) = &config.bridge else { return Ok(None) };
-        let settings = component::Settings::new(
-            &bridge.policy,
-            &config.routing.plugins_dir,
-            Some(config.cache_dir()),
-            max_warm(config),
-        )?;
-        Ok(Some(Arc::new(WasmPlugin::new(self.shared.clone(), settings)?)))
+        let (dir, cache) = (&config.routing.plugins_dir, Some(config.cache_dir()));
+        self.load_bridge_entry(&bridge.policy, dir, cache, max_warm(config)).map(Some)
+    }
+
+    /// Load one bridge policy, as `load_router` loads a router.
+    pub fn load_bridge_entry(
+        &self,
+        entry: &PluginEntry,
+        plugins_dir: &std::path::Path,
+        cache_dir: Option<PathBuf>,
+        max_warm: usize,
+    ) -> Result<Arc<WasmBridge>, PluginError> {
+        let settings = component::Settings::new(entry, plugins_dir, cache_dir, max_warm)?;
+        Ok(Arc::new(WasmPlugin::new(self.shared.clone(), settings)?))
     }
 
     /// Load one router: `entry.plugin` under `plugins_dir`, compiled through the cache in
