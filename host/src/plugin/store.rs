@@ -70,7 +70,12 @@ fn on_deadline(state: &mut HostState) -> wasmtime::UpdateDeadline {
         _ => {
             c.probe_start = Some(now);
             c.probes += 1;
-            wasmtime::UpdateDeadline::Continue(c.probe_ticks)
+            let window = c.probe_ticks;
+            // The window runs from the epoch now, which a starved thread may reach well
+            // past the call's original deadline: the ticker must tick through it, or a
+            // spinning guest would never be stopped once the ticker parks.
+            state.ticker.need(window);
+            wasmtime::UpdateDeadline::Continue(window)
         }
     }
 }
@@ -168,8 +173,8 @@ pub(crate) fn begin_call(store: &mut Store<HostState>, deadline: Duration, ticks
     state.clock.probe_window = deadline / 4;
     state.clock.probe_start = None;
     state.clock.probes = 0;
-    // The deadline and every probe window `on_deadline` may grant.
-    state.ticker.need(ticks.saturating_add(probe_ticks.saturating_mul(u64::from(MAX_PROBES))));
+    // The deadline; each probe window `on_deadline` grants asks for its own ticks.
+    state.ticker.need(ticks);
 }
 
 impl HostState {
@@ -192,5 +197,32 @@ impl super::wasi::PluginWasiView for HostState {
     }
     fn clock_origin(&self) -> Instant {
         self.origin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However late the deadline callback runs (a starved thread: the epoch far past the
+    /// call's deadline), the window it grants is ticked through, so the call still ends.
+    #[test]
+    fn a_probe_window_is_ticked_through_whenever_it_is_granted() {
+        let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true)).unwrap();
+        let ticker = Ticker::start(&engine).unwrap();
+        let mut store = new_store(&engine, &ticker, &Arc::from("t"), 1 << 20);
+        begin_call(&mut store, Duration::from_millis(4), 5);
+        let state = store.data_mut();
+        // The first expiry opens a probe window; a later one, with the thread idle all the
+        // while (no CPU used: starved), opens another.
+        for _ in 0..3 {
+            let before = ticker.ticks();
+            assert!(matches!(on_deadline(state), wasmtime::UpdateDeadline::Continue(2)));
+            assert!(ticker.until() > before + 2, "the ticker runs until the window has passed");
+            while ticker.ticks() < ticker.until() {
+                std::thread::sleep(limits::EPOCH_TICK);
+            }
+        }
+        ticker.stop();
     }
 }

@@ -81,6 +81,18 @@ impl Ticker {
         }
     }
 
+    /// Ticks done (the engine's epoch, as far as this thread advanced it).
+    #[cfg(test)]
+    pub fn ticks(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The tick the thread runs until.
+    #[cfg(test)]
+    pub fn until(&self) -> u64 {
+        self.until.load(Ordering::SeqCst)
+    }
+
     fn idle(&self) -> bool {
         self.epoch.load(Ordering::SeqCst) >= self.until.load(Ordering::SeqCst)
     }
