@@ -3,11 +3,16 @@ isthmus (default prefix-router plugin) and through nginx; and reflex-django 4.0.
 dispatcher under uvicorn in front of trivial ASGI apps.
 
     python bench/http/run.py RESULTS_DIR [--quick] [--rd-python PY | --no-rd REASON]
+                             [--compare OTHER_ISTHMUS]
 
 Writes RESULTS_DIR/http.json (rows as described in bench/README.md). Every server runs
 on the server CPU and is restarted for every case of every repetition; wrk runs on the
 load-generator CPU with one thread, closed loop, and alternates two paths:
 `/api/items/1` (a Django prefix) and `/ping` (a Reflex reserved path).
+
+`--compare` adds the cases `…/isthmus-compare`, served by another isthmus binary (a
+build of an earlier commit, say) in the same repetitions, so that a change's effect is
+measured side by side rather than across runs.
 """
 
 from __future__ import annotations
@@ -108,8 +113,9 @@ ISTHMUS_ENV = {"RUST_LOG": "info,isthmus::access=off"}
 
 
 class Env:
-    def __init__(self, work: Path, isthmus: Path, plugin: Path, rd_python: str | None):
+    def __init__(self, work: Path, isthmus: dict[str, Path], plugin: Path, rd_python: str | None):
         self.work = work
+        # case kind ("isthmus", "isthmus-compare") → binary
         self.isthmus = isthmus
         self.plugin = plugin
         self.rd_python = rd_python
@@ -143,11 +149,11 @@ class Env:
         (site / "isthmus.toml").write_text(ISTHMUS_CONF.format(port=port, django=django, reflex=reflex))
         return site
 
-    def isthmus_gateway(self, port: int, django: int, reflex: int) -> B.Server:
+    def isthmus_gateway(self, kind: str, port: int, django: int, reflex: int) -> B.Server:
         site = self.isthmus_site(port, django, reflex)
         log = self.work / "isthmus.log"
         log.unlink(missing_ok=True)
-        s = B.Server("isthmus", [str(self.isthmus), "serve", "--config", str(site / "isthmus.toml")], log,
+        s = B.Server("isthmus", [str(self.isthmus[kind]), "serve", "--config", str(site / "isthmus.toml")], log,
                      env=ISTHMUS_ENV, stop_signal=signal.SIGTERM).start()
         s.wait_log("isthmus listening")
         B.wait_port(port, server=s)
@@ -175,8 +181,8 @@ def cases(env: Env, with_rd: bool):
             if kind == "direct":
                 return ports["django"], [up]
             port = p()
-            if kind == "isthmus":
-                return port, [up, env.isthmus_gateway(port, ports["django"], ports["reflex"])]
+            if kind in env.isthmus:
+                return port, [up, env.isthmus_gateway(kind, port, ports["django"], ports["reflex"])]
             return port, [up, env.nginx_proxy(port, ports["django"], ports["reflex"])]
         return start
 
@@ -190,14 +196,14 @@ def cases(env: Env, with_rd: bool):
                 return port, [env.uvicorn(port, "asgi_apps:dispatch", "uvicorn-reflex-django")]
             dj, rx, port = p(), p(), p()
             ups = [env.uvicorn(dj, "asgi_apps:django_app", "uvicorn-django"), env.uvicorn(rx, "asgi_apps:reflex_app", "uvicorn-reflex")]
-            if kind == "isthmus":
-                return port, [*ups, env.isthmus_gateway(port, dj, rx)]
+            if kind in env.isthmus:
+                return port, [*ups, env.isthmus_gateway(kind, port, dj, rx)]
             return port, [*ups, env.nginx_proxy(port, dj, rx, "nginx-proxy-asgi")]
         return start
 
-    out = {f"return-200/{k}": return200(k) for k in ("direct", "isthmus", "nginx")}
+    out = {f"return-200/{k}": return200(k) for k in ("direct", *env.isthmus, "nginx")}
     if with_rd:
-        out.update({f"uvicorn-asgi/{k}": asgi(k) for k in ("direct", "reflex-django", "isthmus", "nginx")})
+        out.update({f"uvicorn-asgi/{k}": asgi(k) for k in ("direct", "reflex-django", *env.isthmus, "nginx")})
     return out
 
 
@@ -220,6 +226,7 @@ def main() -> int:
     ap.add_argument("--rd-python", help="python of the venv with reflex-django 4.0.3 and uvicorn")
     ap.add_argument("--no-rd", metavar="REASON", help="skip the reflex-django/uvicorn cases, saying why")
     ap.add_argument("--isthmus", type=Path, default=B.REPO / "target/release/isthmus")
+    ap.add_argument("--compare", type=Path, metavar="OTHER_ISTHMUS", help="another isthmus binary, measured as isthmus-compare")
     ap.add_argument("--plugin", type=Path, default=B.REPO / "target/plugins/prefix_router.wasm")
     ap.add_argument("--only", help="comma-separated case names (for development)")
     args = ap.parse_args()
@@ -234,7 +241,8 @@ def main() -> int:
                      "note": f"not run: {reason}"})
 
     work = Path(tempfile.mkdtemp(prefix="isthmus-bench-http-"))
-    env = Env(work, args.isthmus, args.plugin, args.rd_python if with_rd else None)
+    binaries = {"isthmus": args.isthmus, **({"isthmus-compare": args.compare} if args.compare else {})}
+    env = Env(work, binaries, args.plugin, args.rd_python if with_rd else None)
     all_cases = cases(env, with_rd)
     if args.only:
         all_cases = {k: v for k, v in all_cases.items() if k in args.only.split(",")}
