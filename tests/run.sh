@@ -23,6 +23,9 @@ cargo test --manifest-path guest-plugins/Cargo.toml --target "$host_target" --qu
 step "gateway: unit and integration tests"
 cargo test --workspace --quiet
 
+step "policy templates: isthmus plugin new, each template's tests and build, isthmus plugin test, a gateway"
+ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/templates.sh
+
 step "Python companion (ruff, mypy, then its tests)"
 bash python/test.sh -q
 

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2
-cp target/wasm32-wasip2/release/router.wasm router.wasm
+cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/router.wasm" router.wasm
 echo "wrote router.wasm ($(stat -c %s router.wasm) bytes)"
