@@ -1,6 +1,8 @@
 //! `isthmus plugin new --lang LANG --world WORLD DIR`: a new policy project, from the
-//! templates embedded at build time (see `build.rs`). The project is self-contained: it
-//! gets its own copy of the contract (`wit/policy.wit`) and, for Rust, of the SDK.
+//! templates embedded at build time (see `build.rs`): `templates/LANG/WORLD/` plus the
+//! files both worlds of a language share (`templates/LANG/common/`). The project is
+//! self-contained: it gets its own copy of the contract (`wit/policy.wit`) and, for
+//! Rust, of the SDK.
 
 use std::path::{Path, PathBuf};
 
@@ -56,10 +58,10 @@ pub fn new_project(lang: &str, world: &str, dir: &Path) -> Result<Vec<PathBuf>, 
     if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         return Err(ScaffoldError::NotEmpty(dir.to_owned()));
     }
-    let template = format!("templates/{lang}/{world}/");
+    let (template, common) = (format!("templates/{lang}/{world}/"), format!("templates/{lang}/common/"));
     let mut written = Vec::new();
     for (name, bytes, executable) in embedded::FILES {
-        let target = if let Some(rel) = name.strip_prefix(&template) {
+        let target = if let Some(rel) = name.strip_prefix(&template).or_else(|| name.strip_prefix(&common)) {
             Some(PathBuf::from(rel))
         } else if *name == "wit/policy.wit" {
             Some(PathBuf::from(name))
@@ -100,8 +102,12 @@ mod tests {
     fn every_language_has_both_worlds_with_cases_and_a_readme() {
         for lang in LANGUAGES {
             for world in WORLDS {
-                let prefix = format!("templates/{lang}/{world}/");
-                let files: Vec<&str> = embedded::FILES.iter().map(|f| f.0).filter(|n| n.starts_with(&prefix)).collect();
+                let (prefix, common) = (format!("templates/{lang}/{world}/"), format!("templates/{lang}/common/"));
+                let files: Vec<&str> = embedded::FILES
+                    .iter()
+                    .map(|f| f.0)
+                    .filter(|n| n.starts_with(&prefix) || n.starts_with(&common))
+                    .collect();
                 for needed in ["cases.toml", "README.md", ".gitignore"] {
                     assert!(files.iter().any(|f| f.ends_with(needed)), "{prefix}{needed} is missing: {files:?}");
                 }
@@ -118,6 +124,7 @@ mod tests {
         assert!(files.contains(&project.join("wit/policy.wit")));
         assert!(project.join("isthmus-policy/wit/policy.wit").is_file());
         assert!(project.join("isthmus-policy/src/lib.rs").is_file());
+        assert!(project.join(".gitignore").is_file(), "the language's common files are written too");
         let build = std::fs::metadata(project.join("build.sh")).unwrap();
         assert!(std::os::unix::fs::PermissionsExt::mode(&build.permissions()) & 0o100 != 0, "scripts stay executable");
         assert!(matches!(new_project("rust", "router", &project), Err(ScaffoldError::NotEmpty(_))));
