@@ -90,6 +90,10 @@ pub enum PluginCommand {
     /// Run the cases of CASES (TOML) against PLUGIN (a component), loaded as the gateway
     /// loads it; exit 1 when any answer differs from the expected one.
     Test { plugin: PathBuf, cases: PathBuf },
+    /// Time PLUGIN on the first case of CASES: compiling (without and with the cache),
+    /// the memory an instance starts with, and the cost per call on a reused instance
+    /// and on a new one.
+    Bench { plugin: PathBuf, cases: PathBuf },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +127,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Init { dir, python } => Ok(crate::init::run(&dir, python.as_deref())?),
         Command::Plugin { command: PluginCommand::New { lang, world, dir } } => plugin_new(&lang, &world, &dir),
         Command::Plugin { command: PluginCommand::Test { plugin, cases } } => plugin_test(&plugin, &cases),
+        Command::Plugin { command: PluginCommand::Bench { plugin, cases } } => plugin_bench(&plugin, &cases),
     }
 }
 
@@ -323,5 +328,21 @@ fn plugin_test(plugin: &Path, cases: &Path) -> Result<(), CliError> {
     if failed > 0 {
         return Err(CliError::Failed(format!("{failed} of {} cases failed", outcomes.len())));
     }
+    Ok(())
+}
+
+fn plugin_bench(plugin: &Path, cases: &Path) -> Result<(), CliError> {
+    let b = crate::harness::bench(plugin, cases)?;
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    println!("{} (world {}), {} bytes", plugin.display(), b.world, b.file_bytes);
+    println!("compile: {:.0} ms without the cache, {:.1} ms from it", us(b.compile) / 1e3, us(b.cache_hit) / 1e3);
+    match b.memory_at_start {
+        Some(bytes) => println!("memory at start: {:.1} MiB of linear memory after setup", bytes as f64 / 1048576.0),
+        None => println!("memory at start: unknown (no idle instance)"),
+    }
+    let [median, min, max] = b.reused;
+    println!("per call, reused instance: {:.2} µs median [{:.2} … {:.2}]", us(median), us(min), us(max));
+    let [median, min, max] = b.fresh;
+    println!("per call, new instance: {:.1} µs median [{:.1} … {:.1}]", us(median), us(min), us(max));
     Ok(())
 }

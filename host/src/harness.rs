@@ -23,9 +23,10 @@
 //! `{ refuse = {…} }` or `{ close = "reason" }`. Any case may expect `"fail"`: the
 //! policy traps, overruns its deadline or memory, or answers something invalid.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use serde::Deserialize;
 use toml::Value;
@@ -198,16 +199,31 @@ pub struct Outcome {
     pub mismatch: Option<String>,
 }
 
-/// Run every case of `cases_file` against the component `plugin`.
-pub fn run(plugin: &Path, cases_file: &Path) -> Result<Vec<Outcome>, HarnessError> {
+/// The cases file and the plugin entry it describes.
+fn read(plugin: &Path, cases_file: &Path) -> Result<(Cases, PluginEntry), HarnessError> {
     let bad = |message: String| HarnessError::Cases { file: cases_file.display().to_string(), message };
     let text = std::fs::read_to_string(cases_file).map_err(|e| bad(format!("cannot read: {e}")))?;
     let cases: Cases = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let entry = entry(plugin, &cases).map_err(|e| bad(e.to_string()))?;
-    let dir = plugin.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok((cases, entry))
+}
+
+fn plugin_dir(plugin: &Path) -> &Path {
+    plugin.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Compiled plugins are cached as the gateway caches them: a second run starts at once.
+fn shared_cache() -> Option<PathBuf> {
+    Some(std::env::temp_dir().join("isthmus-plugin-cache"))
+}
+
+/// Run every case of `cases_file` against the component `plugin`.
+pub fn run(plugin: &Path, cases_file: &Path) -> Result<Vec<Outcome>, HarnessError> {
+    let bad = |message: String| HarnessError::Cases { file: cases_file.display().to_string(), message };
+    let (cases, entry) = read(plugin, cases_file)?;
+    let dir = plugin_dir(plugin);
     let host = PluginHost::new()?;
-    // Compiled plugins are cached as the gateway caches them: a second run starts at once.
-    let cache = Some(std::env::temp_dir().join("isthmus-plugin-cache"));
+    let cache = shared_cache();
     let mut outcomes = Vec::new();
     match cases.world {
         World::Router => {
@@ -240,6 +256,143 @@ pub fn run(plugin: &Path, cases_file: &Path) -> Result<Vec<Outcome>, HarnessErro
         }
     }
     Ok(outcomes)
+}
+
+/// What `isthmus plugin bench` measured of a component.
+pub struct Bench {
+    pub world: &'static str,
+    pub file_bytes: u64,
+    /// Compiling the component (no cache), and loading it from the compiled cache.
+    pub compile: Duration,
+    pub cache_hit: Duration,
+    /// Linear memory of an instance once `setup` ran.
+    pub memory_at_start: Option<usize>,
+    /// Per call on a reused instance: median, min, max over batches.
+    pub reused: [Duration; 3],
+    /// Per call on a new instance each time (instantiate + setup + call).
+    pub fresh: [Duration; 3],
+}
+
+/// Batches of calls on a reused instance, and calls each on a new one.
+const BATCHES: usize = 21;
+const CALLS_PER_BATCH: usize = 200;
+const FRESH_CALLS: usize = 31;
+
+/// Time the first case of `cases_file` on `plugin`: compile, start memory, per-call cost.
+pub fn bench(plugin: &Path, cases_file: &Path) -> Result<Bench, HarnessError> {
+    let bad = |message: String| HarnessError::Cases { file: cases_file.display().to_string(), message };
+    let (mut cases, entry) = read(plugin, cases_file)?;
+    if cases.cases.is_empty() {
+        return Err(bad("no case to time".into()));
+    }
+    let case = cases.cases.swap_remove(0);
+    let dir = plugin_dir(plugin);
+    let host = PluginHost::new()?;
+    let cold = tempfile_dir().map_err(|e| bad(format!("cannot make a cache folder: {e}")))?;
+    let fresh_entry = PluginEntry { instance: crate::config::InstanceMode::Fresh, ..entry.clone() };
+    let file_bytes = std::fs::metadata(plugin).map(|m| m.len()).unwrap_or(0);
+    let Case { name, request, connect, event, user, .. } = case;
+    let who = user.resolved();
+    let load = |entry: &PluginEntry| -> Result<Loaded, HarnessError> {
+        Ok(match cases.world {
+            World::Router => Loaded::Router(host.load_router(entry, dir, Some(cold.clone()), 1)?),
+            World::Bridge => Loaded::Bridge(host.load_bridge_entry(entry, dir, Some(cold.clone()), 1)?),
+        })
+    };
+    let first = load(&entry)?;
+    let (compile, memory_at_start) = (first.info().compile_time, first.memory());
+    let reused = load(&entry)?;
+    let cache_hit = reused.info().compile_time;
+    let fresh = load(&fresh_entry)?;
+    let _ = std::fs::remove_dir_all(&cold);
+    let call = Call::of(&name, request, connect, event).map_err(&bad)?;
+    let check = |plugin: &Loaded| plugin.call(&call, &who).map_err(|f| bad(format!("the timed case failed: {f}")));
+    check(&reused)?;
+    let mut per_call: Vec<Duration> = (0..BATCHES)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..CALLS_PER_BATCH {
+                let _ = reused.call(&call, &who);
+            }
+            start.elapsed() / CALLS_PER_BATCH as u32
+        })
+        .collect();
+    let mut each: Vec<Duration> = (0..FRESH_CALLS)
+        .map(|_| {
+            let start = Instant::now();
+            let _ = fresh.call(&call, &who);
+            start.elapsed()
+        })
+        .collect();
+    Ok(Bench {
+        world: if cases.world == World::Router { "router" } else { "bridge" },
+        file_bytes,
+        compile,
+        cache_hit,
+        memory_at_start,
+        reused: spread(&mut per_call),
+        fresh: spread(&mut each),
+    })
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("isthmus-bench-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Median, min and max.
+fn spread(samples: &mut [Duration]) -> [Duration; 3] {
+    samples.sort();
+    [samples[samples.len() / 2], samples[0], samples[samples.len() - 1]]
+}
+
+enum Loaded {
+    Router(Arc<crate::plugin::WasmRouter>),
+    Bridge(Arc<crate::plugin::WasmBridge>),
+}
+
+/// The timed case's input, built once.
+enum Call {
+    Route(Arc<RouteRequest>),
+    Connect(Arc<RouteRequest>),
+    Event(Arc<BridgeEvent>),
+}
+
+impl Call {
+    fn of(name: &str, request: Option<Req>, connect: Option<Req>, event: Option<Ev>) -> Result<Call, String> {
+        Ok(match (request, connect, event) {
+            (Some(req), None, None) => Call::Route(Arc::new(req.route_request())),
+            (None, Some(req), None) => Call::Connect(Arc::new(req.route_request())),
+            (None, None, Some(ev)) => Call::Event(Arc::new(ev.event()?)),
+            _ => return Err(format!("case `{name}`: give one of `request`, `connect` and `event`")),
+        })
+    }
+}
+
+impl Loaded {
+    fn info(&self) -> crate::plugin::LoadInfo {
+        match self {
+            Loaded::Router(r) => r.load_info(),
+            Loaded::Bridge(b) => b.load_info(),
+        }
+    }
+
+    fn memory(&self) -> Option<usize> {
+        match self {
+            Loaded::Router(r) => r.warm_memory(),
+            Loaded::Bridge(b) => b.warm_memory(),
+        }
+    }
+
+    fn call(&self, call: &Call, who: &Arc<Resolved>) -> Result<(), PolicyFailure> {
+        match (self, call) {
+            (Loaded::Router(r), Call::Route(req)) => r.route(req, r.needs().identity.then_some(who)).map(drop),
+            (Loaded::Bridge(b), Call::Connect(req)) => b.on_connect(req, who).map(drop),
+            (Loaded::Bridge(b), Call::Event(ev)) => b.on_event(ev, who).map(drop),
+            _ => Err(PolicyFailure::Invalid("the case does not fit the world".into())),
+        }
+    }
 }
 
 /// The plugin entry the cases describe, as if written in isthmus.toml.

@@ -467,3 +467,29 @@ fn plugin_new_writes_a_project_with_its_own_contract() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--lang must be one of rust, python, js, c"), "{stderr}");
 }
+
+/// `isthmus plugin bench`: compile times with and without the cache, the memory an
+/// instance starts with, and the cost per call, reused and new.
+#[test]
+fn plugin_bench_times_the_first_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("prefix_router.wasm");
+    std::fs::copy(plugin_path("prefix_router.wasm"), &wasm).unwrap();
+    let cases = dir.path().join("cases.toml");
+    let case = "[[case]]\nname = \"admin\"\nrequest = { path = \"/admin/\" }\nexpect = \"pass\"\n";
+    std::fs::write(&cases, format!("world = \"router\"\n{case}")).unwrap();
+    let (code, stdout, stderr) = output(isthmus().args(["plugin", "bench"]).arg(&wasm).arg(&cases));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let number = |prefix: &str| -> f64 {
+        let line = stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {stdout}"));
+        line[prefix.len()..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert!(number("compile: ") > 0.0);
+    assert!(number("memory at start: ") > 0.0, "{stdout}");
+    assert!(number("per call, reused instance: ") > 0.0);
+    assert!(number("per call, new instance: ") > number("per call, reused instance: "), "{stdout}");
+    std::fs::write(&cases, "world = \"bridge\"\n").unwrap();
+    let (code, _, stderr) = output(isthmus().args(["plugin", "bench"]).arg(&wasm).arg(&cases));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("missing field `case`") || stderr.contains("no case"), "{stderr}");
+}

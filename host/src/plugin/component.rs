@@ -288,6 +288,11 @@ impl<W: World> Version<W> {
         drop(idle);
     }
 
+    /// Linear memory of an idle warm instance, if there is one.
+    pub(super) fn warm_memory(&self) -> Option<usize> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).first().map(|w| w.store.data().limiter.memory_bytes)
+    }
+
     pub(super) fn warm_count(&self) -> usize {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -413,6 +418,12 @@ impl<W: World> WasmPlugin<W> {
     /// How the version now serving was loaded.
     pub fn load_info(&self) -> LoadInfo {
         self.current.load().info.clone()
+    }
+
+    /// Linear memory an idle warm instance of the version serving holds (after setup
+    /// and the calls it served), if one is idle.
+    pub fn warm_memory(&self) -> Option<usize> {
+        self.current.load().warm_memory()
     }
 
     /// Warm instances now idle in the pool of the version serving.

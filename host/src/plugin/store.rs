@@ -86,6 +86,8 @@ pub(crate) struct Limiter {
     max_memory: usize,
     /// Set when the guest tried to grow past `max_memory`.
     pub memory_cap_hit: bool,
+    /// Linear memory the instance holds, all its memories together (initial sizes included).
+    pub memory_bytes: usize,
     inner: StoreLimits,
 }
 
@@ -103,7 +105,11 @@ impl ResourceLimiter for Limiter {
             self.memory_cap_hit = true;
             return Err(MemoryCapHit { desired, max: self.max_memory }.into());
         }
-        self.inner.memory_growing(current, desired, maximum)
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes += desired.saturating_sub(current);
+        }
+        Ok(allowed)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -148,7 +154,7 @@ pub(crate) fn new_store(
     let state = HostState {
         wasi: super::wasi::ctx(&stdout, &stderr),
         table: ResourceTable::new(),
-        limiter: Limiter { max_memory, memory_cap_hit: false, inner },
+        limiter: Limiter { max_memory, memory_cap_hit: false, memory_bytes: 0, inner },
         stdout,
         stderr,
         wait_deadline: now,
