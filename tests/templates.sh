@@ -5,6 +5,9 @@
 # and sent a request, each bridge policy loaded by `isthmus check`.
 #
 #   ISTHMUS_BIN=target/debug/isthmus bash tests/templates.sh [LANG ...]   # default: rust python js c
+#
+# With ISTHMUS_TEMPLATES_BENCH=1 each component is also timed by `isthmus plugin bench`
+# (bench/plugins/languages.sh runs it so, with the release build).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${ISTHMUS_BIN:-$repo/target/debug/isthmus}"
@@ -122,6 +125,10 @@ for lang in "${langs[@]}"; do
         build "$lang" "$world" "$dir"
         say "$lang $world: isthmus plugin test $world.wasm cases.toml ($(stat -c %s "$dir/$world.wasm") bytes)"
         "$bin" plugin test "$dir/$world.wasm" "$dir/cases.toml"
+        if [[ ${ISTHMUS_TEMPLATES_BENCH:-} == 1 ]]; then
+            say "$lang $world: isthmus plugin bench"
+            "$bin" plugin bench "$dir/$world.wasm" "$dir/cases.toml"
+        fi
         if [[ $world == router ]]; then serve_router "$dir"; else check_bridge "$dir"; fi
         echo "$lang $world: done in $(($(date +%s) - start)) s"
     done
