@@ -234,7 +234,7 @@ pub fn run(plugin: &Path, cases_file: &Path) -> Result<Vec<Outcome>, HarnessErro
                 };
                 let who = router.needs().identity.then(|| case.user.resolved());
                 let got = router.route(&Arc::new(req.route_request()), who.as_ref());
-                outcomes.push(Outcome { mismatch: judge_decision(&case.expect, got), name: case.name });
+                outcomes.push(Outcome { mismatch: judge(&case.expect, got, decision_value), name: case.name });
             }
         }
         World::Bridge => {
@@ -251,7 +251,7 @@ pub fn run(plugin: &Path, cases_file: &Path) -> Result<Vec<Outcome>, HarnessErro
                         )))
                     }
                 };
-                outcomes.push(Outcome { mismatch: judge_verdict(&case.expect, got), name: case.name });
+                outcomes.push(Outcome { mismatch: judge(&case.expect, got, verdict_value), name: case.name });
             }
         }
     }
@@ -410,23 +410,14 @@ fn entry(plugin: &Path, cases: &Cases) -> Result<PluginEntry, toml::de::Error> {
     table.try_into()
 }
 
-fn judge_decision(expect: &Value, got: Result<Decision, PolicyFailure>) -> Option<String> {
+/// `None` when the answer is what `expect` says (`"fail"`: the policy failed), else the diff.
+fn judge<T>(expect: &Value, got: Result<T, PolicyFailure>, value: fn(&T) -> Value) -> Option<String> {
     let got = match got {
-        Ok(d) => d,
+        Ok(answer) => answer,
         Err(_) if expect.as_str() == Some("fail") => return None,
         Err(failure) => return Some(format!("expected {expect}, but the policy failed: {failure}")),
     };
-    let actual = decision_value(&got);
-    compare(expect, &actual).map(|diff| format!("{diff}\n      got: {actual}"))
-}
-
-fn judge_verdict(expect: &Value, got: Result<Verdict, PolicyFailure>) -> Option<String> {
-    let got = match got {
-        Ok(v) => v,
-        Err(_) if expect.as_str() == Some("fail") => return None,
-        Err(failure) => return Some(format!("expected {expect}, but the policy failed: {failure}")),
-    };
-    let actual = verdict_value(&got);
+    let actual = value(&got);
     compare(expect, &actual).map(|diff| format!("{diff}\n      got: {actual}"))
 }
 
