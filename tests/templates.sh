@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every policy template, as a plugin author uses it: `isthmus plugin new`, the
 # template's own unit tests, its one-line build with the pinned toolchain, then
-# `isthmus plugin test` on the component; each router is also loaded by `isthmus serve`
-# and sent a request, each bridge policy loaded by `isthmus check`.
+# `isthmus plugin test` on the component; then each is loaded by `isthmus serve`: a router
+# is sent a request, a bridge policy gets its cases.toml replayed as Socket.IO traffic
+# through the gateway to a stub Reflex (tests/bridge_traffic.py; Python >= 3.11 and aiohttp,
+# see traffic_python below).
 #
 #   ISTHMUS_BIN=target/debug/isthmus bash tests/templates.sh [LANG ...]   # default: rust python js c
 #
@@ -70,8 +72,10 @@ TOML
     "$bin" serve --config "$dir/site/isthmus.toml" 2>"$dir/site/gateway.log" &
     local pid=$!
     pids+=("$pid")
+    # Listening, and the router loaded (a large component may still compile past startup_wait).
     for _ in $(seq 1 600); do
-        grep -q "isthmus listening" "$dir/site/gateway.log" && break
+        grep -q "isthmus listening" "$dir/site/gateway.log" 2>/dev/null &&
+            grep -q 'plugin loaded plugin="router"' "$dir/site/gateway.log" && break
         kill -0 "$pid" 2>/dev/null || { cat "$dir/site/gateway.log"; return 1; }
         sleep 0.1
     done
@@ -86,34 +90,28 @@ TOML
     echo "isthmus serve: GET /staff/report -> $(head -n1 <<<"$headers" | tr -d '\r'), $(grep -i '^location' <<<"$headers" | tr -d '\r')"
 }
 
-check_bridge() { # DIR
-    local dir=$1
-    mkdir -p "$dir/site/plugins"
-    cp "$dir/bridge.wasm" "$dir/site/plugins/"
-    cp "$repo/target/plugins/prefix_router.wasm" "$dir/site/plugins/"
-    mkdir -p "$dir/site/spa"
-    cat >"$dir/site/isthmus.toml" <<TOML
-[listen]
-addr = "127.0.0.1:0"
-[upstreams.django]
-url = "http://127.0.0.1:9"
-[upstreams.reflex]
-url = "http://127.0.0.1:9"
-[static.frontend]
-root = "spa"
-[routing]
-cache_dir = "$cache"
-[[routing.routers]]
-plugin = "prefix_router.wasm"
-[bridge]
-identity_secret = "0123456789abcdef0123456789abcdef"
-bridge_secret = "fedcba9876543210fedcba9876543210"
-[bridge.policy]
-plugin = "bridge.wasm"
-max_memory = 67108864
-deadline = "50ms"
-TOML
-    "$bin" check --config "$dir/site/isthmus.toml"
+# A gateway whose bridge policy is the template's, between a stub Django (the identity
+# endpoint) and a stub Reflex that echoes every event it gets; the template's cases.toml
+# is replayed through it by a Socket.IO client (tests/bridge_traffic.py says what it checks).
+serve_bridge() { # DIR
+    local dir=$1 python
+    python=$(traffic_python)
+    "$python" "$repo/tests/bridge_traffic.py" --isthmus "$bin" --plugin "$dir/bridge.wasm" \
+        --cases "$dir/cases.toml" --dir "$dir/site" --router "$repo/target/plugins/prefix_router.wasm" --cache "$cache"
+}
+
+# A Python >= 3.11 with aiohttp for tests/bridge_traffic.py: $ISTHMUS_PYTHON, else python/.venv
+# when tests/e2e/run.sh has filled it, else a venv of our own next to the repository,
+# made once (like the toolchains above).
+traffic_python() {
+    local ok='import sys, aiohttp; sys.exit(sys.version_info < (3, 11))' venv="$repo/target/traffic-venv"
+    for py in ${ISTHMUS_PYTHON:-} "$repo/python/.venv/bin/python" "$venv/bin/python"; do
+        if [[ -x $py ]] && "$py" -c "$ok" 2>/dev/null; then echo "$py"; return; fi
+    done
+    echo "templates.sh: installing aiohttp into $venv for the bridge traffic test" >&2
+    python3 -m venv "$venv" >&2 || return 1
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "aiohttp>=3.9" >&2 || return 1
+    echo "$venv/bin/python"
 }
 
 for lang in "${langs[@]}"; do
@@ -129,7 +127,7 @@ for lang in "${langs[@]}"; do
             say "$lang $world: isthmus plugin bench"
             "$bin" plugin bench "$dir/$world.wasm" "$dir/cases.toml"
         fi
-        if [[ $world == router ]]; then serve_router "$dir"; else check_bridge "$dir"; fi
+        if [[ $world == router ]]; then serve_router "$dir"; else serve_bridge "$dir"; fi
         echo "$lang $world: done in $(($(date +%s) - start)) s"
     done
 done
