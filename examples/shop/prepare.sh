@@ -7,9 +7,11 @@
 #   ISTHMUS_SKIP_BUILD=1 bash examples/shop/prepare.sh   # use the plugins and gateway already built
 #
 # Steps: Python packages (python/.venv), guest plugins and gateway build, plugins copied
-# to examples/shop/plugins/, secrets in examples/shop/.env (generated once), migrations,
-# collectstatic, demo users, the SPA exported with its API URL at the gateway's origin,
-# and `isthmus check`. Then start the three processes as README.md shows.
+# to examples/shop/plugins/, the shop's own Python policy (policies/staff_reports: unit
+# tests, componentize-py build, `isthmus plugin test`; skipped when unchanged; see
+# policies.sh), secrets in examples/shop/.env (generated once), migrations, collectstatic,
+# demo users, the SPA exported with its API URL at the gateway's origin, and
+# `isthmus check`. Then start the three processes as README.md shows.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,6 +48,9 @@ mkdir -p "$here/plugins"
 for p in prefix_router.wasm django_bridge.wasm; do
     cp -f "$repo/target/plugins/$p" "$here/plugins/$p"
 done
+
+step "the shop's own policies (policies.sh: unit tests, build, isthmus plugin test)"
+timed bash "$here/policies.sh"
 echo "    plugins in $here/plugins: $(ls "$here/plugins" | tr '\n' ' ')"
 
 step "secrets ($here/.env)"

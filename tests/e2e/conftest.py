@@ -53,6 +53,23 @@ def stack() -> Stack:
             shutil.rmtree(root, ignore_errors=True)
 
 
+#: pytest-timeout counts a test's fixtures in its time, so the first test that uses the
+#: session's `stack` also pays for starting it: Django, Reflex and a gateway compiling the
+#: ~19 MB Python router for the first time (over a minute with a debug build on a busy
+#: machine). That test gets this long; every later one the configured timeout.
+STACK_SETUP_TIMEOUT = 600
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected
+def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
+    first = next((item for item in items if "stack" in getattr(item, "fixturenames", ())), None)
+    if first is not None:
+        marker = first.get_closest_marker("timeout")
+        current = marker.args[0] if marker and marker.args else config.getini("timeout")
+        if float(current or 0) < STACK_SETUP_TIMEOUT:
+            first.add_marker(pytest.mark.timeout(STACK_SETUP_TIMEOUT))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
     if TIMINGS:
         terminalreporter.write_line(

@@ -10,6 +10,9 @@
 #   - python/.venv (created and filled by python/test.sh's recipe) plus the test
 #     dependencies below, installed once and remembered in a stamp file;
 #   - the guest plugins (guest-plugins/build.sh) and the gateway (cargo build --release);
+#   - the example's own Python policy (examples/shop/policies.sh: its unit tests, its
+#     componentize-py build in its own .venv, `isthmus plugin test` on its cases.toml;
+#     a second run only checks a stamp), even with ISTHMUS_BIN;
 #   - for test_browser.py: chromium, playwright-core, Node 22 + bun (tests/browser/setup.sh).
 # Environment:
 #   ISTHMUS_E2E_SKIP_BUILD=1   use target/release/isthmus and target/plugins as they are
@@ -63,6 +66,9 @@ else
     step "gateway (cargo build --release -p isthmus)"
     (cd "$repo" && cargo build --release -p isthmus)
 fi
+
+step "the example's own policies (examples/shop/policies.sh)"
+bash "$repo/examples/shop/policies.sh"
 t_build=$(date +%s)
 
 step "pytest tests/e2e"

@@ -30,7 +30,18 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "shop"
 VENV_BIN = Path(sys.executable).parent
+#: The default policies, from target/plugins (guest-plugins/build.sh).
 PLUGINS = ("prefix_router.wasm", "django_bridge.wasm")
+#: The example's own policies, from examples/shop/plugins (examples/shop/policies.sh):
+#: staff_reports, the Python router first in the example's chain.
+EXAMPLE_PLUGINS = ("staff_reports.wasm",)
+#: Requests through the whole router chain that must answer something other than 503
+#: before a gateway counts as ready: a gateway may answer 503 + Retry-After ("router `x`
+#: is starting; retry shortly") while it compiles a plugin (the Python component: seconds
+#: in a release build, over a minute in a debug build on a busy machine).
+CHAIN_PROBES = ("/ping", "/reports/stock/")
+#: How long a gateway may take until CHAIN_PROBES stop answering 503.
+CHAIN_READY_TIMEOUT = 300.0
 
 #: Password of every demo user (manage.py shop_demo_users).
 PASSWORD = "e2e-Passw0rd-" + secrets.token_hex(4)
@@ -150,7 +161,11 @@ def build(logdir: Path) -> Path:
     if os.environ.get("ISTHMUS_BIN"):
         return Path(os.environ["ISTHMUS_BIN"])
     if os.environ.get("ISTHMUS_E2E_SKIP_BUILD") != "1":
-        for argv in (["bash", str(REPO / "guest-plugins" / "build.sh")], ["cargo", "build", "--release", "-p", "isthmus"]):
+        for argv in (
+            ["bash", str(REPO / "guest-plugins" / "build.sh")],
+            ["cargo", "build", "--release", "-p", "isthmus"],
+            ["bash", str(EXAMPLE / "policies.sh")],
+        ):
             log = logdir / "build.log"
             with open(log, "ab") as out:
                 rc = subprocess.call(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
@@ -166,7 +181,7 @@ def copy_example(dest: Path) -> Path:
     """A private copy of examples/shop, without its local state (DB, .web, plugins…)."""
     ignore = shutil.ignore_patterns(
         ".web", ".states", ".tools", ".env", "node_modules", "plugins", "staticfiles", "*.sqlite3*", "__pycache__",
-        "*.pyc", "build",
+        "*.pyc", "build", ".venv", ".bindings", "*.wasm",
     )  # fmt: skip
     shutil.copytree(EXAMPLE, dest, ignore=ignore)
     return dest
@@ -209,6 +224,31 @@ class Gateway:
             for line in self.log().splitlines()
             if "event refused" in line and (event_name is None or f"event={event_name} " in line + " ")
         )
+
+
+def wait_chain_ready(gw: Gateway, *, timeout: float) -> None:
+    """Until requests through the router chain stop answering 503, bounded by `timeout`:
+    a gateway that listens while a plugin still compiles answers 503 with Retry-After
+    ("router `x` is starting; retry shortly"), and `isthmus run` answers 503 for an
+    upstream not yet healthy. Any other status counts (502: Reflex is not there, for
+    gateways started without it)."""
+    last: dict[str, str] = {}
+
+    def through_chain() -> bool:
+        for path in CHAIN_PROBES:
+            r = httpx.get(f"{gw.url}{path}", timeout=10)
+            if r.status_code == 503:
+                last[path] = f"503 retry-after={r.headers.get('retry-after')} {r.text[:200]!r}"
+                return False
+        return True
+
+    started = time.monotonic()
+    try:
+        wait_until(f"gateway {gw.name}: the router chain", through_chain, timeout=timeout, procs=[gw.proc], interval=0.5)
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}\nlast 503 answers: {last}") from None
+    if last:
+        print(f"gateway {gw.name}: router chain answered 503 for {time.monotonic() - started:.1f}s: {last}", file=sys.stderr)
 
 
 @dataclass
@@ -273,8 +313,10 @@ class Stack:
         reflex_port: int | None = None,
         bridge: dict[str, Any] | None = None,
         upstream_ports: dict[str, int] | None = None,
+        without_routers: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """examples/shop/isthmus.toml with this stack's ports and folders."""
+        """examples/shop/isthmus.toml with this stack's ports and folders; the routers
+        whose plugin file is in `without_routers` are left out of the chain."""
         with open(self.app / "isthmus.toml", "rb") as f:
             config = tomllib.load(f)
         config = copy.deepcopy(config)
@@ -293,6 +335,7 @@ class Stack:
         config["bridge"].update(bridge or {})
         for name, upstream_port in (upstream_ports or {}).items():
             config["upstreams"][name]["url"] = f"http://127.0.0.1:{upstream_port}"
+        config["routing"]["routers"] = [r for r in config["routing"]["routers"] if r["plugin"] not in without_routers]
         return config
 
     def write_config(self, name: str, config: dict[str, Any]) -> Path:
@@ -336,17 +379,26 @@ class Stack:
         path = self.write_config(name, self.gateway_config(port=port, **config_kw))
         argv = [str(self.isthmus), "run" if run else "serve", "--config", str(path), *args]
         proc = start(f"isthmus-{name}", argv, cwd=self.root, env=env or self.env(), logdir=self.logdir)
+        self.procs[f"isthmus-{name}"] = proc
         gw = Gateway(name, proc, port, path)
         ready = "all upstreams ready" if run else "isthmus listening"
-        wait_until(
-            f"gateway {name}",
-            lambda: ready in proc.log.read_text(errors="replace"),
-            timeout=240 if run else 60,
-            procs=[proc],
-        )
-        wait_until(f"gateway {name} /ping", lambda: httpx.get(f"{gw.url}/ping", timeout=2).status_code in (200, 502), timeout=10, procs=[proc])
+        try:
+            # Today the gateway compiles its plugins before it listens: the first start
+            # compiles the Python router (cached in plugins/.cache for the next gateways).
+            wait_until(
+                f"gateway {name}",
+                lambda: ready in proc.log.read_text(errors="replace"),
+                timeout=CHAIN_READY_TIMEOUT if run else CHAIN_READY_TIMEOUT / 2,
+                procs=[proc],
+            )
+            wait_chain_ready(gw, timeout=CHAIN_READY_TIMEOUT)
+        except BaseException:
+            # A wait failed (or pytest-timeout fired): stop it now, not at exit, so it is
+            # not left compiling into a temporary folder that is being removed.
+            self.procs.pop(f"isthmus-{name}", None)
+            proc.stop(grace=5)
+            raise
         self.gateways[name] = gw
-        self.procs[f"isthmus-{name}"] = proc
         return gw
 
     def stop_gateway(self, name: str) -> int | None:
@@ -375,6 +427,11 @@ def create_stack(root: Path) -> Stack:
         src = REPO / "target" / "plugins" / plugin
         if not src.is_file():
             raise RuntimeError(f"{src} is missing: run bash guest-plugins/build.sh")
+        shutil.copy2(src, plugins_dir / plugin)
+    for plugin in EXAMPLE_PLUGINS:
+        src = EXAMPLE / "plugins" / plugin
+        if not src.is_file():
+            raise RuntimeError(f"{src} is missing: run bash examples/shop/policies.sh")
         shutil.copy2(src, plugins_dir / plugin)
     # The tests speak Socket.IO themselves and need no SPA. When the example's SPA was
     # exported (examples/shop/prepare.sh), it is served as it is; otherwise a stand-in

@@ -77,9 +77,25 @@ async def test_slow_identity_endpoint_times_out_to_anonymous(stack, browser, soc
 
 @pytest.fixture(scope="module")
 def down_deny_gateway(stack):
-    gw = stack.start_gateway("django-down-deny", django_port=dead_port(), bridge={"on_identity_error": "deny"})
+    # The bridge's own refusal of the CONNECT, so without the example's staff_reports
+    # router: a router that needs the user makes the gateway resolve it before routing,
+    # and in deny mode a request carrying a session cookie (the WebSocket's handshake
+    # too) is then answered 503 before it reaches the bridge (see the test below).
+    gw = stack.start_gateway(
+        "django-down-deny",
+        django_port=dead_port(),
+        bridge={"on_identity_error": "deny"},
+        without_routers=("staff_reports.wasm",),
+    )
     yield gw
     stack.stop_gateway("django-down-deny")
+
+
+@pytest.fixture(scope="module")
+def down_deny_guarded_gateway(stack):
+    gw = stack.start_gateway("django-down-deny-guarded", django_port=dead_port(), bridge={"on_identity_error": "deny"})
+    yield gw
+    stack.stop_gateway("django-down-deny-guarded")
 
 
 async def test_public_events_run_as_anonymous(stack, browser, sockets, down_gateway):
@@ -119,6 +135,21 @@ async def test_deny_mode_refuses_every_event(stack, browser, sockets, down_deny_
     # The CONNECT itself needs the identity: refused with a Socket.IO CONNECT_ERROR.
     with pytest.raises(ConnectionRefusedError, match="identity unavailable"):
         await sockets(staff, gateway="django-down-deny")
+
+
+async def test_deny_mode_with_a_router_that_needs_the_user(stack, browser, down_deny_guarded_gateway):
+    """The staff_reports router needs the user: in deny mode, with Django unreachable, a
+    session cookie gets 503 (never the guarded page); without one there is nobody to
+    look up, and the visitor is sent to log in as usual."""
+    staff = browser()
+    staff.admin_login("staffer")  # through the main gateway: a real staff session
+    gw = down_deny_guarded_gateway
+    r = httpx.get(f"{gw.url}/reports/stock/", cookies={"sessionid": staff.session_id}, timeout=10)
+    assert r.status_code == 503, (r.status_code, r.text)
+    assert "the Django user cannot be resolved right now" in r.text
+    r = httpx.get(f"{gw.url}/reports/stock/", timeout=10)
+    assert r.status_code == 302 and r.headers["location"] == "/admin/login/?next=/reports/stock/"
+    assert httpx.get(f"{gw.url}/ping", timeout=10).text.strip('"') == "pong"
 
 
 async def test_main_gateway_unaffected(stack, browser, sockets):

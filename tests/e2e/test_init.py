@@ -61,9 +61,11 @@ def test_init_writes_the_shops_config_and_isthmus_check_accepts_it(isthmus, shop
         example = tomllib.load(f)
     router = config["routing"]["routers"][0]
     assert router["plugin"] == "prefix_router.wasm"
-    # What shopsite/urls.py really gives, and what the hand-written example lists.
-    assert router["config"]["django_prefixes"] == ["/_isthmus", "/admin", "/api", "/webhooks"]
-    assert sorted(example["routing"]["routers"][0]["config"]["django_prefixes"]) == router["config"]["django_prefixes"]
+    # What shopsite/urls.py really gives, and what the hand-written example lists (its
+    # prefix router comes second, after the shop's own staff_reports router).
+    assert router["config"]["django_prefixes"] == ["/_isthmus", "/admin", "/api", "/reports", "/webhooks"]
+    [example_router] = [r for r in example["routing"]["routers"] if r["plugin"] == "prefix_router.wasm"]
+    assert sorted(example_router["config"]["django_prefixes"]) == router["config"]["django_prefixes"]
     assert router["config"]["static_mount"] == "django_static"
     assert config["static"]["django_static"] == {"root": "backend/staticfiles", "strip_prefix": "/static"}
     assert config["static"]["frontend"] == {"root": "frontend/.web/build/client", "fallback": "index.html"}

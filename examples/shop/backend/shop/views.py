@@ -1,6 +1,8 @@
 import json
 
-from django.http import HttpRequest, JsonResponse
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework import viewsets
@@ -33,6 +35,21 @@ def set_cart_view(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "cart_id must be an integer"}, status=400)
     request.session["cart_id"] = cart_id
     return JsonResponse({"cart_id": cart_id})
+
+
+@require_GET
+@staff_member_required
+def stock_report_view(request: HttpRequest) -> HttpResponse:
+    """The staff report at /reports/stock/: every product, in stock (active) or not.
+
+    Guarded twice: the gateway's staff_reports router (a Python policy, first in
+    isthmus.toml's chain) refuses non-staff before Django sees the request, and
+    ``staff_member_required`` checks again here, in case a request reaches Django
+    another way (another gateway config, or Django's own port)."""
+    products = list(Product.objects.order_by("sku"))
+    in_stock = sum(1 for p in products if p.is_active)
+    context = {"products": products, "in_stock": in_stock, "out_of_stock": len(products) - in_stock}
+    return render(request, "shop/stock_report.html", context)
 
 
 @csrf_exempt
