@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds every guest policy crate of this workspace (each folder holding a Cargo.toml
-# with a cdylib) to a WebAssembly component and copies it to
+# with a cdylib), or only the crates named as arguments, to a WebAssembly component
+# and copies it to
 #   <repo>/target/plugins/<crate_name_with_underscores>.wasm
 # e.g. target/plugins/prefix_router.wasm, target/plugins/test_hostile.wasm.
+# ISTHMUS_PLUGINS_OUT names another folder (host/build.rs builds the built-ins so).
+#
+#   bash guest-plugins/build.sh [CRATE ...]
 #
 # Toolchain, chosen by ISTHMUS_GUEST_TOOLCHAIN:
 #   auto    (default) rustup if it can add the wasm32-wasip2 target, else debian.
@@ -19,7 +23,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 manifest="$here/Cargo.toml"
-out="$repo/target/plugins"
+out="${ISTHMUS_PLUGINS_OUT:-$repo/target/plugins}"
 toolchain=${ISTHMUS_GUEST_TOOLCHAIN:-auto}
 
 DEBIAN_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
@@ -92,7 +96,7 @@ debian_ready() {
 
 build_rustup() {
     target=wasm32-wasip2
-    run cargo build --release --target "$target" --manifest-path "$manifest"
+    run cargo build --release --target "$target" --manifest-path "$manifest" "${packages[@]}"
 }
 
 build_debian() {
@@ -100,8 +104,13 @@ build_debian() {
     say "$("$DEBIAN_RUSTC" --version), $("$DEBIAN_CARGO" --version)"
     run env RUSTC="$DEBIAN_RUSTC" RUSTC_BOOTSTRAP=1 \
         RUSTFLAGS="-C linker=$COMPONENT_LD -C link-arg=--wasm-ld-path=$WASM_LD -C link-arg=-zstack-size=65536" \
-        "$DEBIAN_CARGO" build --release -Zbuild-std=std,panic_abort --target "$target" --manifest-path "$manifest"
+        "$DEBIAN_CARGO" build --release -Zbuild-std=std,panic_abort --target "$target" --manifest-path "$manifest" \
+        "${packages[@]}"
 }
+
+# Cargo's `-p` for each crate asked for (none: the whole workspace).
+packages=()
+for crate in "$@"; do packages+=(-p "$crate"); done
 
 start=$(date +%s)
 case $toolchain in
@@ -125,7 +134,7 @@ case $toolchain in
     *) die "ISTHMUS_GUEST_TOOLCHAIN must be auto, rustup or debian, not '$toolchain'" ;;
 esac
 
-crates=$(guest_crates)
+if (($#)); then crates="$*"; else crates=$(guest_crates); fi
 [[ -n $crates ]] || die "no guest crate found in $here"
 mkdir -p "$out"
 built=0

@@ -87,7 +87,7 @@ plugin = "django_bridge.wasm"
 {rules}"#
     );
     let config = Config::parse(&text, &dir.join("isthmus.toml")).unwrap();
-    let policy = PluginHost::new().unwrap().load_bridge(&config).unwrap().expect("a bridge policy");
+    let policy = PluginHost::new().unwrap().load(&config, None).unwrap().bridge.expect("a bridge policy");
     let bridge_config = config.bridge.as_ref().unwrap();
     let identities = Identities::new(bridge_config, Upstreams::new(&config).get("django").unwrap());
     Arc::new(Bridge::new(bridge_config, Arc::new(identities), policy))

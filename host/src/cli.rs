@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{Gateway, Supervised};
-use crate::plugin::{self, PluginError, PluginHost, Reload, WasmBridge, WasmRouter};
+use crate::plugin::{self, PluginError, PluginHost, Plugins, Reload, WasmBridge, WasmRouter};
 use crate::policy::{BridgePolicy, Decision, Outcome, Refusal, Resolved, Router, RouterChain, Step};
 use crate::request;
 use crate::server::{self, ServerSettings};
@@ -140,11 +141,11 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn new(config_path: &Path) -> Result<Loaded, CliError> {
+    /// `wait`: see `PluginHost::load`.
+    fn new(config_path: &Path, wait: impl FnOnce(&Config) -> Option<Duration>) -> Result<Loaded, CliError> {
         let config = Config::load(config_path)?;
         let host = PluginHost::new()?;
-        let routers = host.load_routers(&config)?;
-        let bridge = host.load_bridge(&config)?;
+        let Plugins { routers, bridge } = host.load(&config, wait(&config))?;
         let chain = RouterChain::new(routers.iter().map(|r| r.clone() as Arc<dyn Router>).collect());
         Ok(Loaded { config, routers, bridge, chain })
     }
@@ -164,7 +165,8 @@ impl Loaded {
 
 /// `isthmus serve` (`run` = None) or `isthmus run` (`run` = Some(dev)).
 fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
-    let loaded = Loaded::new(config_path)?;
+    // A plugin still compiling after `startup_wait` does not hold up serving.
+    let loaded = Loaded::new(config_path, |config| Some(config.routing.startup_wait))?;
     let config = &loaded.config;
     let file = config.file.display();
     let dev = match (run, &config.dev) {
@@ -214,7 +216,7 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
 }
 
 fn check(config_path: &Path) -> Result<(), CliError> {
-    let loaded = Loaded::new(config_path)?;
+    let loaded = Loaded::new(config_path, |_| None)?;
     loaded.gateway()?;
     let config = &loaded.config;
     let bridge = match &loaded.bridge {
@@ -236,7 +238,7 @@ fn check(config_path: &Path) -> Result<(), CliError> {
 }
 
 fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[String]) -> Result<(), CliError> {
-    let Loaded { config, chain, .. } = Loaded::new(config_path)?;
+    let Loaded { config, chain, .. } = Loaded::new(config_path, |_| None)?;
     let mut builder = http::Request::builder()
         .method(method.to_ascii_uppercase().as_str())
         .uri(target)
@@ -333,7 +335,7 @@ fn plugin_test(plugin: &Path, cases: &Path) -> Result<(), CliError> {
 
 fn plugin_bench(plugin: &Path, cases: &Path) -> Result<(), CliError> {
     let b = crate::harness::bench(plugin, cases)?;
-    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!("{} (world {}), {} bytes", plugin.display(), b.world, b.file_bytes);
     println!("compile: {:.0} ms without the cache, {:.1} ms from it", us(b.compile) / 1e3, us(b.cache_hit) / 1e3);
     match b.memory_at_start {

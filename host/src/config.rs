@@ -133,6 +133,9 @@ pub struct Routing {
     /// Watch plugin files and reload them when they change.
     #[serde(default = "default_true")]
     pub hot_reload: bool,
+    /// How long `isthmus serve` waits for plugins to load before serving without them.
+    #[serde(default = "default_startup_wait", with = "humantime_serde")]
+    pub startup_wait: Duration,
     pub routers: Vec<PluginEntry>,
 }
 
@@ -149,7 +152,7 @@ pub enum InstanceMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginEntry {
-    /// File name under `plugins_dir`.
+    /// File name under `plugins_dir`, or `builtin:NAME` for a policy the binary ships.
     pub plugin: String,
     /// Name in logs and replies; defaults to the file name without `.wasm`.
     pub name: Option<String>,
@@ -171,7 +174,10 @@ pub struct PluginEntry {
 
 impl PluginEntry {
     pub fn display_name(&self) -> &str {
-        self.name.as_deref().unwrap_or_else(|| self.plugin.strip_suffix(".wasm").unwrap_or(&self.plugin))
+        self.name.as_deref().unwrap_or_else(|| {
+            let plugin = self.plugin.strip_prefix(crate::builtin::PREFIX).unwrap_or(&self.plugin);
+            plugin.strip_suffix(".wasm").unwrap_or(plugin)
+        })
     }
 
     pub fn config_json(&self) -> String {
@@ -275,6 +281,10 @@ fn default_max_header_bytes() -> usize {
 fn default_max_headers() -> usize {
     limits::MAX_HEADERS
 }
+fn default_startup_wait() -> Duration {
+    limits::PLUGIN_STARTUP_WAIT
+}
+
 fn default_plugins_dir() -> PathBuf {
     PathBuf::from("plugins")
 }
@@ -460,7 +470,7 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, entry) in self.routing.routers.iter().enumerate() {
             let prefix = format!("routing.routers[{i}]");
-            self.check_plugin(entry, &prefix)?;
+            self.check_plugin(entry, &prefix, "router")?;
             if !seen.insert(entry.display_name().to_owned()) {
                 return Err((
                     format!("{prefix}.name"),
@@ -506,17 +516,30 @@ impl Config {
         if bridge.max_frame_bytes < 1024 {
             return Err((key("max_frame_bytes"), "must be at least 1024".into()));
         }
-        self.check_plugin(&bridge.policy, "bridge.policy")
+        self.check_plugin(&bridge.policy, "bridge.policy", "bridge")
     }
 
-    fn check_plugin(&self, entry: &PluginEntry, prefix: &str) -> Result<(), (String, String)> {
+    /// `world`: the one the entry's place in the config asks for.
+    fn check_plugin(&self, entry: &PluginEntry, prefix: &str, world: &str) -> Result<(), (String, String)> {
         let key = |field: &str| format!("{prefix}.{field}");
-        if entry.plugin.contains('/') || entry.plugin.contains("..") {
-            return Err((key("plugin"), format!("`{}` must be a file name inside plugins_dir", entry.plugin)));
-        }
-        let path = self.routing.plugins_dir.join(&entry.plugin);
-        if !path.is_file() {
-            return Err((key("plugin"), format!("`{}` does not exist", path.display())));
+        match crate::builtin::named(&entry.plugin) {
+            Some(Err(message)) => return Err((key("plugin"), message)),
+            Some(Ok(builtin)) if builtin.world != world => {
+                return Err((
+                    key("plugin"),
+                    format!("`{}` is a {} policy; this entry takes a {world} policy", entry.plugin, builtin.world),
+                ))
+            }
+            Some(Ok(_)) => {}
+            None if entry.plugin.contains('/') || entry.plugin.contains("..") => {
+                return Err((key("plugin"), format!("`{}` must be a file name inside plugins_dir", entry.plugin)));
+            }
+            None => {
+                let path = self.routing.plugins_dir.join(&entry.plugin);
+                if !path.is_file() {
+                    return Err((key("plugin"), format!("`{}` does not exist", path.display())));
+                }
+            }
         }
         if entry.deadline.is_zero() {
             return Err((key("deadline"), "must be greater than zero".into()));

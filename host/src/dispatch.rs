@@ -16,7 +16,7 @@ use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::identity::{Identities, Origin};
 use crate::limits;
-use crate::policy::{BridgePolicy, Decision, Forward, Outcome, Resolved, RouterChain};
+use crate::policy::{BridgePolicy, Decision, Forward, Outcome, PolicyFailure, Resolved, RouterChain};
 use crate::request::{self, Canonical, RequestIds};
 use crate::static_files::Mount;
 use crate::supervise::Readiness;
@@ -166,6 +166,9 @@ impl Gateway {
                 }
                 Decision::Pass => unreachable!("the chain never returns Pass as a decision"),
             },
+            Outcome::Failed { router, failure: PolicyFailure::Starting } => {
+                (retry_shortly(format!("router `{router}` is starting; retry shortly")), format!("starting:{router}"))
+            }
             // What failed is in the chain's log line; the client learns only that it did.
             Outcome::Failed { router, .. } => (
                 body::text(
@@ -187,8 +190,17 @@ impl Gateway {
         req: &Request<Incoming>,
         canonical: &Canonical,
     ) -> Result<Option<Arc<Resolved>>, Response<Body>> {
-        let Some(identities) = self.identities.as_ref().filter(|_| self.chain.needs_identity()) else {
+        if !self.chain.needs_identity() {
             return Ok(None);
+        }
+        // `new` refuses this for routers loaded then; one that finished loading later
+        // may still need the user.
+        let Some(identities) = self.identities.as_ref() else {
+            tracing::error!("a router needs the Django user, which the gateway resolves with the identity settings of a [bridge] section; the config has none");
+            return Err(body::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "a router failed; details are in the gateway's log",
+            ));
         };
         let cookie = identities.session_cookie(req.headers());
         let origin = Origin { host: canonical.route.authority.clone(), scheme: canonical.route.scheme.clone() };
@@ -242,10 +254,7 @@ impl Gateway {
         if readiness.is_ready(upstream) {
             return None;
         }
-        let mut res =
-            body::text(StatusCode::SERVICE_UNAVAILABLE, format!("upstream `{upstream}` is starting; retry shortly"));
-        res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(limits::NOT_READY_RETRY_AFTER_S));
-        Some(res)
+        Some(retry_shortly(format!("upstream `{upstream}` is starting; retry shortly")))
     }
 
     /// `--dev`: the decision with the dev server's upstream in place of its static mount.
@@ -262,6 +271,13 @@ impl Gateway {
             _ => decision,
         }
     }
+}
+
+/// 503 with Retry-After: something the request needs is starting.
+fn retry_shortly(message: String) -> Response<Body> {
+    let mut res = body::text(StatusCode::SERVICE_UNAVAILABLE, message);
+    res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(limits::NOT_READY_RETRY_AFTER_S));
+    res
 }
 
 fn failed(e: crate::upstream::UpstreamError) -> Response<Body> {

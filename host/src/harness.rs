@@ -238,7 +238,7 @@ pub fn run(plugin: &Path, cases_file: &Path) -> Result<Vec<Outcome>, HarnessErro
             }
         }
         World::Bridge => {
-            let policy = host.load_bridge_entry(&entry, dir, cache, 1)?;
+            let policy = host.load_bridge(&entry, dir, cache, 1)?;
             for case in cases.cases {
                 let who = case.user.resolved();
                 let got = match (case.connect, case.event) {
@@ -296,7 +296,7 @@ pub fn bench(plugin: &Path, cases_file: &Path) -> Result<Bench, HarnessError> {
     let load = |entry: &PluginEntry| -> Result<Loaded, HarnessError> {
         Ok(match cases.world {
             World::Router => Loaded::Router(host.load_router(entry, dir, Some(cold.clone()), 1)?),
-            World::Bridge => Loaded::Bridge(host.load_bridge_entry(entry, dir, Some(cold.clone()), 1)?),
+            World::Bridge => Loaded::Bridge(host.load_bridge(entry, dir, Some(cold.clone()), 1)?),
         })
     };
     let first = load(&entry)?;
@@ -371,11 +371,13 @@ impl Call {
 }
 
 impl Loaded {
+    /// Loaded completely (`load_router`, `load_bridge`): a version serves.
     fn info(&self) -> crate::plugin::LoadInfo {
         match self {
             Loaded::Router(r) => r.load_info(),
             Loaded::Bridge(b) => b.load_info(),
         }
+        .expect("loaded")
     }
 
     fn memory(&self) -> Option<usize> {

@@ -13,10 +13,12 @@
 //! ```
 //!
 //! Beside them: `config` and `limits` (every default in one place), `plugin` (the
-//! WebAssembly runtime behind `policy`), `supervise` (`isthmus run`), `init`, `cli`.
+//! WebAssembly runtime behind `policy`), `builtin` (the default policies it ships),
+//! `supervise` (`isthmus run`), `init`, `cli`.
 
 pub mod body;
 pub mod bridge;
+pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

@@ -46,6 +46,14 @@ pub const PLUGIN_LOG_BYTES_PER_CALL: usize = 64 * 1024;
 /// Quiet time after the last change to a plugin file before it is reloaded (editors
 /// write a temporary file and rename it).
 pub const PLUGIN_RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
+/// `routing.startup_wait`: how long `isthmus serve` waits for a plugin to load before
+/// it serves without it (its calls fail as `Starting`, or its previous version cached
+/// from an earlier run serves, until it is ready). A plugin that fails to load within
+/// it stops the start-up, as every load error did before.
+pub const PLUGIN_STARTUP_WAIT: Duration = Duration::from_secs(2);
+/// Compiled plugins kept on disk (`.cwasm` bytes, every plugin and version together);
+/// past it the least recently used are removed. A Python component compiles to ~36 MB.
+pub const PLUGIN_CACHE_MAX_BYTES: u64 = 1 << 30;
 /// How often the epoch ticker advances; the granularity of plugin deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Largest Reply body or header list a plugin may return before the gateway refuses it.

@@ -44,7 +44,13 @@ config = {config}
 fn load(config: &str) -> Result<Arc<WasmBridge>, PluginError> {
     let (_site, file) = site(config);
     let config = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
-    PluginHost::new().unwrap().load_bridge(&config).map(|b| b.expect("a [bridge] section"))
+    load_policy(&config)
+}
+
+/// The bridge policy alone (the router of the config is a placeholder file).
+fn load_policy(config: &Config) -> Result<Arc<WasmBridge>, PluginError> {
+    let policy = &config.bridge.as_ref().expect("a [bridge] section").policy;
+    PluginHost::new().unwrap().load_bridge(policy, &config.routing.plugins_dir, Some(config.cache_dir()), 1)
 }
 
 fn user(name: &str) -> Identity {
@@ -121,7 +127,7 @@ fn a_router_component_is_refused_as_a_bridge() {
     std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/django_bridge.wasm")).unwrap();
     let file = site.path().join("isthmus.toml");
     let config = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
-    let err = PluginHost::new().unwrap().load_bridge(&config).unwrap_err().to_string();
+    let err = load_policy(&config).unwrap_err().to_string();
     assert!(err.contains("bridge") && err.contains("on-connect"), "{err}");
 }
 
@@ -150,7 +156,7 @@ fn a_policy_reads_the_whole_identity_through_the_handle() {
     let (site, file) = site("{}");
     std::fs::copy(plugin_path("test_identity_echo.wasm"), site.path().join("plugins/django_bridge.wasm")).unwrap();
     let config = Config::parse(&std::fs::read_to_string(&file).unwrap(), &file).unwrap();
-    let policy = PluginHost::new().unwrap().load_bridge(&config).unwrap().expect("a [bridge] section");
+    let policy = load_policy(&config).unwrap();
     let who = Resolved::new(Identity {
         email: "sue@example.org".into(),
         first_name: "Sue".into(),

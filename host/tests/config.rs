@@ -85,6 +85,8 @@ fn bad_values_name_the_key() {
         (with("fallback = \"index.html\"", "fallback = \"../isthmus.toml\""), "static.frontend.fallback"),
         (with("router.wasm", "missing.wasm"), "routing.routers[0].plugin"),
         (with("router.wasm", "../router.wasm"), "routing.routers[0].plugin"),
+        (with("router.wasm", "builtin:router"), "routing.routers[0].plugin"),
+        (with("[listen]", "[routing]\nstartup_wait = \"later\"\n[listen]"), "routing"),
         (with("deadline = \"5ms\"", "deadline = \"soon\""), "routing.routers[0].deadline"),
         (with("deadline = \"5ms\"", "deadline = \"5ms\"\nfail = \"sometimes\""), "routing.routers[0].fail"),
         (with("[upstreams.django]", "[upstreams.\"dj ango\"]"), "upstreams.dj ango"),
@@ -108,4 +110,19 @@ fn missing_sections_and_syntax_errors_are_named() {
 fn a_missing_file_is_named() {
     let err = Config::load(Path::new("/nonexistent/isthmus.toml")).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/isthmus.toml") && err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn builtins_are_named_and_checked_against_their_world() {
+    let dir = site();
+    let text = with("plugin = \"router.wasm\"", "plugin = \"builtin:prefix-router\"");
+    let config = Config::parse(&text, &dir.path().join("isthmus.toml")).unwrap();
+    assert_eq!(config.routing.routers[0].display_name(), "prefix-router");
+    assert_eq!(config.routing.startup_wait, isthmus::limits::PLUGIN_STARTUP_WAIT);
+
+    let msg = error(&with("router.wasm", "builtin:prefix_router"));
+    assert!(msg.contains("routing.routers[0].plugin"), "{msg}");
+    assert!(msg.contains("the built-ins are builtin:prefix-router, builtin:django-bridge"), "{msg}");
+    let msg = error(&with("router.wasm", "builtin:django-bridge"));
+    assert!(msg.contains("`builtin:django-bridge` is a bridge policy; this entry takes a router policy"), "{msg}");
 }

@@ -78,10 +78,9 @@ async fn identity_site(mode: &str, with_bridge: bool) -> (Site, Config, Arc<Mute
 }
 
 async fn gateway_of(config: &Config) -> std::io::Result<Gateway> {
-    let host = PluginHost::new().unwrap();
-    let routers: Vec<Arc<dyn Router>> =
-        host.load_routers(config).unwrap().into_iter().map(|r| r as Arc<dyn Router>).collect();
-    let bridge = host.load_bridge(config).unwrap().map(|b| b as Arc<dyn isthmus::policy::BridgePolicy>);
+    let plugins = PluginHost::new().unwrap().load(config, None).unwrap();
+    let routers: Vec<Arc<dyn Router>> = plugins.routers.into_iter().map(|r| r as Arc<dyn Router>).collect();
+    let bridge = plugins.bridge.map(|b| b as Arc<dyn isthmus::policy::BridgePolicy>);
     Gateway::new(config, RouterChain::new(routers), bridge)
 }
 
@@ -137,7 +136,7 @@ fn a_component_of_the_previous_contract_is_refused_naming_both_versions() {
     let site = Site::new();
     std::fs::write(site.path().join("plugins/test.wasm"), wat::parse_str(CONTRACT_0_2).unwrap()).unwrap();
     let config = site.config(&[("django", "127.0.0.1:9".parse().unwrap())], "");
-    let err = PluginHost::new().unwrap().load_routers(&config).unwrap_err().to_string();
+    let err = PluginHost::new().unwrap().load(&config, None).map(|p| p.routers).unwrap_err().to_string();
     assert!(
         err.contains("built against isthmus:policy@0.2.0")
             && err.contains("speaks isthmus:policy@0.3.0")

@@ -132,9 +132,14 @@ fn writes_a_config_the_real_loader_accepts_and_secrets_beside_it() {
     let toml_text = std::fs::read_to_string(root.join("isthmus.toml")).unwrap();
     assert!(!toml_text.contains(vars[0].1) && !toml_text.contains(vars[1].1), "a secret leaked into isthmus.toml");
 
+    // The default policies, from the binary, for the config to name.
+    for (file, builtin) in [("prefix_router.wasm", "prefix-router"), ("django_bridge.wasm", "django-bridge")] {
+        let written = std::fs::read(root.join("plugins").join(file)).unwrap();
+        let shipped = isthmus::builtin::all().find(|b| b.name == builtin).unwrap();
+        assert!(written == shipped.bytes, "plugins/{file} is not the built-in {builtin}");
+    }
+
     // What `isthmus check` needs on disk besides the config.
-    project.write("plugins/prefix_router.wasm", "");
-    project.write("plugins/django_bridge.wasm", "");
     project.write("frontend/.web/build/client/index.html", "<!doctype html>");
     std::fs::create_dir_all(root.join("backend/staticfiles")).unwrap();
     for (name, value) in &vars[..2] {
@@ -245,4 +250,17 @@ fn python_failures_are_explained() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn policies_already_in_the_plugins_folder_are_kept() {
+    let project = Project::new();
+    let python = project.fake_python("venv/bin/python", &project.shop_report(), "", 0);
+    let mine = project.write("plugins/prefix_router.wasm", "my own router");
+    let [flag, path] = python_arg(&python);
+    let out = project.init(&[&flag, &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(mine).unwrap(), "my own router");
+    assert!(stderr(&out).contains("kept your plugins/prefix_router.wasm"), "{}", stderr(&out));
+    assert!(project.dir.path().join("plugins/django_bridge.wasm").is_file());
 }

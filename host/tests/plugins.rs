@@ -73,7 +73,7 @@ fn hostile(name: &str, mode: &str, extra: &str) -> String {
 }
 
 fn load(env: &Env) -> Vec<Arc<WasmRouter>> {
-    PluginHost::new().unwrap().load_routers(&env.config).unwrap_or_else(|e| panic!("{e}"))
+    PluginHost::new().unwrap().load(&env.config, None).map(|p| p.routers).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn req(path: &str) -> Arc<RouteRequest> {
@@ -140,7 +140,7 @@ name = "front"
 deadline = "2s"
 config = { django_prefixes = ["/_event"] }
 "#);
-    let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
+    let err = PluginHost::new().unwrap().load(&env.config, None).map(|p| p.routers).unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("plugin `front`: setup failed: "), "{text}");
     assert!(text.contains("/_event"), "{text}");
@@ -229,7 +229,7 @@ fn reply_and_pass() {
 #[test]
 fn setup_error_names_the_plugin_and_carries_the_guest_text() {
     let env = env(&hostile("picky", "setup-error", ""));
-    let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
+    let err = PluginHost::new().unwrap().load(&env.config, None).map(|p| p.routers).unwrap_err();
     assert!(matches!(err, PluginError::Setup { .. }), "{err:?}");
     assert_eq!(err.to_string(), "plugin `picky`: setup failed: refusing: test setup error");
 }
@@ -237,13 +237,13 @@ fn setup_error_names_the_plugin_and_carries_the_guest_text() {
 #[test]
 fn setup_trap_and_setup_loop_are_load_errors() {
     let e = env(&hostile("t", "setup-trap", ""));
-    let err = PluginHost::new().unwrap().load_routers(&e.config).unwrap_err();
+    let err = PluginHost::new().unwrap().load(&e.config, None).map(|p| p.routers).unwrap_err();
     assert!(matches!(err, PluginError::SetupFailed { failure: PolicyFailure::Trap(_), .. }), "{err:?}");
     assert!(err.to_string().starts_with("plugin `t`: setup trapped"), "{err}");
 
     let e = env(&hostile("l", "setup-loop", "deadline = \"20ms\""));
     let start = Instant::now();
-    let err = PluginHost::new().unwrap().load_routers(&e.config).unwrap_err();
+    let err = PluginHost::new().unwrap().load(&e.config, None).map(|p| p.routers).unwrap_err();
     assert!(matches!(err, PluginError::SetupFailed { failure: PolicyFailure::Deadline(_), .. }), "{err:?}");
     assert!(start.elapsed() < Duration::from_secs(10));
 }
@@ -252,7 +252,7 @@ fn setup_trap_and_setup_loop_are_load_errors() {
 fn not_a_component_is_a_load_error() {
     let env = env(&hostile("junk", "pass", ""));
     std::fs::write(env.plugins().join("test_hostile.wasm"), b"\0asm\x01\0\0\0 not really").unwrap();
-    let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
+    let err = PluginHost::new().unwrap().load(&env.config, None).map(|p| p.routers).unwrap_err();
     assert!(matches!(err, PluginError::Compile { .. }), "{err:?}");
     assert!(err.to_string().starts_with("plugin `junk`: "), "{err}");
 }
@@ -393,7 +393,7 @@ fn hot_reload_under_load() {
     let env = env(&(hostile("v", "version", "")
         .replace("config = { mode = \"version\" }", "config = { mode = \"version\", version = \"v1\" }")));
     let r = load(&env).pop().unwrap();
-    let file = r.file().to_owned();
+    let file = r.file().unwrap().to_owned();
     let original = std::fs::read(&file).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let reloader = rt.block_on(async { spawn_reloader(vec![r.clone()], env.plugins(), true) });
@@ -415,7 +415,7 @@ fn hot_reload_under_load() {
         for _ in 0..2 {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
-                    let generation = r.load_info().generation;
+                    let generation = r.load_info().unwrap().generation;
                     match r.route(&req("/"), None) {
                         Ok(Decision::Reply(reply)) if reply.status == 200 && reply.body == b"v1" => {}
                         other => failures.lock().unwrap().push(format!("{other:?}")),
@@ -426,15 +426,15 @@ fn hot_reload_under_load() {
             });
         }
         // (Not necessarily 1: the SIGHUP test in this process may reload it too.)
-        let mut generation = r.load_info().generation;
+        let mut generation = r.load_info().unwrap().generation;
         for step in 0..3 {
             // A valid new version (other bytes, same behaviour) is picked up by the watcher.
             let bytes = variant(&original, &format!("v{step}"));
             let sha = isthmus_sha256(&bytes);
             replace(&file, &bytes);
             // A debug-build compile on a loaded 2-core machine can take many seconds.
-            wait_for("the reload", Duration::from_secs(120), || r.load_info().source_sha256 == sha);
-            let info = r.load_info();
+            wait_for("the reload", Duration::from_secs(120), || r.load_info().unwrap().source_sha256 == sha);
+            let info = r.load_info().unwrap();
             assert!(info.generation > generation, "{info:?}");
             generation = info.generation;
 
@@ -443,7 +443,7 @@ fn hot_reload_under_load() {
                 replace(&file, &original[..original.len() / 2]);
                 std::thread::sleep(isthmus::limits::PLUGIN_RELOAD_DEBOUNCE * 4);
                 assert!(r.reload().is_err());
-                assert_eq!(r.load_info().source_sha256, sha);
+                assert_eq!(r.load_info().unwrap().source_sha256, sha);
             }
             if step == 2 {
                 // A valid component that refuses this config is refused too.
@@ -451,7 +451,7 @@ fn hot_reload_under_load() {
                 std::thread::sleep(isthmus::limits::PLUGIN_RELOAD_DEBOUNCE * 4);
                 let err = r.reload().unwrap_err();
                 assert!(err.to_string().starts_with("plugin `v`: setup failed: "), "{err}");
-                assert_eq!(r.load_info().source_sha256, sha);
+                assert_eq!(r.load_info().unwrap().source_sha256, sha);
             }
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -488,7 +488,7 @@ fn sighup_reloads_every_router() {
     assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGHUP) }, 0);
     rt.block_on(async {
         let start = Instant::now();
-        while !routers.iter().all(|r| r.load_info().generation >= 2) {
+        while !routers.iter().all(|r| r.load_info().unwrap().generation >= 2) {
             assert!(start.elapsed() < Duration::from_secs(10), "SIGHUP did not reload every router");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -511,8 +511,8 @@ fn reload_of_unchanged_file_is_a_no_op_and_sighup_style_reload_is_not() {
     assert!(!r.reload_if_changed().unwrap());
     assert_eq!(body(r.route(&req("/"), None)), "2");
     r.reload().unwrap();
-    assert_eq!(r.load_info().generation, 2);
-    assert_eq!(r.load_info().cache, CacheOutcome::Hit);
+    assert_eq!(r.load_info().unwrap().generation, 2);
+    assert_eq!(r.load_info().unwrap().cache, CacheOutcome::Hit);
     assert_eq!(body(r.route(&req("/"), None)), "1", "a reload starts fresh instances");
 }
 
@@ -524,6 +524,8 @@ fn cache_files(dir: &Path) -> (PathBuf, PathBuf) {
         match path.extension().and_then(|e| e.to_str()) {
             Some("cwasm") => assert!(cwasm.replace(path).is_none(), "two .cwasm files"),
             Some("meta") => assert!(meta.replace(path).is_none(), "two .meta files"),
+            // The plugin's last good version, for start-ups that find a new one.
+            Some("last") => {}
             _ => panic!("unexpected file in the cache: {}", path.display()),
         }
     }
@@ -535,7 +537,7 @@ fn cache_hit_and_corrupt_entries() {
     let env = env(&hostile("c", "reply", ""));
     let check = |want: CacheOutcome| {
         let r = load(&env).pop().unwrap();
-        let info = r.load_info();
+        let info = r.load_info().unwrap();
         assert_eq!(info.cache, want, "{info:?}");
         assert_eq!(r.route(&req("/"), None).unwrap(), load_reply());
         info
@@ -589,7 +591,7 @@ fn cache_hit_and_corrupt_entries() {
 fn stale_cache_entry_from_another_engine_is_recompiled() {
     let env = env(&hostile("c", "reply", ""));
     let r = load(&env).pop().unwrap();
-    assert_eq!(r.load_info().cache, CacheOutcome::Miss);
+    assert_eq!(r.load_info().unwrap().cache, CacheOutcome::Miss);
     let (_, meta) = cache_files(&env.cache());
     let good: CacheMeta = postcard::from_bytes(&std::fs::read(&meta).unwrap()).unwrap();
     for stale in [
@@ -599,7 +601,7 @@ fn stale_cache_entry_from_another_engine_is_recompiled() {
     ] {
         std::fs::write(&meta, postcard::to_stdvec(&stale).unwrap()).unwrap();
         let r = load(&env).pop().unwrap();
-        assert_eq!(r.load_info().cache, CacheOutcome::Rejected);
+        assert_eq!(r.load_info().unwrap().cache, CacheOutcome::Rejected);
         assert_eq!(r.route(&req("/"), None).unwrap(), load_reply());
         let now: CacheMeta = postcard::from_bytes(&std::fs::read(&meta).unwrap()).unwrap();
         assert_eq!(now, good, "entry rewritten");
@@ -617,7 +619,7 @@ fn unwritable_cache_dir_only_costs_compile_time() {
         let r = host
             .load_router(entry, &env.config.routing.plugins_dir, Some(env.dir.path().join("not-a-dir/cache")), 2)
             .unwrap();
-        assert_eq!(r.load_info().cache, CacheOutcome::Miss);
+        assert_eq!(r.load_info().unwrap().cache, CacheOutcome::Miss);
         assert_eq!(r.route(&req("/"), None).unwrap(), load_reply());
     }
 }
@@ -634,7 +636,7 @@ fn load_reply() -> Decision {
 fn max_memory_above_the_host_limit_is_refused() {
     let env =
         env(&hostile("big", "pass", &format!("max_memory = {}", isthmus::limits::PLUGIN_SLOT_MAX_MEMORY + 65536)));
-    let err = PluginHost::new().unwrap().load_routers(&env.config).unwrap_err();
+    let err = PluginHost::new().unwrap().load(&env.config, None).map(|p| p.routers).unwrap_err();
     assert!(matches!(err, PluginError::Settings { .. }), "{err:?}");
 }
 
@@ -643,8 +645,76 @@ fn routers_outlive_their_host() {
     let env = env(&hostile("loop", "loop", "deadline = \"20ms\""));
     let r = {
         let host = PluginHost::new().unwrap();
-        host.load_routers(&env.config).unwrap().pop().unwrap()
+        host.load(&env.config, None).map(|p| p.routers).unwrap().pop().unwrap()
     };
     // The epoch ticker must still run, or this would never return.
     assert_eq!(r.route(&req("/"), None).unwrap_err(), PolicyFailure::Deadline(Duration::from_millis(20)));
+}
+
+/// `load` with a zero wait: start-up does not wait for a compile. The router fails as
+/// `Starting` (503 with Retry-After at the gateway) until its first version serves.
+#[test]
+fn startup_serves_while_a_plugin_compiles() {
+    let env = env(&hostile("slow", "reply", ""));
+    let started = Instant::now();
+    let r = PluginHost::new().unwrap().load(&env.config, Some(Duration::ZERO)).unwrap().routers.pop().unwrap();
+    // A cold compile (no cache yet) takes far longer than returning did.
+    assert_eq!(r.route(&req("/"), None), Err(PolicyFailure::Starting), "after {:?}", started.elapsed());
+    assert_eq!(r.load_info(), None);
+    wait_for("the first version", Duration::from_secs(120), || r.load_info().is_some());
+    let info = r.load_info().unwrap();
+    assert_eq!((info.generation, info.cache), (1, CacheOutcome::Miss));
+    assert!(r.route(&req("/"), None).is_ok());
+}
+
+/// A start-up that finds a new version not compiled yet serves the version that loaded
+/// last time (generation 0, from the cache) until the new one is ready.
+#[test]
+fn startup_serves_the_previous_version_until_the_new_one_compiles() {
+    let env = env(&(hostile("v", "version", "")
+        .replace("config = { mode = \"version\" }", "config = { mode = \"version\", version = \"v1\" }")));
+    let first = load(&env).pop().unwrap();
+    let old_sha = first.load_info().unwrap().source_sha256;
+    let file = first.file().unwrap().to_owned();
+    drop(first);
+    let new = variant(&std::fs::read(&file).unwrap(), "new");
+    replace(&file, &new);
+
+    let r = PluginHost::new().unwrap().load(&env.config, Some(Duration::ZERO)).unwrap().routers.pop().unwrap();
+    let info = r.load_info().expect("the previous version serves at once");
+    assert_eq!((info.generation, info.source_sha256, info.cache), (0, old_sha, CacheOutcome::Hit));
+    assert!(r.route(&req("/"), None).is_ok());
+    wait_for("the new version", Duration::from_secs(120), || r.load_info().unwrap().generation == 1);
+    assert_eq!(r.load_info().unwrap().source_sha256, sha256(&new));
+    assert!(r.route(&req("/"), None).is_ok());
+}
+
+/// Within the wait a load error stops the start-up as always; past it the plugin fails
+/// as `NotLoaded` (a generic 503); a reload that works would install a version.
+#[test]
+fn a_plugin_failing_after_the_wait_is_not_loaded() {
+    let env = env(&hostile("bad", "setup-error", ""));
+    let err = PluginHost::new().unwrap().load(&env.config, Some(Duration::from_secs(120))).map(|p| p.routers);
+    assert!(matches!(err, Err(PluginError::Setup { .. })), "{err:?}");
+
+    // Compiled now, so make the start-up miss the cache again: another variant.
+    let file = env.plugins().join("test_hostile.wasm");
+    replace(&file, &variant(&std::fs::read(&file).unwrap(), "again"));
+    let r = PluginHost::new().unwrap().load(&env.config, Some(Duration::ZERO)).unwrap().routers.pop().unwrap();
+    wait_for("the load to fail", Duration::from_secs(120), || r.route(&req("/"), None) != Err(PolicyFailure::Starting));
+    assert_eq!(r.route(&req("/"), None), Err(PolicyFailure::NotLoaded));
+    assert_eq!(r.load_info(), None);
+}
+
+#[test]
+fn builtins_load_by_name() {
+    let env = env("[[routing.routers]]\nplugin = \"builtin:prefix-router\"\n");
+    let r = load(&env).pop().unwrap();
+    assert_eq!((r.name(), r.file()), ("prefix-router", None));
+    assert!(matches!(r.route(&req("/api/x"), None), Ok(Decision::Forward(_))));
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }

@@ -357,6 +357,8 @@ async fn replies_failures_and_the_chain() {
             }),
             router("strict", |req| match req.path.as_str() {
                 "/broken" => Err(PolicyFailure::Deadline(Duration::from_millis(10))),
+                "/compiling" => Err(PolicyFailure::Starting),
+                "/unloaded" => Err(PolicyFailure::NotLoaded),
                 "/flaky" | "/app" => Ok(forward("app")),
                 "/bad-reply" => Ok(Decision::Reply(Reply { status: 1000, headers: vec![], body: vec![] })),
                 "/no-mount" => Ok(Decision::ServeStatic("nope".into())),
@@ -375,6 +377,14 @@ async fn replies_failures_and_the_chain() {
     let (status, _, body) = get(&gw.url("/broken")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(String::from_utf8_lossy(&body).contains("router `strict` failed"), "{body:?}");
+    let (status, headers, body) = get(&gw.url("/compiling")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "2", "a router still compiling is retried shortly");
+    assert_eq!(&body[..], b"router `strict` is starting; retry shortly\n");
+    let (status, headers, body) = get(&gw.url("/unloaded")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!headers.contains_key("retry-after"));
+    assert_eq!(&body[..], b"router `strict` failed; details are in the gateway's log\n");
     let (status, _, _) = get(&gw.url("/bad-reply")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     let (status, _, body) = get(&gw.url("/no-mount")).await;

@@ -7,7 +7,6 @@ Needs no running server (not the session's `stack`).
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -86,10 +85,11 @@ def test_init_writes_the_shops_config_and_isthmus_check_accepts_it(isthmus, shop
         assert len(secrets[name]) >= 32
         assert secrets[name] not in (shop / "isthmus.toml").read_text()
 
-    # The next steps it printed: plugins, the environment, static files; then check.
-    (shop / "plugins").mkdir()
+    # It wrote the default policies, the very components the repository builds.
     for plugin in PLUGINS:
-        shutil.copy2(REPO / "target" / "plugins" / plugin, shop / "plugins" / plugin)
+        assert (shop / "plugins" / plugin).read_bytes() == (REPO / "target" / "plugins" / plugin).read_bytes()
+
+    # The next steps it printed: the environment, static files; then check.
     env = base_env(**secrets, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=shop / "backend", env=env, check=True

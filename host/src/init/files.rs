@@ -12,9 +12,9 @@ pub fn secret() -> Result<String, getrandom::Error> {
 }
 
 /// Writes `contents` to a new file with permissions `mode`; fails if `path` exists.
-pub fn create_new(path: &Path, contents: &str, mode: u32) -> std::io::Result<()> {
+pub fn create_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-    file.write_all(contents.as_bytes())?;
+    file.write_all(contents)?;
     file.sync_all()
 }
 
@@ -36,9 +36,9 @@ mod tests {
     fn creates_private_files_and_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("isthmus.env");
-        create_new(&path, "A=1\n", 0o600).unwrap();
+        create_new(&path, b"A=1\n", 0o600).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let err = create_new(&path, "A=2\n", 0o600).unwrap_err();
+        let err = create_new(&path, b"A=2\n", 0o600).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "A=1\n");
     }

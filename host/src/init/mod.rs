@@ -16,6 +16,8 @@ use django::Report;
 
 pub const CONFIG_FILE: &str = "isthmus.toml";
 pub const ENV_FILE: &str = "isthmus.env";
+/// The config's `routing.plugins_dir`, where `init` writes the default policies.
+pub const PLUGINS_DIR: &str = "plugins";
 
 /// Reflex's own paths (the prefix router refuses Django prefixes overlapping them).
 const REFLEX_PATHS: [&str; 6] = ["/_event", "/_upload", "/_health", "/ping", "/_all_routes", "/auth-codespace"];
@@ -112,22 +114,48 @@ pub fn run(dir: &Path, python: Option<&Path>) -> Result<(), InitError> {
     let secret = || files::secret().map_err(InitError::Random);
     let env = template::env_file(&secret()?, &secret()?, &project.settings_module);
     let write = |path: &Path, text: &str, mode| {
-        files::create_new(path, text, mode).map_err(|source| match source.kind() {
+        files::create_new(path, text.as_bytes(), mode).map_err(|source| match source.kind() {
             std::io::ErrorKind::AlreadyExists => InitError::Exists(path.to_owned()),
             _ => InitError::Write { path: path.to_owned(), source },
         })
     };
     write(&env_path, &env, 0o600)?;
-    if let Err(e) = write(&config_path, &template::config(&project, ENV_FILE), 0o644) {
-        // Both files or neither: a secrets file without its config would block the next try.
-        let _ = std::fs::remove_file(&env_path);
-        return Err(e);
+    let rest = write(&config_path, &template::config(&project, ENV_FILE), 0o644)
+        .and_then(|()| write_builtins(&dir.join(PLUGINS_DIR)));
+    let kept = match rest {
+        Ok(kept) => kept,
+        Err(e) => {
+            // All or nothing: a secrets file without its config would block the next try.
+            let _ = std::fs::remove_file(&config_path);
+            let _ = std::fs::remove_file(&env_path);
+            return Err(e);
+        }
+    };
+    for file in kept {
+        warnings.push(format!("kept your {PLUGINS_DIR}/{file}: the default policy of that name was not written"));
     }
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
     print!("{}", summary(&root, &project));
     Ok(())
+}
+
+/// The default policies the binary ships, into the project's plugins folder, for the
+/// config to name, and for its authors to read, replace or put their own beside.
+/// A file already there is the user's: kept (its name is returned).
+fn write_builtins(plugins: &Path) -> Result<Vec<&'static str>, InitError> {
+    std::fs::create_dir_all(plugins).map_err(|source| InitError::Write { path: plugins.to_owned(), source })?;
+    let mut kept = Vec::new();
+    for builtin in crate::builtin::all() {
+        let path = plugins.join(builtin.file_name);
+        match files::create_new(&path, builtin.bytes, 0o644) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => kept.push(builtin.file_name),
+            Err(source) => return Err(InitError::Write { path, source }),
+        }
+    }
+    Ok(kept)
 }
 
 /// The project's config values from its layout and Django's report, plus warnings
@@ -260,14 +288,14 @@ fn summary(dir: &Path, p: &Project) -> String {
     let django_dir = &p.django_dir;
     let reflex_dir = &p.reflex_dir;
     format!(
-        "Wrote {config} and {ENV_FILE} (the secrets, mode 0600) in {dir}:\n\
+        "Wrote {config}, {ENV_FILE} (the secrets, mode 0600) and {PLUGINS_DIR}/ in {dir}:\n\
          \x20 Django  {django_dir}/ ({settings}): {prefixes}{static_files}\n\
          \x20 Reflex  {reflex_dir}/ (app {app})\n\n\
          Next, in {dir}:\n\
          \x20 1. keep the secrets out of version control:  echo {ENV_FILE} >> .gitignore\n\
          \x20 2. the environment of the gateway, Django and Reflex:  set -a; . ./{ENV_FILE}; set +a\n\
-         \x20 3. plugins: build them in the isthmus repository (bash guest-plugins/build.sh), then\n\
-         \x20      mkdir -p plugins && cp ISTHMUS_REPO/target/plugins/{{prefix_router,django_bridge}}.wasm plugins/\n\
+         \x20 3. policies: {PLUGINS_DIR}/ holds the default ones (prefix_router.wasm, django_bridge.wasm); write\n\
+         \x20      your own beside them with `isthmus plugin new --lang rust|python|js|c --world router|bridge DIR`\n\
          \x20 4. static files:  (cd {django_dir} && python manage.py collectstatic --noinput)\n\
          \x20                   (cd {reflex_dir} && reflex export --frontend-only --no-zip)\n\
          \x20 5. isthmus check --config {config}\n\

@@ -22,12 +22,13 @@ pub fn config(p: &Project, env_file: &str) -> String {
          # Every key is described in the isthmus README (\"Configuration: isthmus.toml\").\n\
          #\n\
          # Before `isthmus check` / `isthmus run`:\n\
-         #   - plugins: copy prefix_router.wasm and django_bridge.wasm (guest-plugins/build.sh in the\n\
-         #     isthmus repository builds them into target/plugins/) into plugins/;\n\
+         #   - policies: {plugins}/ holds the default ones `isthmus init` wrote (prefix_router.wasm,\n\
+         #     django_bridge.wasm; also built in as builtin:prefix-router, builtin:django-bridge);\n\
          #   - secrets: {env_file} holds them and DJANGO_SETTINGS_MODULE, for the gateway, Django and\n\
          #     Reflex alike: `set -a; . ./{env_file}; set +a`. Never commit {env_file};\n\
          #   - static files: `python manage.py collectstatic` in {django_dir}/ and\n\
          #     `reflex export --frontend-only --no-zip` in {reflex_dir}/.\n\n",
+        plugins = super::PLUGINS_DIR,
         settings = p.settings_module,
         urlconf = p.root_urlconf,
         app = p.app_name,
@@ -67,7 +68,7 @@ pub fn config(p: &Project, env_file: &str) -> String {
         );
     }
 
-    t += "[routing]\nplugins_dir = \"plugins\"\n\n";
+    t += &format!("[routing]\nplugins_dir = {}\n\n", lit(super::PLUGINS_DIR));
     t += "# Reflex's own paths go to reflex; the prefixes of ROOT_URLCONF's top-level patterns (found by\n";
     t += "# `manage.py isthmus_prefixes`) to django; STATIC_URL to Django's static files; the rest to the SPA.\n";
     let mut router = vec![format!("django_prefixes = {}", lit(p.prefixes.clone()))];

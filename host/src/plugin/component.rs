@@ -7,13 +7,14 @@
 //! the instance back unless the call failed or the instance reached `recycle_after`
 //! calls. A reload swaps the version; calls in flight finish on the old one.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
@@ -89,7 +90,10 @@ pub(super) use world;
 pub struct WasmPlugin<W: World> {
     pub(super) settings: Settings,
     pub(super) shared: Arc<EngineShared>,
-    pub(super) current: ArcSwap<Version<W>>,
+    /// `None` until the first version loads (see `startup`).
+    pub(super) current: ArcSwapOption<Version<W>>,
+    /// Set until the first version serves or fails to load.
+    starting: AtomicBool,
     /// Serializes reloads of this plugin.
     pub(super) reload_lock: Mutex<()>,
 }
@@ -97,7 +101,7 @@ pub struct WasmPlugin<W: World> {
 /// The parts of a `PluginEntry` a plugin runs by.
 pub(super) struct Settings {
     pub name: Arc<str>,
-    pub file: PathBuf,
+    pub source: Source,
     pub cache_dir: Option<PathBuf>,
     pub fail: FailMode,
     pub deadline: Duration,
@@ -124,8 +128,13 @@ impl Settings {
                 message: format!("max_memory {} is over the host's limit of {SLOT_MAX_MEMORY} bytes", entry.max_memory),
             });
         }
+        let source = match crate::builtin::named(&entry.plugin) {
+            Some(Ok(builtin)) => Source::Builtin(builtin),
+            Some(Err(message)) => return Err(PluginError::Settings { plugin: name.to_string(), message }),
+            None => Source::File(plugins_dir.join(&entry.plugin)),
+        };
         Ok(Settings {
-            file: plugins_dir.join(&entry.plugin),
+            source,
             cache_dir,
             fail: entry.fail,
             deadline: entry.deadline,
@@ -137,6 +146,34 @@ impl Settings {
             max_warm: max_warm.max(1),
             name,
         })
+    }
+}
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone)]
+pub(super) enum Source {
+    /// A file under `plugins_dir`, read again on every reload.
+    File(PathBuf),
+    /// A default policy compiled into the binary.
+    Builtin(crate::builtin::Builtin),
+}
+
+impl Source {
+    /// The component's bytes.
+    fn read(&self) -> std::io::Result<Cow<'static, [u8]>> {
+        match self {
+            Source::File(path) => std::fs::read(path).map(Cow::Owned),
+            Source::Builtin(builtin) => Ok(Cow::Borrowed(builtin.bytes)),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Builtin(builtin) => write!(f, "{}{}", crate::builtin::PREFIX, builtin.name),
+        }
     }
 }
 
@@ -184,10 +221,23 @@ impl<W: World> Version<W> {
         bytes: &[u8],
         generation: u64,
     ) -> Result<Version<W>, PluginError> {
-        let plugin = s.name.to_string();
         let source_sha256 = cache::sha256(bytes);
-        let loaded = cache::load_or_compile(&shared.engine, s.cache_dir.as_deref(), &plugin, bytes, &source_sha256)
-            .map_err(|e| PluginError::Compile { plugin: plugin.clone(), path: s.file.clone(), reason: chain(&e) })?;
+        let loaded =
+            cache::load_or_compile(&shared.engine, s.cache_dir.as_deref(), &s.name, bytes, &source_sha256).map_err(
+                |e| PluginError::Compile { plugin: s.name.to_string(), from: s.source.to_string(), reason: chain(&e) },
+            )?;
+        Self::prepare(shared, s, loaded, source_sha256, generation)
+    }
+
+    /// Link a compiled component and prove it as `load` does.
+    pub(super) fn prepare(
+        shared: &EngineShared,
+        s: &Settings,
+        loaded: cache::Loaded,
+        source_sha256: [u8; 32],
+        generation: u64,
+    ) -> Result<Version<W>, PluginError> {
+        let plugin = s.name.to_string();
         let component = loaded.component;
         let inst_err = |reason: String| PluginError::Instantiate { plugin: plugin.clone(), reason };
 
@@ -370,31 +420,60 @@ fn load_failure(store: &Store<HostState>, e: wasmtime::Error, s: &Settings) -> P
     }
 }
 
-/// The plugin file's bytes.
-pub(super) fn read_plugin(s: &Settings) -> Result<Vec<u8>, PluginError> {
-    std::fs::read(&s.file).map_err(|source| PluginError::Read {
+/// The plugin's component bytes.
+pub(super) fn read_plugin(s: &Settings) -> Result<Cow<'static, [u8]>, PluginError> {
+    s.source.read().map_err(|source| PluginError::Read {
         plugin: s.name.to_string(),
-        path: s.file.clone(),
+        from: s.source.to_string(),
         source,
     })
 }
 
 impl<W: World> WasmPlugin<W> {
-    pub(super) fn new(shared: Arc<EngineShared>, settings: Settings) -> Result<WasmPlugin<W>, PluginError> {
-        let bytes = read_plugin(&settings)?;
-        let version = Version::<W>::load(&shared, &settings, &bytes, 1)?;
-        let info = &version.info;
+    /// A plugin with no version yet: its calls fail with `PolicyFailure::Starting`
+    /// until `install`, or with `NotLoaded` once `first_load_failed`.
+    pub(super) fn unloaded(shared: Arc<EngineShared>, settings: Settings) -> WasmPlugin<W> {
+        WasmPlugin {
+            settings,
+            shared,
+            current: ArcSwapOption::empty(),
+            starting: AtomicBool::new(true),
+            reload_lock: Mutex::new(()),
+        }
+    }
+
+    /// Serve `version` from now on; calls in flight finish on the one it replaces.
+    /// The cache remembers it as this plugin's last good version (see `startup`).
+    pub(super) fn install(&self, version: Version<W>, what: &'static str) {
+        let info = version.info.clone();
+        if let Some(old) = self.current.swap(Some(Arc::new(version))) {
+            old.retire();
+        }
+        self.starting.store(false, Ordering::Release);
+        if let Some(dir) = &self.settings.cache_dir {
+            cache::remember(dir, &self.cache_name(), &info.source_sha256);
+        }
         tracing::info!(
-            plugin = &*settings.name,
-            file = %settings.file.display(),
+            plugin = &*self.settings.name,
+            source = %self.settings.source,
+            generation = info.generation,
             cache = ?info.cache,
             compile_ms = info.compile_time.as_secs_f64() * 1e3,
             setup_ms = info.setup_time.as_secs_f64() * 1e3,
-            mode = ?settings.mode,
+            mode = ?self.settings.mode,
             world = W::NAME,
-            "plugin loaded"
+            "{what}"
         );
-        Ok(WasmPlugin { settings, shared, current: ArcSwap::from_pointee(version), reload_lock: Mutex::new(()) })
+    }
+
+    /// Calls fail with `NotLoaded` (not `Starting`) until a reload succeeds.
+    pub(super) fn first_load_failed(&self) {
+        self.starting.store(false, Ordering::Release);
+    }
+
+    /// What the cache knows this plugin by: its world and where it comes from.
+    pub(super) fn cache_name(&self) -> String {
+        format!("{}:{}", W::NAME, self.settings.source)
     }
 
     pub fn name(&self) -> &str {
@@ -405,30 +484,33 @@ impl<W: World> WasmPlugin<W> {
         self.settings.fail
     }
 
-    /// The plugin file this router loads.
-    pub fn file(&self) -> &Path {
-        &self.settings.file
+    /// The plugin's file; `None` for a built-in.
+    pub fn file(&self) -> Option<&Path> {
+        match &self.settings.source {
+            Source::File(path) => Some(path),
+            Source::Builtin(_) => None,
+        }
     }
 
-    /// What `setup` of the version now serving answered.
-    pub(super) fn setup(&self) -> W::Setup {
-        self.current.load().setup.clone()
+    /// What `setup` of the version now serving answered; `None` before one serves.
+    pub(super) fn setup(&self) -> Option<W::Setup> {
+        self.current.load().as_ref().map(|v| v.setup.clone())
     }
 
-    /// How the version now serving was loaded.
-    pub fn load_info(&self) -> LoadInfo {
-        self.current.load().info.clone()
+    /// How the version now serving was loaded; `None` before one serves.
+    pub fn load_info(&self) -> Option<LoadInfo> {
+        self.current.load().as_ref().map(|v| v.info.clone())
     }
 
     /// Linear memory an idle warm instance of the version serving holds (after setup
     /// and the calls it served), if one is idle.
     pub fn warm_memory(&self) -> Option<usize> {
-        self.current.load().warm_memory()
+        self.current.load().as_ref()?.warm_memory()
     }
 
     /// Warm instances now idle in the pool of the version serving.
     pub fn warm_instances(&self) -> usize {
-        self.current.load().warm_count()
+        self.current.load().as_ref().map_or(0, |v| v.warm_count())
     }
 
     /// Run `f` with an instance's store and the world's exports (their types checked
@@ -437,10 +519,17 @@ impl<W: World> WasmPlugin<W> {
         &self,
         f: impl FnOnce(&mut Store<HostState>, &W::Exports) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyFailure> {
-        let version = self.current.load();
+        let current = self.current.load();
+        let Some(version) = current.as_ref() else {
+            return Err(if self.starting.load(Ordering::Acquire) {
+                PolicyFailure::Starting
+            } else {
+                PolicyFailure::NotLoaded
+            });
+        };
         // A host function panicking under a guest call (it should not) fails this
         // call and discards the instance; it never takes the worker down.
-        match catch_unwind(AssertUnwindSafe(|| self.call_on(&version, f))) {
+        match catch_unwind(AssertUnwindSafe(|| self.call_on(version, f))) {
             Ok(result) => result,
             Err(panic) => {
                 let what = panic
@@ -478,7 +567,7 @@ impl<W: World> std::fmt::Debug for WasmPlugin<W> {
         f.debug_struct("WasmPlugin")
             .field("world", &W::NAME)
             .field("name", &self.settings.name)
-            .field("file", &self.settings.file)
+            .field("source", &self.settings.source)
             .field("mode", &self.settings.mode)
             .finish_non_exhaustive()
     }

@@ -3,22 +3,21 @@
 //! compiled-plugin cache has no error here on purpose: whatever goes wrong with it is
 //! logged and costs a compilation, never a refused plugin.
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The WebAssembly engine could not be set up (e.g. no address space for the pool).
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
-    #[error("plugin `{plugin}`: cannot read {}: {source}", path.display())]
+    /// `from`: the plugin's file, or `builtin:NAME`.
+    #[error("plugin `{plugin}`: cannot read {from}: {source}")]
     Read {
         plugin: String,
-        path: PathBuf,
+        from: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("plugin `{plugin}`: {} is not a usable component: {reason}", path.display())]
-    Compile { plugin: String, path: PathBuf, reason: String },
+    #[error("plugin `{plugin}`: {from} is not a usable component: {reason}")]
+    Compile { plugin: String, from: String, reason: String },
     /// The component does not fit the `router` world or cannot be instantiated.
     #[error("plugin `{plugin}`: cannot instantiate: {reason}")]
     Instantiate { plugin: String, reason: String },

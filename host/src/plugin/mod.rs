@@ -4,12 +4,13 @@
 //!
 //! ```text
 //! PluginHost::new()            one Engine (pooling allocator, epoch ticker), one Linker
-//!   .load_routers(&config)     compile (disk cache) + setup every routing.routers entry
-//!   .load_bridge(&config)      the same for [bridge.policy]
+//!   .load(&config, wait)       compile (disk cache) + setup every routing.routers entry
+//!                              and [bridge.policy], waiting at most `wait` (`startup`)
 //! spawn_reloader(plugins, …)   file watcher + SIGHUP → reload off the request path
 //! ```
 //!
-//! Modules, each using only those after it: `reload` (file watcher, SIGHUP) →
+//! Modules, each using only those after it: `reload` (file watcher, SIGHUP),
+//! `startup` (first loads that do not hold up serving) →
 //! `router`, `bridge` (the worlds behind the policy traits; `decision` checks what a
 //! router returns, `lend` answers the lent request, user and event, `contract` checks a component against the WIT's version) → `component` (`WasmPlugin`:
 //! versions, warm instances, calls) → `cache` (precompiled components on disk),
@@ -30,12 +31,14 @@ mod lend;
 mod output;
 mod reload;
 mod router;
+mod startup;
 mod store;
 mod ticker;
 mod wasi;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use self::bridge::WasmBridge;
 pub use self::cache::CacheOutcome;
@@ -44,6 +47,8 @@ pub use self::error::PluginError;
 pub use self::reload::{spawn_reloader, Reload, ReloaderHandle};
 pub use self::router::WasmRouter;
 
+use self::component::{Settings, World};
+use self::startup::Starting;
 use crate::config::{Config, PluginEntry};
 
 /// The plugin runtime: one wasmtime engine with its epoch ticker. Routers it loads
@@ -52,54 +57,71 @@ pub struct PluginHost {
     shared: Arc<engine::EngineShared>,
 }
 
+/// Every plugin of a config.
+pub struct Plugins {
+    pub routers: Vec<Arc<WasmRouter>>,
+    pub bridge: Option<Arc<WasmBridge>>,
+}
+
 impl PluginHost {
     pub fn new() -> Result<PluginHost, PluginError> {
         Ok(PluginHost { shared: engine::EngineShared::new()? })
     }
 
-    /// Compile (through the cache) and set up every router of `config.routing.routers`, in order.
-    pub fn load_routers(&self, config: &Config) -> Result<Vec<Arc<WasmRouter>>, PluginError> {
-        let cache_dir = config.cache_dir();
-        config
+    /// Load every plugin of `config` (routers in order, then the bridge policy), all
+    /// at once, each on a thread of its own. `wait`: how long to wait for them (then
+    /// those not loaded yet serve as `startup` describes); `None`: until all are loaded.
+    pub fn load(&self, config: &Config, wait: Option<Duration>) -> Result<Plugins, PluginError> {
+        let deadline = wait.map(|wait| Instant::now() + wait);
+        let (dir, cache) = (&config.routing.plugins_dir, Some(config.cache_dir()));
+        let routers: Vec<Starting<_>> = config
             .routing
             .routers
             .iter()
-            .map(|entry| {
-                self.load_router(entry, &config.routing.plugins_dir, Some(cache_dir.clone()), max_warm(config))
-            })
-            .collect()
+            .map(|entry| self.begin(entry, dir, cache.clone(), max_warm(config)))
+            .collect::<Result<_, _>>()?;
+        let bridge = match &config.bridge {
+            Some(bridge) => Some(self.begin(&bridge.policy, dir, cache.clone(), max_warm(config))?),
+            None => None,
+        };
+        Ok(Plugins {
+            routers: routers.into_iter().map(|r| r.wait(deadline)).collect::<Result<_, _>>()?,
+            bridge: bridge.map(|b| b.wait(deadline)).transpose()?,
+        })
     }
 
-    /// Compile and set up the bridge policy, when the config has a `[bridge]` section.
-    pub fn load_bridge(&self, config: &Config) -> Result<Option<Arc<WasmBridge>>, PluginError> {
-        let Some(bridge) = &config.bridge else { return Ok(None) };
-        let (dir, cache) = (&config.routing.plugins_dir, Some(config.cache_dir()));
-        self.load_bridge_entry(&bridge.policy, dir, cache, max_warm(config)).map(Some)
-    }
-
-    /// Load one bridge policy, as `load_router` loads a router.
-    pub fn load_bridge_entry(
-        &self,
-        entry: &PluginEntry,
-        plugins_dir: &std::path::Path,
-        cache_dir: Option<PathBuf>,
-        max_warm: usize,
-    ) -> Result<Arc<WasmBridge>, PluginError> {
-        let settings = component::Settings::new(entry, plugins_dir, cache_dir, max_warm)?;
-        Ok(Arc::new(WasmPlugin::new(self.shared.clone(), settings)?))
-    }
-
-    /// Load one router: `entry.plugin` under `plugins_dir`, compiled through the cache in
-    /// `cache_dir` (none: always compile), keeping at most `max_warm` idle instances.
+    /// Load one router: `entry.plugin` (under `plugins_dir`, or a built-in), compiled
+    /// through the cache in `cache_dir` (none: always compile), keeping at most
+    /// `max_warm` idle instances.
     pub fn load_router(
         &self,
         entry: &PluginEntry,
-        plugins_dir: &std::path::Path,
+        plugins_dir: &Path,
         cache_dir: Option<PathBuf>,
         max_warm: usize,
     ) -> Result<Arc<WasmRouter>, PluginError> {
-        let settings = component::Settings::new(entry, plugins_dir, cache_dir, max_warm)?;
-        Ok(Arc::new(WasmPlugin::new(self.shared.clone(), settings)?))
+        self.begin(entry, plugins_dir, cache_dir, max_warm)?.wait(None)
+    }
+
+    /// Load one bridge policy, as `load_router` loads a router.
+    pub fn load_bridge(
+        &self,
+        entry: &PluginEntry,
+        plugins_dir: &Path,
+        cache_dir: Option<PathBuf>,
+        max_warm: usize,
+    ) -> Result<Arc<WasmBridge>, PluginError> {
+        self.begin(entry, plugins_dir, cache_dir, max_warm)?.wait(None)
+    }
+
+    fn begin<W: World>(
+        &self,
+        entry: &PluginEntry,
+        plugins_dir: &Path,
+        cache_dir: Option<PathBuf>,
+        max_warm: usize,
+    ) -> Result<Starting<W>, PluginError> {
+        Starting::begin(self.shared.clone(), Settings::new(entry, plugins_dir, cache_dir, max_warm)?)
     }
 }
 

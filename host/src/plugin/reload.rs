@@ -20,13 +20,14 @@ use crate::limits::PLUGIN_RELOAD_DEBOUNCE as DEBOUNCE;
 
 /// A plugin the reloader can reload, whatever its world.
 pub trait Reload: Send + Sync {
-    fn file(&self) -> &Path;
+    /// `None` for a built-in, which SIGHUP alone reloads.
+    fn file(&self) -> Option<&Path>;
     /// Blocking (it compiles); `Ok(false)` when `only_if_changed` and nothing changed.
     fn reload_inner(&self, only_if_changed: bool) -> Result<bool, PluginError>;
 }
 
 impl<W: World> Reload for WasmPlugin<W> {
-    fn file(&self) -> &Path {
+    fn file(&self) -> Option<&Path> {
         WasmPlugin::file(self)
     }
 
@@ -53,11 +54,12 @@ impl<W: World> WasmPlugin<W> {
         let _serial = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let result = (|| {
             let bytes = read_plugin(&self.settings)?;
-            if only_if_changed && super::cache::sha256(&bytes) == self.current.load().info.source_sha256 {
+            let serving = self.load_info();
+            if only_if_changed && serving.as_ref().is_some_and(|s| super::cache::sha256(&bytes) == s.source_sha256) {
                 return Ok(None);
             }
             // Under `reload_lock`: no other reload can take this number.
-            let generation = self.current.load().info.generation + 1;
+            let generation = serving.map_or(1, |s| s.generation + 1);
             Version::<W>::load(&self.shared, &self.settings, &bytes, generation).map(Some)
         })();
         match result {
@@ -66,18 +68,7 @@ impl<W: World> WasmPlugin<W> {
                 Ok(false)
             }
             Ok(Some(version)) => {
-                let info = version.info.clone();
-                let old = self.current.swap(Arc::new(version));
-                old.retire();
-                tracing::info!(
-                    plugin = name,
-                    generation = info.generation,
-                    cache = ?info.cache,
-                    compile_ms = info.compile_time.as_secs_f64() * 1e3,
-                    setup_ms = info.setup_time.as_secs_f64() * 1e3,
-                    world = W::NAME,
-                    "plugin reloaded"
-                );
+                self.install(version, "plugin reloaded");
                 Ok(true)
             }
             Err(e) => {
@@ -173,7 +164,7 @@ async fn run(
             _ = cancel.cancelled() => return,
             event = events.recv(), if events_open => match event {
                 Some(path) => {
-                    let hit: Vec<usize> = routers.iter().enumerate().filter(|(_, r)| same_file(&path, r.file())).map(|(i, _)| i).collect();
+                    let hit: Vec<usize> = routers.iter().enumerate().filter(|(_, r)| r.file().is_some_and(|file| same_file(&path, file))).map(|(i, _)| i).collect();
                     if !hit.is_empty() {
                         pending.extend(hit);
                         quiet_until = tokio::time::Instant::now() + DEBOUNCE;

@@ -23,7 +23,8 @@ impl Router for WasmRouter {
     }
 
     fn needs(&self) -> Needs {
-        Needs { identity: self.setup().identity }
+        // Before a version serves, the router is not called (it is starting): no user needed.
+        Needs { identity: self.setup().is_some_and(|needs| needs.identity) }
     }
 
     fn route(&self, req: &Arc<RouteRequest>, who: Option<&Arc<Resolved>>) -> Result<Decision, PolicyFailure> {

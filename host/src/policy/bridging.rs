@@ -56,9 +56,15 @@ pub fn or_fail_mode(policy: &dyn BridgePolicy, result: Result<Verdict, PolicyFai
     match result {
         Ok(v) => v,
         Err(failure) => {
-            tracing::warn!(plugin = policy.name(), %failure, "bridge policy failed");
+            let what = if failure == PolicyFailure::Starting {
+                tracing::debug!(plugin = policy.name(), "bridge policy is starting");
+                "is starting; retry shortly"
+            } else {
+                tracing::warn!(plugin = policy.name(), %failure, "bridge policy failed");
+                "failed"
+            };
             match policy.fail_mode() {
-                FailMode::Closed => Verdict::Refuse(Refusal::Forbidden(format!("policy `{}` failed", policy.name()))),
+                FailMode::Closed => Verdict::Refuse(Refusal::Forbidden(format!("policy `{}` {what}", policy.name()))),
                 FailMode::Open => Verdict::Allow(vec![("policy".into(), "failed-open".into())]),
             }
         }

@@ -61,6 +61,12 @@ pub enum PolicyFailure {
     MemoryCap(usize),
     #[error("returned an invalid decision: {0}")]
     Invalid(String),
+    /// Its first version is still compiling (start-up does not wait for it).
+    #[error("is starting (still compiling)")]
+    Starting,
+    /// Its first version failed to load (logged then); a reload that works fixes it.
+    #[error("is not loaded: its first version failed to load")]
+    NotLoaded,
 }
 
 /// What to do when a policy fails (`fail` of a plugin entry).

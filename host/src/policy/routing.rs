@@ -116,8 +116,12 @@ impl RouterChain {
     ) -> Outcome {
         for router in &self.routers {
             let result = router.route(req, who);
-            if let Err(failure) = &result {
-                tracing::warn!(plugin = router.name(), path = %req.path, %failure, "router failed");
+            match &result {
+                Err(PolicyFailure::Starting) => {
+                    tracing::debug!(plugin = router.name(), path = %req.path, "router is starting")
+                }
+                Err(failure) => tracing::warn!(plugin = router.name(), path = %req.path, %failure, "router failed"),
+                Ok(_) => {}
             }
             let fail_open = router.fail_mode() == FailMode::Open;
             if let Some(trace) = trace.as_deref_mut() {
