@@ -58,7 +58,7 @@ async fn identity_stub() -> std::net::SocketAddr {
     addr
 }
 
-fn bridge(dir: &Path, django: std::net::SocketAddr) -> Arc<Bridge> {
+fn bridge(dir: &Path, django: std::net::SocketAddr) -> (Arc<Bridge>, Arc<Identities>) {
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     for name in ["django_bridge.wasm", "prefix_router.wasm"] {
         let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(name);
@@ -89,11 +89,11 @@ plugin = "django_bridge.wasm"
     let config = Config::parse(&text, &dir.join("isthmus.toml")).unwrap();
     let policy = PluginHost::new().unwrap().load(&config, None).unwrap().bridge.expect("a bridge policy");
     let bridge_config = config.bridge.as_ref().unwrap();
-    let identities = Identities::new(bridge_config, Upstreams::new(&config).get("django").unwrap());
-    Arc::new(Bridge::new(bridge_config, Arc::new(identities), policy))
+    let identities = Arc::new(Identities::new(bridge_config, Upstreams::new(&config).get("django").unwrap()));
+    (Arc::new(Bridge::new(bridge_config, identities.clone(), policy)), identities)
 }
 
-fn session(bridge: &Arc<Bridge>, cookie: &str) -> Session {
+fn session((bridge, identities): &(Arc<Bridge>, Arc<Identities>), cookie: &str) -> Session {
     let handshake = RouteRequest {
         method: "GET".into(),
         scheme: "http".into(),
@@ -103,7 +103,9 @@ fn session(bridge: &Arc<Bridge>, cookie: &str) -> Session {
         headers: vec![],
         client_ip: "127.0.0.1".into(),
     };
-    Session::new(bridge.clone(), Arc::new(handshake), Some(cookie.into()))
+    // An open page of a browser, as the bridge registers each.
+    let page = identities.browsers.register(Some("0123456789abcdef0123456789abcdef".into()), Some(cookie.into()), None);
+    Session::new(bridge.clone(), Arc::new(handshake), Some(cookie.into()), page)
 }
 
 fn bench(c: &mut Criterion) {

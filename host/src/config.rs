@@ -226,6 +226,23 @@ pub struct BridgeConfig {
     /// Largest WebSocket message a client may send.
     #[serde(default = "default_max_frame_bytes")]
     pub max_frame_bytes: usize,
+    /// The gateway's own cookie telling which open pages belong to one browser
+    /// (`__Host-` prefixed over https). Never an identity by itself.
+    #[serde(default = "default_browser_cookie")]
+    pub browser_cookie: String,
+    /// Where an open page re-reads the browser's session cookie when it changed
+    /// (the gateway answers it; no router sees it).
+    #[serde(default = "default_rebind_path")]
+    pub rebind_path: String,
+    /// Full name of a Reflex handler the gateway sends to each open page of a browser
+    /// whose Django user changed, e.g. `reflex___state____state.app___state____user_state.on_identity_change`.
+    pub on_identity_change: Option<String>,
+    /// Reflex's upload endpoint (as sent upstream): judged by the bridge policy.
+    #[serde(default = "default_upload_path")]
+    pub upload_path: String,
+    /// Largest upload body; larger ones get 413.
+    #[serde(default = "default_max_upload_bytes")]
+    pub max_upload_bytes: u64,
     /// The bridge policy plugin (world `bridge`).
     pub policy: PluginEntry,
 }
@@ -270,6 +287,18 @@ fn default_inject_key() -> String {
 }
 fn default_max_frame_bytes() -> usize {
     limits::BRIDGE_MAX_FRAME_BYTES
+}
+fn default_browser_cookie() -> String {
+    "isthmus_browser".into()
+}
+fn default_rebind_path() -> String {
+    "/_isthmus/rebind".into()
+}
+fn default_upload_path() -> String {
+    "/_upload".into()
+}
+fn default_max_upload_bytes() -> u64 {
+    limits::BRIDGE_MAX_UPLOAD_BYTES
 }
 
 fn default_grace() -> Duration {
@@ -495,7 +524,13 @@ impl Config {
     fn check_bridge(&self) -> Result<(), (String, String)> {
         let Some(bridge) = &self.bridge else { return Ok(()) };
         let key = |field: &str| format!("bridge.{field}");
-        for (field, path) in [("path", &bridge.path), ("identity_path", &bridge.identity_path)] {
+        let paths = [
+            ("path", &bridge.path),
+            ("identity_path", &bridge.identity_path),
+            ("rebind_path", &bridge.rebind_path),
+            ("upload_path", &bridge.upload_path),
+        ];
+        for (field, path) in paths {
             if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
                 return Err((key(field), format!("`{path}` must start with `/`, not end with `/` and not be `/`")));
             }
@@ -503,9 +538,18 @@ impl Config {
         if !self.upstreams.contains_key(&bridge.identity_upstream) {
             return Err((key("identity_upstream"), format!("`{}` is not in [upstreams]", bridge.identity_upstream)));
         }
-        if bridge.session_cookie.is_empty() || bridge.session_cookie.bytes().any(|b| b <= b' ' || b"=;,\"".contains(&b))
-        {
-            return Err((key("session_cookie"), format!("`{}` is not a cookie name", bridge.session_cookie)));
+        for (field, name) in [("session_cookie", &bridge.session_cookie), ("browser_cookie", &bridge.browser_cookie)] {
+            if name.is_empty() || name.bytes().any(|b| b <= b' ' || b >= 0x7f || b"=;,\"()<>@:\\/[]?{}".contains(&b)) {
+                return Err((key(field), format!("`{name}` is not a cookie name")));
+            }
+        }
+        if bridge.browser_cookie == bridge.session_cookie || bridge.browser_cookie.starts_with("__") {
+            return Err((key("browser_cookie"), "must differ from session_cookie and not start with `__`".into()));
+        }
+        if let Some(handler) = &bridge.on_identity_change {
+            if handler.is_empty() || handler.bytes().any(|b| b <= b' ' || b == b'"' || b == b'\\') {
+                return Err((key("on_identity_change"), format!("`{handler}` is not a Reflex handler name")));
+            }
         }
         if bridge.inject_key.is_empty() {
             return Err((key("inject_key"), "must not be empty".into()));

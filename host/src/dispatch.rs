@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, Page};
 use crate::config::Config;
 use crate::identity::{Identities, Origin};
 use crate::limits;
@@ -132,7 +132,48 @@ impl Gateway {
             Ok(c) => c,
             Err(e) => return (body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}")), "refused".into()),
         };
-        let who = match self.user(&req, &canonical).await {
+        let (browser, new_cookie) = self.browser(&req, &canonical.route.scheme);
+        let (mut res, target) = self.serve(req, &canonical, browser.as_deref(), request_id).await;
+        if let Some(cookie) = new_cookie {
+            res.headers_mut().append(http::header::SET_COOKIE, cookie);
+        }
+        (res, target)
+    }
+
+    /// The browser a request comes from (see `identity::browsers`), when the gateway
+    /// bridges events; a page load or a WebSocket handshake without one is given one
+    /// (the Set-Cookie to answer with is returned too).
+    fn browser(&self, req: &Request<Incoming>, scheme: &str) -> (Option<String>, Option<HeaderValue>) {
+        let Some(browsers) = self.identities.as_ref().map(|i| &i.browsers) else { return (None, None) };
+        if let Some(id) = browsers.id_of(req.headers(), scheme) {
+            return (Some(id), None);
+        }
+        let headers = req.headers();
+        let page_load = req.method() == http::Method::GET
+            && match headers.get("sec-fetch-dest") {
+                Some(dest) => dest == "document",
+                None => headers
+                    .get(http::header::ACCEPT)
+                    .is_some_and(|a| a.as_bytes().windows(9).any(|w| w == b"text/html")),
+            };
+        if !page_load && crate::upstream::headers::upgrade_protocol(headers).is_none() {
+            return (None, None);
+        }
+        let (id, cookie) = browsers.new_id(scheme);
+        (Some(id), Some(cookie))
+    }
+
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        canonical: &Canonical,
+        browser: Option<&str>,
+        request_id: &HeaderValue,
+    ) -> (Response<Body>, String) {
+        if let Some(bridge) = self.bridge.as_ref().filter(|b| b.rebind_path == canonical.route.path) {
+            return (bridge.rebind(&req), "rebind".into());
+        }
+        let who = match self.user(&req, canonical).await {
             Ok(who) => who,
             Err(res) => return (res, "refused".into()),
         };
@@ -143,7 +184,7 @@ impl Gateway {
                     if let Some(res) = self.not_ready(&forward.upstream) {
                         return (res, target);
                     }
-                    (self.forward(req, &forward, &canonical, request_id).await, target)
+                    (self.forward(req, &forward, canonical, browser, request_id).await, target)
                 }
                 Decision::ServeStatic(mount) => match self.mounts.get(&mount) {
                     Some(m) => {
@@ -214,13 +255,15 @@ impl Gateway {
     }
 
     /// A forward decision: to the event bridge when the path the upstream will see is
-    /// its own, else to the proxy. Responses that set or delete the session cookie
-    /// drop the identity the bridge cached for the old one.
+    /// its own, to its upload judge for an upload, else to the proxy. Responses that set
+    /// or delete the session cookie drop the identity cached for the old one and reach
+    /// the browser's open pages (`identity::browsers`).
     async fn forward(
         &self,
         req: Request<Incoming>,
         forward: &Forward,
         canonical: &Canonical,
+        browser: Option<&str>,
         request_id: &HeaderValue,
     ) -> Response<Body> {
         let outbound = match self.upstreams.outbound(forward, &canonical.route) {
@@ -229,17 +272,22 @@ impl Gateway {
         };
         let hop = Hop { forwarded: &canonical.client.forwarded, request_id };
         let session_cookie = self.identities.as_ref().and_then(|i| i.session_cookie(req.headers()));
-        let result = match self.bridge.as_ref().filter(|b| b.covers(outbound.path())) {
-            Some(bridge) => {
-                bridge.serve(&self.upstreams, req, outbound, &hop, &canonical.route, session_cookie.clone()).await
+        let route = &canonical.route;
+        let result = match self.bridge.as_ref() {
+            Some(bridge) if bridge.covers(outbound.path()) => {
+                let page = Page { browser, session: session_cookie.clone(), route };
+                bridge.serve(&self.upstreams, req, outbound, &hop, page).await
             }
-            None => proxy::forward(&self.upstreams, req, outbound, &hop).await,
+            Some(bridge) if bridge.is_upload(req.method(), outbound.path()) => {
+                bridge.upload(&self.upstreams, req, forward, &hop, route, session_cookie.as_deref()).await
+            }
+            _ => proxy::forward(&self.upstreams, req, outbound, &hop).await,
         };
         match result {
             Ok(res) => {
                 if let Some(identities) = &self.identities {
                     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-                        identities.observe_response(session_cookie.as_deref(), res.headers());
+                        identities.observe_response(browser, session_cookie.as_deref(), res.headers());
                     }
                 }
                 res

@@ -77,6 +77,11 @@ pub const IDENTITY_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const BRIDGE_READ_BUFFER: usize = 8 * 1024;
 /// `bridge.max_frame_bytes`: largest client WebSocket message on the bridge (Reflex's maxPayload).
 pub const BRIDGE_MAX_FRAME_BYTES: usize = 1_000_000;
+/// `bridge.max_upload_bytes`: largest upload body (declared by Content-Length).
+pub const BRIDGE_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+/// Messages (rebind requests, scripts) queued for one open page; past it they are
+/// dropped (a queued rebind already makes the page re-read its session).
+pub const BROWSER_CONTROL_QUEUE: usize = 4;
 
 /// `isthmus run`: a child gets this long after SIGTERM (to its process group) before SIGKILL.
 pub const CHILD_STOP_GRACE: Duration = Duration::from_secs(10);

@@ -73,6 +73,22 @@ impl FakeDjango {
                         let identity = me.users.lock().unwrap().get(&session).cloned().unwrap_or_default();
                         text(serde_json::to_string(&identity).unwrap())
                     }
+                    // Logs in as whoever the `as` query names: the session cookie is `<as>-session`.
+                    "/login" => {
+                        let who = req.uri().query().and_then(|q| q.strip_prefix("as=")).unwrap_or("bob").to_owned();
+                        let mut res = text("welcome");
+                        res.headers_mut().insert(
+                            "set-cookie",
+                            format!("sessionid={who}-session; HttpOnly; Path=/; SameSite=Lax").parse().unwrap(),
+                        );
+                        res
+                    }
+                    // Reflex's upload endpoint stand-in: says what identity header and body it got.
+                    "/_upload" => {
+                        let identity = req.headers().get("x-isthmus-identity").map(|v| v.to_str().unwrap().to_owned());
+                        let body = http_body_util::BodyExt::collect(req.into_body()).await.unwrap().to_bytes();
+                        text(json!({"identity": identity, "bytes": body.len()}).to_string())
+                    }
                     "/logout" => {
                         me.users.lock().unwrap().remove(&session);
                         let mut res = text("bye");
@@ -193,6 +209,7 @@ async fn stack(bridge_extra: &str, django_addr: Option<std::net::SocketAddr>) ->
     let file = site.write("isthmus.toml", &text);
     let config = isthmus::config::Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let router = router("r", |req| {
+        // Uploads go to the Django stand-in, which answers HTTP (the Reflex one only speaks WebSocket).
         Ok(if req.path.starts_with("/_event") || req.path == "/ping" { forward("reflex") } else { forward("django") })
     });
     let gateway = Arc::new(
@@ -210,10 +227,15 @@ async fn stack(bridge_extra: &str, django_addr: Option<std::net::SocketAddr>) ->
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(stack: &Stack, cookie: Option<&str>, query: &str) -> Client {
+    connect_with(stack, cookie.map(|c| format!("csrftoken=x; sessionid={c}")).as_deref(), query).await
+}
+
+/// A WebSocket to the bridge with this whole Cookie header.
+async fn connect_with(stack: &Stack, cookies: Option<&str>, query: &str) -> Client {
     let mut req =
         format!("ws://{}/_event/?EIO=4&transport=websocket{query}", stack.gw.addr).into_client_request().unwrap();
-    if let Some(c) = cookie {
-        req.headers_mut().insert("cookie", format!("csrftoken=x; sessionid={c}").parse().unwrap());
+    if let Some(c) = cookies {
+        req.headers_mut().insert("cookie", c.parse().unwrap());
     }
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let open = next_text(&mut ws).await;
@@ -448,10 +470,13 @@ async fn identities_are_cached_and_dropped_on_logout_through_the_gateway() {
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
     assert_eq!(send(req).await.0, StatusCode::OK);
+    // The page holding that session drops it at once and is asked to re-read its browser's.
+    let ask = next_text(&mut ws).await;
+    assert!(ask.contains("X-Isthmus-Rebind"), "{ask}");
     ws.send(Message::text(event("state.secret.read", json!({"pathname": "/vault"})))).await.unwrap();
     let answer = next_text(&mut ws).await;
     assert!(answer.contains("window.location.assign"), "the next event is judged logged out: {answer}");
-    assert_eq!(s.django.identity_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(s.django.identity_calls.load(Ordering::SeqCst), 1, "anonymous without asking Django");
 }
 
 #[tokio::test]
@@ -545,4 +570,170 @@ async fn a_hanging_identity_endpoint_costs_one_timeout_not_one_per_event() {
         next_text(&mut ws).await;
     }
     assert!(start.elapsed() < Duration::from_millis(900), "three events took {:?}", start.elapsed());
+}
+
+const BROWSER_A: &str = "0123456789abcdef0123456789abcdef";
+const BROWSER_B: &str = "fedcba9876543210fedcba9876543210";
+
+/// POST `path` through the gateway with this Cookie header (and extra headers).
+async fn post(stack: &Stack, path: &str, cookies: &str, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut req = Request::post(stack.gw.url(path)).header("cookie", cookies);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let (status, _, body) = send(req.body(http_body_util::Full::new(bytes::Bytes::new())).unwrap()).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The token of a rebind request the gateway sent a page.
+fn rebind_token(packet: &str) -> String {
+    let (_, rest) = packet.split_once("X-Isthmus-Rebind").unwrap_or_else(|| panic!("not a rebind request: {packet}"));
+    rest.split(|c: char| !c.is_ascii_hexdigit()).find(|part| part.len() == 32).expect("a token").to_owned()
+}
+
+/// Nothing reaches the client within a short while.
+async fn quiet(ws: &mut Client) {
+    if let Ok(frame) = tokio::time::timeout(Duration::from_millis(300), ws.next()).await {
+        panic!("expected nothing, got {frame:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_login_in_one_tab_reaches_the_browsers_other_open_pages() {
+    let mut s = stack("on_identity_change = \"state.user.on_identity_change\"\n", None).await;
+    s.django.user("bob-session", "bob", false);
+    let browser = format!("isthmus_browser={BROWSER_A}");
+    let mut tab = connect_with(&s, Some(&browser), "").await;
+    let mut elsewhere = connect_with(&s, Some(&format!("isthmus_browser={BROWSER_B}")), "").await;
+    tab.send(Message::text(r#"40/_event,{}"#)).await.unwrap();
+    assert!(next_text(&mut tab).await.starts_with("40/_event"));
+    elsewhere.send(Message::text(r#"40/_event,{}"#)).await.unwrap();
+    assert!(next_text(&mut elsewhere).await.starts_with("40/_event"));
+    tab.send(Message::text(event("state.user.greet", json!({"pathname": "/shop", "asPath": "/shop?x=1"}))))
+        .await
+        .unwrap();
+    assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["authenticated"], false);
+    next_text(&mut tab).await;
+
+    // Another tab of the browser logs in through the gateway.
+    assert_eq!(post(&s, "/login?as=bob", &browser, &[]).await.0, StatusCode::OK);
+    let token = rebind_token(&next_text(&mut tab).await);
+    quiet(&mut elsewhere).await;
+    // The page re-reads its session: the browser sends its cookies, the new session among them.
+    let cookies = format!("{browser}; sessionid=bob-session");
+    assert_eq!(post(&s, "/_isthmus/rebind", &cookies, &[("x-isthmus-rebind", &token)]).await.0, StatusCode::NO_CONTENT);
+
+    // Reflex gets the configured handler, signed with the new user, on the page it was on.
+    let change = forwarded_event(&mut s).await;
+    assert_eq!(change["name"], "state.user.on_identity_change");
+    assert_eq!(change["router_data"]["pathname"], "/shop");
+    assert_eq!(verified(&change["router_data"])["identity"]["username"], "bob");
+    // And every event after it.
+    tab.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+    assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["username"], "bob");
+}
+
+#[tokio::test]
+async fn a_copied_browser_cookie_never_hands_over_a_session() {
+    let mut s = stack("", None).await;
+    s.django.user("bob-session", "bob", true);
+    let browser = format!("isthmus_browser={BROWSER_A}");
+    // The attacker's page carries a copy of the victim's browser id.
+    let mut attacker = connect_with(&s, Some(&browser), "").await;
+    attacker.send(Message::text(r#"40/_event,{}"#)).await.unwrap();
+    next_text(&mut attacker).await;
+    assert_eq!(post(&s, "/login?as=bob", &browser, &[]).await.0, StatusCode::OK);
+    // It is asked to re-read its session, and its browser has none to send.
+    let token = rebind_token(&next_text(&mut attacker).await);
+    assert_eq!(post(&s, "/_isthmus/rebind", &browser, &[("x-isthmus-rebind", &token)]).await.0, StatusCode::NO_CONTENT);
+    attacker.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+    assert!(next_text(&mut attacker).await.contains("window.location.assign"), "still anonymous");
+    // A token it guesses, or a GET, moves nothing.
+    let wrong = "0".repeat(32);
+    assert_eq!(
+        post(&s, "/_isthmus/rebind", "sessionid=bob-session", &[("x-isthmus-rebind", &wrong)]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(get(&s.gw.url("/_isthmus/rebind")).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    attacker.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+    assert!(next_text(&mut attacker).await.contains("window.location.assign"));
+    let _ = &mut s;
+}
+
+#[tokio::test]
+async fn page_loads_and_handshakes_get_a_browser_cookie_once() {
+    let s = stack("", None).await;
+    let page = Request::get(s.gw.url("/shop"))
+        .header("accept", "text/html,*/*")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let (_, headers, _) = send(page).await;
+    let cookie = headers.get("set-cookie").expect("a browser cookie").to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("isthmus_browser=") && cookie.ends_with("; Path=/; HttpOnly; SameSite=Lax"), "{cookie}");
+    let again = Request::get(s.gw.url("/shop"))
+        .header("accept", "text/html")
+        .header("cookie", cookie.split(';').next().unwrap())
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert!(send(again).await.1.get("set-cookie").is_none(), "a browser keeps its id");
+    let fetch = Request::get(s.gw.url("/api/x"))
+        .header("accept", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert!(send(fetch).await.1.get("set-cookie").is_none(), "only page loads and handshakes get one");
+}
+
+fn upload_headers<'a>(handler: &'a str, length: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("reflex-event-handler", handler),
+        ("reflex-client-token", "tok1"),
+        ("content-length", length),
+        ("referer", "http://127.0.0.1/shop?page=2"),
+    ]
+}
+
+#[tokio::test]
+async fn uploads_are_judged_and_carry_the_signed_identity() {
+    let s = stack("max_upload_bytes = 1024\n", None).await;
+    s.django.user("alice-session", "alice", false);
+    // An open page of that Reflex client, to hear of a refusal.
+    let mut page = connect(&s, None, "&token=tok1").await;
+    page.send(Message::text(r#"40/_event,{}"#)).await.unwrap();
+    next_text(&mut page).await;
+
+    // Anonymous, on a handler that needs a login: 403 and the page is sent to log in.
+    let (status, body) = post(&s, "/_upload", "", &upload_headers("state.secret.upload", "0")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::FORBIDDEN, "upload refused (login_required:/admin/login/)\n"));
+    let script = next_text(&mut page).await;
+    assert!(script.contains(r#"window.location.assign(\"/admin/login/?next=/shop%3Fpage%3D2\")"#), "{script}");
+
+    // Logged in, with a forged identity header: Reflex gets the gateway's own.
+    let mut headers = upload_headers("state.secret.upload", "0");
+    headers.push(("x-isthmus-identity", "eyJmb3JnZWQiOnRydWV9"));
+    let (status, body) = post(&s, "/_upload", "sessionid=alice-session", &headers).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got: Value = serde_json::from_str(&body).unwrap();
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(got["identity"].as_str().unwrap()).unwrap();
+    let injected: Value = serde_json::from_slice(&raw).unwrap();
+    let payload = verified(&json!({ "isthmus": injected }));
+    assert_eq!(payload["identity"]["username"], "alice");
+    assert_eq!(payload["query"]["page"], "2");
+
+    // Sizes: declared and within the cap, or refused before anything is read.
+    assert_eq!(
+        post(&s, "/_upload", "", &upload_headers("state.ok.upload", "2048")).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let no_handler = vec![("content-length", "0")];
+    assert_eq!(post(&s, "/_upload", "", &no_handler).await.0, StatusCode::BAD_REQUEST);
+    let chunked = Request::post(s.gw.url("/_upload"))
+        .header("reflex-event-handler", "state.ok.upload")
+        .body(http_body_util::StreamBody::new(futures_util::stream::iter(vec![Ok::<_, std::convert::Infallible>(
+            hyper::body::Frame::data(bytes::Bytes::from_static(b"abc")),
+        )])))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let res = client.request(chunked).await.unwrap();
+    assert_eq!(res.status(), StatusCode::LENGTH_REQUIRED);
 }

@@ -126,3 +126,32 @@ fn builtins_are_named_and_checked_against_their_world() {
     let msg = error(&with("router.wasm", "builtin:django-bridge"));
     assert!(msg.contains("`builtin:django-bridge` is a bridge policy; this entry takes a router policy"), "{msg}");
 }
+
+#[test]
+fn bridge_values_name_the_key() {
+    let bridge = "\n[bridge]\nidentity_secret = \"0123456789abcdef0123456789abcdef\"\nbridge_secret = \"fedcba9876543210fedcba9876543210\"\n";
+    let policy = "\n[bridge.policy]\nplugin = \"builtin:django-bridge\"\n";
+    let good = format!("{GOOD}{bridge}{policy}");
+    let dir = site();
+    let config = Config::parse(&good, &dir.path().join("isthmus.toml")).unwrap();
+    let b = config.bridge.unwrap();
+    assert_eq!(
+        (b.browser_cookie.as_str(), b.rebind_path.as_str(), b.upload_path.as_str()),
+        ("isthmus_browser", "/_isthmus/rebind", "/_upload")
+    );
+    assert_eq!((b.on_identity_change, b.max_upload_bytes), (None, isthmus::limits::BRIDGE_MAX_UPLOAD_BYTES));
+    let cases = [
+        ("browser_cookie = \"a b\"", "bridge.browser_cookie"),
+        ("browser_cookie = \"sessionid\"", "bridge.browser_cookie"),
+        ("browser_cookie = \"__Host-x\"", "bridge.browser_cookie"),
+        ("session_cookie = \"a;b\"", "bridge.session_cookie"),
+        ("rebind_path = \"rebind\"", "bridge.rebind_path"),
+        ("upload_path = \"/_upload/\"", "bridge.upload_path"),
+        ("on_identity_change = \"a b\"", "bridge.on_identity_change"),
+        ("max_upload_bytes = -1", "bridge"),
+    ];
+    for (line, key) in cases {
+        let msg = error(&format!("{GOOD}{bridge}{line}\n{policy}"));
+        assert!(msg.contains(key), "expected key `{key}` in: {msg}");
+    }
+}

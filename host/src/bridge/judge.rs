@@ -16,6 +16,7 @@ use super::inject::LastSigned;
 use super::raw::{self, push_json_string, RawObject};
 use super::socketio::{self, Packet};
 use super::Bridge;
+use crate::identity::browsers::{Control, Registration};
 use crate::identity::Origin;
 use crate::policy::{or_fail_mode, BridgeEvent, EventKind, Refusal, Resolved, RouteRequest, Verdict};
 
@@ -23,25 +24,54 @@ use crate::policy::{or_fail_mode, BridgeEvent, EventKind, Refusal, Resolved, Rou
 const CONNECT_EVENT_KEY: &str = "event";
 
 /// One bridged connection: what its handshake said, what the policy added to its
-/// context at connect, and the identity it last signed.
+/// context at connect, the identity it last signed, and its place among its browser's
+/// open pages (the session cookie it uses follows the browser's: `identity::browsers`).
 pub struct Session {
     pub bridge: Arc<Bridge>,
     pub handshake: Arc<RouteRequest>,
     pub session_cookie: Option<String>,
+    pub page: Registration,
     origin: Origin,
     /// Fields of the connect verdict, added to every event's context.
     connect_context: Vec<(String, String)>,
     signed: Option<LastSigned>,
+    /// Socket.IO namespace of the page's CONNECT: where the gateway's own packets go.
+    namespace: Option<String>,
+    /// Where the page last was (`router_data` of its last event, without the
+    /// injection), for the identity-change event; kept only when one is configured.
+    last_router_data: Option<String>,
+    /// Who the last judged event came from, to tell whether a new session changes it.
+    last_identity: Option<Arc<Resolved>>,
 }
 
 impl Session {
-    pub fn new(bridge: Arc<Bridge>, handshake: Arc<RouteRequest>, session_cookie: Option<String>) -> Session {
+    pub fn new(
+        bridge: Arc<Bridge>,
+        handshake: Arc<RouteRequest>,
+        session_cookie: Option<String>,
+        page: Registration,
+    ) -> Session {
         let origin = Origin { host: handshake.authority.clone(), scheme: handshake.scheme.clone() };
-        Session { bridge, handshake, session_cookie, origin, connect_context: Vec::new(), signed: None }
+        Session {
+            bridge,
+            handshake,
+            session_cookie,
+            page,
+            origin,
+            connect_context: Vec::new(),
+            signed: None,
+            namespace: None,
+            last_router_data: None,
+            last_identity: None,
+        }
     }
 
-    async fn identity(&self) -> Option<Arc<Resolved>> {
-        self.bridge.identity(self.session_cookie.as_deref(), &self.origin).await
+    async fn identity(&mut self) -> Option<Arc<Resolved>> {
+        let who = self.bridge.identity(self.session_cookie.as_deref(), &self.origin).await;
+        if let Some(who) = &who {
+            self.last_identity = Some(who.clone());
+        }
+        who
     }
 }
 
@@ -82,6 +112,7 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
         Packet::Connect { namespace, auth } => {
             // CONNECT_ERROR: the client is told the namespace refused it.
             let refuse = |refusal: &Refusal| Judged::Answer(socketio::connect_error(namespace, &refusal.to_string()));
+            session.namespace = Some(namespace.to_owned());
             let Some(who) = session.identity().await else {
                 return Ok(refuse(&super::identity_unavailable()));
             };
@@ -95,7 +126,7 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
             let Some(first) = auth.get(CONNECT_EVENT_KEY) else { return Ok(Judged::Relay) };
             let event = ReflexEvent::parse(first)?;
             let mut rewritten = String::with_capacity(text.len() + 512);
-            match decide(session, &who, &event)? {
+            match decide(session, &who, &event, EventKind::Client)? {
                 Ok(first) => {
                     auth.write_with(&mut rewritten, CONNECT_EVENT_KEY, Some(&first));
                     Ok(Judged::Forward(socketio::encode_connect(namespace, Some(&rewritten))))
@@ -116,10 +147,13 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
                 return Ok(Judged::Relay);
             }
             let event = ReflexEvent::parse(args.get(1).ok_or_else(|| Closing::protocol("event without data".into()))?)?;
+            if session.namespace.is_none() {
+                session.namespace = Some(namespace.to_owned());
+            }
             let Some(who) = session.identity().await else {
                 return Ok(Judged::Answer(refusal_packet(namespace, super::identity_unavailable(), "")));
             };
-            match decide(session, &who, &event)? {
+            match decide(session, &who, &event, EventKind::Client)? {
                 Ok(rewritten) => {
                     let mut parts: Vec<&str> = args.iter().map(|a| a.get()).collect();
                     parts[1] = &rewritten;
@@ -193,12 +227,16 @@ fn decide(
     session: &mut Session,
     who: &Arc<Resolved>,
     event: &ReflexEvent<'_>,
+    kind: EventKind,
 ) -> Result<Result<String, (Refusal, String)>, Closing> {
-    let Session { bridge, signed, connect_context, .. } = session;
+    let Session { bridge, signed, connect_context, last_router_data, .. } = session;
+    if bridge.on_identity_change.is_some() {
+        *last_router_data = event.members.get("router_data").map(|r| r.get().to_owned());
+    }
     let route = event.router_text("pathname");
     let as_path = event.router_text("asPath");
     let ev = Arc::new(BridgeEvent {
-        kind: EventKind::Client,
+        kind,
         name: event.name.clone().into_owned(),
         payload_json: event.payload().to_owned(),
         route: route.clone().into_owned(),
@@ -240,6 +278,67 @@ fn refusal_packet(namespace: &str, refusal: Refusal, page: &str) -> String {
             format!("console.error({})", Value::String(format!("isthmus: event refused ({refusal})")))
         }
     };
+    script_packet(namespace, &script)
+}
+
+/// An update that has Reflex's frontend run `script`.
+fn script_packet(namespace: &str, script: &str) -> String {
     let event = json!({"name": "_call_script", "payload": {"javascript_code": script}});
     socketio::server_event(namespace, &[r#""event""#, &json!({ "events": [event] }).to_string()])
+}
+
+/// What a page runs to re-read its browser's session: a same-origin POST to the rebind
+/// path with its token; the browser adds its cookies.
+fn rebind_script(path: &str, token: &str) -> String {
+    format!(
+        "fetch({}, {{method: \"POST\", credentials: \"same-origin\", headers: {{\"X-Isthmus-Rebind\": {}}}}})",
+        Value::String(path.to_owned()),
+        Value::String(token.to_owned())
+    )
+}
+
+/// A message for this page from the gateway (`identity::browsers`): the packets to send.
+pub async fn control(session: &mut Session, control: Control) -> Result<Option<Judged>, Closing> {
+    let Some(namespace) = session.namespace.clone() else {
+        // Not connected yet: nothing to tell the page; a session it must use, it uses.
+        match control {
+            Control::Rebound(cookie) => session.session_cookie = cookie,
+            Control::Rebind { drop_session: true } => session.session_cookie = None,
+            Control::Rebind { .. } | Control::Script(_) => {}
+        }
+        return Ok(None);
+    };
+    Ok(match control {
+        Control::Script(script) => Some(Judged::Answer(script_packet(&namespace, &script))),
+        Control::Rebind { drop_session } => {
+            let ask =
+                script_packet(&namespace, &rebind_script(&session.bridge.rebind_path, &session.page.rebind_token));
+            match if drop_session { adopt(session, None, &namespace).await? } else { None } {
+                Some(event) => Some(Judged::ForwardAndAnswer(event, ask)),
+                None => Some(Judged::Answer(ask)),
+            }
+        }
+        Control::Rebound(cookie) => adopt(session, cookie, &namespace).await?.map(Judged::Forward),
+    })
+}
+
+/// Use session `cookie` from now on. Returns the identity-change event to send Reflex,
+/// when one is configured, the user is another now, and the policy allows it.
+async fn adopt(session: &mut Session, cookie: Option<String>, namespace: &str) -> Result<Option<String>, Closing> {
+    let before = session.last_identity.clone();
+    session.session_cookie = cookie;
+    let Some(handler) = session.bridge.on_identity_change.clone() else { return Ok(None) };
+    let Some(who) = session.identity().await else { return Ok(None) };
+    if before.is_some_and(|before| before.identity == who.identity) {
+        return Ok(None);
+    }
+    let router_data = session.last_router_data.as_deref().unwrap_or("{}");
+    let text = format!(r#"{{"name":{},"payload":{{}},"router_data":{router_data}}}"#, Value::String(handler));
+    let raw = RawValue::from_string(text).map_err(|e| Closing::protocol(format!("identity-change event: {e}")))?;
+    let event = ReflexEvent::parse(&raw)?;
+    Ok(match decide(session, &who, &event, EventKind::IdentityChange)? {
+        Ok(rewritten) => Some(socketio::encode_event(namespace, None, None, &[r#""event""#, &rewritten])),
+        // Logged by `decide`; the page simply does not hear of it.
+        Err(_) => None,
+    })
 }

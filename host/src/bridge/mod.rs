@@ -8,10 +8,11 @@ mod judge;
 mod raw;
 mod relay;
 pub mod socketio;
+mod upload;
 
 use std::sync::Arc;
 
-use http::{Request, Response, StatusCode};
+use http::{HeaderName, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 pub use judge::{judge, Closing, Judged, Session};
@@ -26,16 +27,37 @@ use inject::Injector;
 
 pub struct Bridge {
     pub path: String,
+    /// Answered by the gateway itself (`rebind`).
+    pub rebind_path: String,
+    upload_path: String,
+    max_upload_bytes: u64,
+    on_identity_change: Option<String>,
     policy: Arc<dyn BridgePolicy>,
     identities: Arc<Identities>,
     injector: Injector,
     max_frame_bytes: usize,
 }
 
+/// What a bridged page's handshake says about it.
+pub struct Page<'a> {
+    /// Its browser (`identity::browsers`).
+    pub browser: Option<&'a str>,
+    /// The session cookie of its handshake.
+    pub session: Option<String>,
+    pub route: &'a Arc<RouteRequest>,
+}
+
+/// The header a page's rebind request carries its token in.
+static REBIND_TOKEN: HeaderName = HeaderName::from_static("x-isthmus-rebind");
+
 impl Bridge {
     pub fn new(bridge: &BridgeConfig, identities: Arc<Identities>, policy: Arc<dyn BridgePolicy>) -> Bridge {
         Bridge {
             path: bridge.path.clone(),
+            rebind_path: bridge.rebind_path.clone(),
+            upload_path: bridge.upload_path.clone(),
+            max_upload_bytes: bridge.max_upload_bytes,
+            on_identity_change: bridge.on_identity_change.clone(),
             policy,
             identities,
             injector: Injector::new(bridge.bridge_secret.expose(), &bridge.inject_key),
@@ -52,8 +74,7 @@ impl Bridge {
         req: Request<Incoming>,
         outbound: Outbound<'_>,
         hop: &Hop<'_>,
-        handshake: &Arc<RouteRequest>,
-        session_cookie: Option<String>,
+        page: Page<'_>,
     ) -> Result<Response<Body>, UpstreamError> {
         if upstream_headers::upgrade_protocol(req.headers()).is_none() {
             // Socket.IO's polling transport would carry events past the bridge.
@@ -63,7 +84,14 @@ impl Bridge {
         match upstreams.exchange(req, outbound, hop).await? {
             Exchanged::Response(response) => Ok(response),
             Exchanged::Switched { response, client, upstream } => {
-                let session = Session::new(self.clone(), handshake.clone(), session_cookie);
+                // Reflex's client token, to find the page again for an upload's refusal.
+                let reflex_token = url_query_value(&page.route.query, "token");
+                let registration = self.identities.browsers.register(
+                    page.browser.map(str::to_owned),
+                    page.session.clone(),
+                    reflex_token,
+                );
+                let session = Session::new(self.clone(), page.route.clone(), page.session, registration);
                 let idle = upstreams.timeouts().idle;
                 upstreams.tunnels().spawn(move |shutdown| async move {
                     if let Some((client, upstream)) = Upstreams::join(client, upstream, &name).await {
@@ -75,6 +103,26 @@ impl Bridge {
         }
     }
 
+    /// A page re-reading its browser's session (`identity::browsers`): a same-origin POST
+    /// with the token its WebSocket was given. The session it carries is the page's now.
+    pub fn rebind<B>(&self, req: &Request<B>) -> Response<Body> {
+        if req.method() != Method::POST {
+            return body::text(StatusCode::METHOD_NOT_ALLOWED, "POST only");
+        }
+        let token = req.headers().get(&REBIND_TOKEN).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let session = self.identities.session_cookie(req.headers());
+        if self.identities.browsers.rebind(token, session) {
+            Response::builder().status(StatusCode::NO_CONTENT).body(body::empty()).expect("valid response")
+        } else {
+            body::text(StatusCode::NOT_FOUND, "no open page holds this token")
+        }
+    }
+
+    /// Whether a request (method, path as sent upstream) is an upload to Reflex.
+    pub fn is_upload(&self, method: &Method, path: &str) -> bool {
+        method == Method::POST && path == self.upload_path
+    }
+
     /// Whether a path (as sent upstream) is the bridge's.
     pub fn covers(&self, path: &str) -> bool {
         path.strip_prefix(self.path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -84,6 +132,11 @@ impl Bridge {
     async fn identity(&self, cookie: Option<&str>, origin: &Origin) -> Option<Arc<Resolved>> {
         self.identities.resolve(cookie, origin).await
     }
+}
+
+/// The first value of `name` in a query string (raw, as Reflex's token is URL-safe).
+fn url_query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v.to_owned())
 }
 
 /// The refusal when the identity could not be had and `on_identity_error` is `deny`.

@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::judge::{judge, Closing, Judged, Session};
+use super::judge::{control, judge, Closing, Judged, Session};
 use crate::limits::BRIDGE_READ_BUFFER as READ_BUFFER;
 use crate::upstream::idle::{ActiveIo, Activity};
 
@@ -47,21 +47,14 @@ pub async fn run(
     let peer = session.handshake.client_ip.clone();
     let closing = loop {
         tokio::select! {
+            Some(message) = session.page.control.recv() => match control(&mut session, message).await {
+                Ok(Some(judged)) => if !deliver(judged, None, &mut client, &mut upstream).await { break None },
+                Ok(None) => {}
+                Err(closing) => break Some(closing),
+            },
             msg = client.next() => match msg {
                 Some(Ok(Message::Text(text))) => match judge(&mut session, &text).await {
-                    Ok(Judged::Forward(out)) => {
-                        if upstream.send(Message::text(out)).await.is_err() { break None; }
-                    }
-                    Ok(Judged::Relay) => {
-                        if upstream.send(Message::Text(text)).await.is_err() { break None; }
-                    }
-                    Ok(Judged::Answer(answer)) => {
-                        if client.send(Message::text(answer)).await.is_err() { break None; }
-                    }
-                    Ok(Judged::ForwardAndAnswer(out, answer)) => {
-                        if upstream.send(Message::text(out)).await.is_err() { break None; }
-                        if client.send(Message::text(answer)).await.is_err() { break None; }
-                    }
+                    Ok(judged) => if !deliver(judged, Some(text), &mut client, &mut upstream).await { break None },
                     Err(closing) => break Some(closing),
                 },
                 // Binary frames are Socket.IO attachments of a packet already judged.
@@ -104,6 +97,33 @@ pub async fn run(
         let _ = upstream.close(None).await;
     })
     .await;
+}
+
+/// Send what a judgement says (`original`: the client's frame, for `Relay`); false
+/// when either side is gone.
+async fn deliver(
+    judged: Judged,
+    original: Option<Utf8Bytes>,
+    client: &mut (impl Sink<Message> + Unpin),
+    upstream: &mut (impl Sink<Message> + Unpin),
+) -> bool {
+    let (up, down) = match judged {
+        Judged::Forward(out) => (Some(Message::text(out)), None),
+        Judged::Relay => (original.map(Message::Text), None),
+        Judged::Answer(answer) => (None, Some(Message::text(answer))),
+        Judged::ForwardAndAnswer(out, answer) => (Some(Message::text(out)), Some(Message::text(answer))),
+    };
+    if let Some(message) = up {
+        if upstream.send(message).await.is_err() {
+            return false;
+        }
+    }
+    if let Some(message) = down {
+        if client.send(message).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// A close reason must fit a control frame (125 bytes with the code).

@@ -4,6 +4,7 @@
 //! response through the gateway sets or deletes that cookie (login, logout). Used by
 //! dispatch for routers that need the user, and by the event bridge.
 
+pub mod browsers;
 mod cache;
 
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct Identities {
     cache: IdentityCache<DjangoIdentity>,
     on_error: IdentityFailure,
     session_cookie: String,
+    /// The open bridged pages of each browser, told when its session changes.
+    pub browsers: Arc<browsers::Browsers>,
 }
 
 impl Identities {
@@ -44,6 +47,7 @@ impl Identities {
             cache: IdentityCache::new(source, config.identity_ttl, limits::IDENTITY_CACHE_ENTRIES),
             on_error: config.on_identity_error,
             session_cookie: config.session_cookie.clone(),
+            browsers: Arc::new(browsers::Browsers::new(&config.browser_cookie)),
         }
     }
 
@@ -67,16 +71,16 @@ impl Identities {
         }
     }
 
-    /// Drop the cached identity of `old` when a response sets or deletes the session cookie.
-    pub fn observe_response(&self, old: Option<&str>, response_headers: &HeaderMap) {
-        let Some(old) = old else { return };
-        let prefix = format!("{}=", self.session_cookie);
-        let touches =
-            response_headers.get_all(header::SET_COOKIE).iter().any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
-        if touches {
-            tracing::debug!(target: "isthmus::identity", "session cookie changed: cached identity dropped");
+    /// A response to a request of `browser` carrying session `old` passed through: when
+    /// it sets or deletes the session cookie, the cached identity of `old` is dropped and
+    /// the browser's open pages are told (see `browsers`).
+    pub fn observe_response(&self, browser: Option<&str>, old: Option<&str>, response_headers: &HeaderMap) {
+        let Some(deleted) = browsers::touches_cookie(response_headers, &self.session_cookie) else { return };
+        if let Some(old) = old {
             self.cache.invalidate(old);
         }
+        let asked = self.browsers.session_changed(browser, old, deleted);
+        tracing::debug!(target: "isthmus::identity", deleted, pages = asked, "session cookie changed");
     }
 }
 

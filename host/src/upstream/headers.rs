@@ -1,6 +1,6 @@
 //! Header hygiene for requests sent upstream and their responses: hop-by-hop headers
-//! removed (RFC 9110 §7.6.1), X-Forwarded-* written by the gateway, and the header the
-//! gateway authenticates itself to Django with never taken from a client.
+//! removed (RFC 9110 §7.6.1), X-Forwarded-* written by the gateway, and the headers the
+//! gateway authenticates itself and its users with never taken from a client.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -23,6 +23,9 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Carries the identity secret on the gateway's own calls to Django; removed from
 /// every client request, so a client can never pose as the gateway.
 pub static IDENTITY_SECRET: HeaderName = HeaderName::from_static("x-isthmus-secret");
+/// Carries the signed identity on uploads the gateway judged; removed from every
+/// client request, so only the gateway's own reaches an upstream.
+pub static IDENTITY: HeaderName = HeaderName::from_static("x-isthmus-identity");
 /// Other client-address headers an app might believe; dropped unless a hop is trusted.
 const SPOOFABLE: [HeaderName; 2] = [HeaderName::from_static("forwarded"), HeaderName::from_static("x-real-ip")];
 

@@ -147,6 +147,8 @@ impl Upstreams {
         }
         headers::remove_hop_by_hop(&mut parts.headers);
         parts.headers.remove(&headers::IDENTITY_SECRET);
+        // A client's copy: an upload's own is set below, from the forward's headers.
+        parts.headers.remove(&headers::IDENTITY);
         for name in &forward.remove_headers {
             parts.headers.remove(name.as_str());
         }
