@@ -20,3 +20,15 @@ def _fresh_bridge_state(monkeypatch):
     bridge._reset_warnings()
     yield
     bridge.set_bridge_secret(None)
+
+
+def shared_reflex_app():
+    """The test session's one ``rx.App`` (reflex 0.10.1 allows one per RegistrationContext)."""
+    import reflex as rx
+    from reflex_base.registry import RegistrationContext
+    from reflex_base.utils.exceptions import ReflexRuntimeError
+
+    try:
+        return RegistrationContext.ensure_context().app
+    except ReflexRuntimeError:
+        return rx.App()

@@ -22,7 +22,7 @@ from isthmus_reflex import (  # noqa: E402
     staff_required,
     superuser_required,
 )
-from tests.conftest import BRIDGE_SECRET  # noqa: E402
+from tests.conftest import BRIDGE_SECRET, shared_reflex_app  # noqa: E402
 
 
 def identity(**kw):
@@ -338,7 +338,7 @@ def test_get_user_deactivated_is_anonymous():
 
 # --- through reflex's own event processor --------------------------------------------------
 
-app = rx.App()  # the processor resolves handlers through the registered app
+app = shared_reflex_app()  # the processor resolves handlers through the registered app
 
 
 class _Namespace:

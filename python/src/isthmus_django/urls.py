@@ -2,10 +2,15 @@
 
 from django.urls import path
 
-from . import views
+from . import auth_views, views
 
 app_name = "isthmus"
 
 urlpatterns = [
     path("identity", views.identity, name="identity"),
+    # JSON auth for pages written in Reflex (isthmus_reflex.auth posts to these).
+    path("csrf", auth_views.csrf, name="csrf"),
+    path("login", auth_views.login, name="login"),
+    path("logout", auth_views.logout, name="logout"),
+    path("password", auth_views.password_change, name="password"),
 ]

@@ -27,8 +27,8 @@ from .identity import build_identity
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase | Awaitable[HttpResponseBase]])
 
-try:  # Django >= 5.1
-    from django.contrib.auth.decorators import login_not_required
+try:  # Django >= 5.1 (re-exported for auth_views)
+    from django.contrib.auth.decorators import login_not_required as login_not_required
 except ImportError:  # pragma: no cover - Django < 5.1 has no LoginRequiredMiddleware
 
     def login_not_required(view_func: _View) -> _View:

@@ -7,7 +7,11 @@
   ``await self.get_user()`` in handlers (imports ``reflex``);
 - ``login_required``, ``permission_required``, ``group_required``, ``staff_required``,
   ``superuser_required`` — handler guards;
-- :class:`ModelSerializer` — JSON-safe dicts from Django models for Reflex state.
+- :class:`ModelSerializer` — JSON-safe dicts from Django models for Reflex state;
+- :func:`install_upload_identity` — the same identity in upload handlers (from the
+  gateway's ``X-Isthmus-Identity`` header);
+- :mod:`isthmus_reflex.auth` — log in / out and change the password from Reflex pages with
+  Django's own views (imports ``reflex``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from .decorators import (
     superuser_required,
 )
 from .django_setup import configure_django
+from .upload import UploadIdentityMiddleware, encode_identity_header, install_upload_identity
 
 __all__ = [
     "ANONYMOUS",
@@ -51,10 +56,13 @@ __all__ = [
     "Identity",
     "ModelSerializer",
     "ReflexDjangoModelSerializer",
+    "UploadIdentityMiddleware",
     "bridge_secret",
     "configure_django",
+    "encode_identity_header",
     "group_required",
     "identity_of",
+    "install_upload_identity",
     "login_required",
     "make_injection",
     "permission_required",

@@ -1,8 +1,10 @@
-"""The shop page: products from the Django ORM, the Django user's name, a staff action."""
+"""The shop page: products from the Django ORM, the Django user's name, a staff action;
+a Reflex login page, a password change page and an upload, all with Django's auth."""
 
 import reflex as rx
+from isthmus_reflex import auth, install_upload_identity
 
-from .state import ShopState, WhoamiState
+from .state import AccountState, LoginState, ShopState, UploadState, WhoamiState
 
 
 def product_row(product: rx.Var[dict]) -> rx.Component:
@@ -32,9 +34,77 @@ def index() -> rx.Component:
             rx.hstack(
                 rx.button("Deactivate all", on_click=ShopState.deactivate_all, id="deactivate-all", color_scheme="red"),
                 rx.button("Restock", on_click=ShopState.restock, id="restock"),
-                rx.link("Log in", href="/admin/login/?next=/", id="login"),
+                rx.cond(
+                    ShopState.logged_in,
+                    rx.hstack(
+                        # Posts to Django's logout from the browser (isthmus_reflex.auth).
+                        auth.logout_button(on_done=ShopState.on_logged_out, id="logout", variant="soft"),
+                        rx.link("Change password", href="/account", id="account"),
+                        align="center",
+                    ),
+                    rx.hstack(
+                        # "/login/", not "/login": the gateway's static mount redirects a
+                        # directory without its slash and the query (?next=) is lost.
+                        rx.link("Log in", href="/login/?next=/", id="login"),
+                        rx.link("Staff: the admin's login", href="/admin/login/?next=/", id="admin-login"),
+                        align="center",
+                    ),
+                ),
+                align="center",
             ),
             rx.text(ShopState.message, id="message"),
+            spacing="4",
+        ),
+        padding_top="2em",
+    )
+
+
+def login() -> rx.Component:
+    """A login page written in Reflex; the password goes from the browser to Django only."""
+    return rx.container(
+        rx.vstack(
+            rx.heading("Log in", size="7"),
+            auth.login_form(on_done=LoginState.on_login, width="100%", max_width="24em"),
+            rx.text(LoginState.error, id="login-error", color_scheme="red"),
+            rx.text(
+                "Staff can also use ",
+                rx.link("the admin's login page", href="/admin/login/?next=/", id="admin-login"),
+                ".",
+            ),
+            rx.link("Back to the shop", href="/"),
+            spacing="4",
+        ),
+        padding_top="2em",
+    )
+
+
+def account() -> rx.Component:
+    """Django's PasswordChangeForm (and AUTH_PASSWORD_VALIDATORS), from a Reflex page."""
+    return rx.container(
+        rx.vstack(
+            rx.heading("Change your password", size="7"),
+            rx.text(ShopState.greeting),
+            auth.change_password_form(on_done=AccountState.on_changed, width="100%", max_width="24em"),
+            rx.text(AccountState.message, id="account-message", color_scheme=rx.cond(AccountState.ok, "green", "red")),
+            rx.link("Back to the shop", href="/"),
+            spacing="4",
+        ),
+        padding_top="2em",
+    )
+
+
+def upload() -> rx.Component:
+    """An upload whose handler knows the Django user (login_required)."""
+    return rx.container(
+        rx.vstack(
+            rx.heading("Upload", size="7"),
+            rx.upload(rx.text("Drop files here, or click to choose"), id="files", border="1px dashed", padding="2em"),
+            rx.button(
+                "Upload",
+                on_click=UploadState.receive(rx.upload_files(upload_id="files")),
+                id="upload",
+            ),
+            rx.text(UploadState.last_upload, id="last-upload"),
             spacing="4",
         ),
         padding_top="2em",
@@ -55,5 +125,10 @@ def whoami() -> rx.Component:
 
 
 app = rx.App()
+# Upload handlers get the Django user from the gateway's X-Isthmus-Identity header.
+install_upload_identity(app)
 app.add_page(index, route="/", title="Shop", on_load=ShopState.load)
+app.add_page(login, route="/login", title="Log in")
+app.add_page(account, route="/account", title="Your account", on_load=ShopState.load)
+app.add_page(upload, route="/upload", title="Upload")
 app.add_page(whoami, route="/whoami", title="Who am I", on_load=WhoamiState.whoami)

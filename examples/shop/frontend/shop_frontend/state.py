@@ -12,7 +12,9 @@ import reflex as rx
 from isthmus_reflex import (
     DjangoUserMixin,
     ModelSerializer,
+    auth,
     group_required,
+    login_required,
     permission_required,
     staff_required,
 )
@@ -31,16 +33,48 @@ class ShopState(DjangoUserMixin, rx.State):
     products: list[dict] = []
     greeting: str = "Hello, anonymous"
     is_staff: bool = False
+    logged_in: bool = False
     message: str = ""
+    # How many times the gateway told this state that the browser's session changed.
+    identity_changes: int = 0
+
+    def _greet(self):
+        """The greeting and flags from the identity of the current event."""
+        user = self.django_user
+        self.greeting = f"Hello, {user.username}" if user.is_authenticated else "Hello, anonymous"
+        self.is_staff = user.is_staff
+        self.logged_in = user.is_authenticated
 
     @rx.event
     async def load(self):
         """Page load: who is here, and the active products (Django ORM, async)."""
-        user = self.django_user
-        self.greeting = f"Hello, {user.username}" if user.is_authenticated else "Hello, anonymous"
-        self.is_staff = user.is_staff
+        self._greet()
         qs = Product.objects.filter(is_active=True).order_by("name")
         self.products = await ProductSerializer(qs, many=True).adata()
+
+    @rx.event
+    def on_identity_change(self):
+        """Called by the gateway (full name
+        ``reflex___state____state.shop_frontend___state____shop_state.on_identity_change``)
+        when the browser's Django session changed: a login or logout in this tab or in
+        another one. The event carries the new identity, like any other."""
+        self.identity_changes += 1
+        self._greet()
+
+    @rx.event
+    def on_logged_out(self, answer: dict):
+        """Callback of the logout button: Django's answer, relayed by the browser.
+
+        The answer is no proof of anything, but lowering what the page shows is safe; the
+        gateway follows with on_identity_change, which reads the real identity.
+        """
+        if answer.get("ok"):
+            self.greeting = "Hello, anonymous"
+            self.is_staff = False
+            self.logged_in = False
+            self.message = "Logged out."
+        else:
+            self.message = auth.error_text(answer)
 
     # Staff-only: guarded twice, by the gateway's bridge rule (`*.deactivate_all` →
     # staff in isthmus.toml) and here, in case an event reaches the backend another way.
@@ -113,3 +147,45 @@ class WhoamiState(DjangoUserMixin, rx.State):
     @rx.event
     async def members_action(self):
         self.last_action = f"members_action by {self.django_user.username}"
+
+
+class LoginState(rx.State):
+    """The Reflex login page: the form posts to Django (isthmus_reflex.auth), this state
+    only sees Django's answer, never the password."""
+
+    error: str = ""
+
+    @rx.event
+    def on_login(self, answer: dict):
+        if answer.get("ok"):
+            self.error = ""
+            # A navigation inside the app: the socket stays open and the gateway
+            # re-identifies it from the new session cookie (then calls on_identity_change).
+            return rx.redirect(auth.next_path(answer))
+        self.error = auth.error_text(answer)
+
+
+class AccountState(rx.State):
+    """The password change page (Django's PasswordChangeForm and validators)."""
+
+    message: str = ""
+    ok: bool = False
+
+    @rx.event
+    def on_changed(self, answer: dict):
+        self.ok = bool(answer.get("ok"))
+        self.message = "Password changed." if self.ok else auth.error_text(answer)
+
+
+class UploadState(DjangoUserMixin, rx.State):
+    """An upload handler with the Django user: the gateway sends the identity in the
+    X-Isthmus-Identity header of /_upload, install_upload_identity (shop_frontend.py)
+    hands it to the handler's router_data."""
+
+    last_upload: str = ""
+
+    @rx.event
+    @login_required
+    async def receive(self, files: list[rx.UploadFile]):
+        sizes = [len(await f.read()) for f in files]
+        self.last_upload = f"{len(files)} file(s), {sum(sizes)} bytes, from {self.django_user.username}"
