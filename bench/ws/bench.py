@@ -230,11 +230,11 @@ config = {toml_value(shop_policy_config())}
     return path
 
 
-def start_isthmus(work: Path, logdir: Path, name: str, **kw) -> tuple[Proc, int]:
+def start_isthmus(work: Path, logdir: Path, name: str, binary: Path = ISTHMUS, **kw) -> tuple[Proc, int]:
     port = free_port()
     config = isthmus_config(work, port=port, **kw)
     env = dict(os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info"), NO_COLOR="1")
-    p = Proc(name, [str(ISTHMUS), "serve", "--config", str(config)], logdir, env=env)
+    p = Proc(name, [str(binary), "serve", "--config", str(config)], logdir, env=env)
     wait_until(name, lambda: "isthmus listening" in p.log.read_text(errors="replace") and port_open(port), [p], 60)
     return p, port
 
@@ -290,6 +290,10 @@ WS_CASES = [
     ("sio", "isthmus bridge"),
 ]
 TRAFFIC = {"echo": "echo", "sio": "socket.io"}
+#: `--compare OTHER`: the bridge case also runs on another build of the gateway, in the
+#: same repetitions (e.g. the commit before a change to the bridge).
+COMPARED = "isthmus bridge, compared build"
+OTHER_ISTHMUS: list[Path] = []
 
 
 def ws_stack(traffic: str, path: str, work: Path, logdir: Path, tag: str) -> tuple[list[Proc], list[int], list[int], int]:
@@ -302,7 +306,8 @@ def ws_stack(traffic: str, path: str, work: Path, logdir: Path, tag: str) -> tup
     if path == "nginx":
         p, port = start_nginx(work, logdir, f"{tag}-nginx", up_port)
     else:
-        p, port = start_isthmus(work, logdir, f"{tag}-isthmus", django_port=id_port, reflex_port=up_port, bridge=path == "isthmus bridge")
+        binary = OTHER_ISTHMUS[0] if path == COMPARED else ISTHMUS
+        p, port = start_isthmus(work, logdir, f"{tag}-isthmus", binary, django_port=id_port, reflex_port=up_port, bridge=path.startswith("isthmus bridge"))
     return [up, p], [up.pid, p.pid], [p.pid], port
 
 
@@ -317,7 +322,7 @@ def run_ws_case(traffic: str, path: str, work: Path, logdir: Path, rep: int, p: 
     tag = f"r{rep}-{traffic}-{path.replace(' ', '-')}"
     procs, pids, _, port = ws_stack(traffic, path, work, logdir, tag)
     try:
-        expect = "injected#" if path == "isthmus bridge" else ("bare#" if traffic == "sio" else None)
+        expect = "injected#" if path.startswith("isthmus bridge") else ("bare#" if traffic == "sio" else None)
         kw = dict(url=ws_url(port), mode=traffic, pids=pids, expect=expect, **CLIENT)
         many = wsbench("load", conns=32, warmup=p["warmup"], duration=p["duration"], bound=p["warmup"] + p["duration"] + 60, **kw)
         one = wsbench("load", conns=1, warmup=p["warmup1"], duration=p["duration1"], bound=p["warmup1"] + p["duration1"] + 60, **kw)
@@ -500,7 +505,7 @@ def ws_rows(raw: dict) -> list[dict]:
         if traffic == "sio":
             hits = sum(r[key]["many"]["expect_hits"] for r in raw.values() if key in r)
             total = sum(r[key]["many"]["msgs"] for r in raw.values() if key in r)
-            if path == "isthmus bridge":
+            if path.startswith("isthmus bridge"):
                 note = (f"{hits} of {total} events reached the upstream with router_data.isthmus signed; "
                         "policy django_bridge.wasm with examples/shop's rules; identity from a stub of /_isthmus/identity (cached per session)")  # fmt: skip
             else:
@@ -624,7 +629,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sections", default="websocket,events,plugins")
     ap.add_argument("--reps", type=int)
+    ap.add_argument("--compare", type=Path, help="another isthmus binary: its bridge runs beside this one's")
     args = ap.parse_args()
+    if args.compare:
+        OTHER_ISTHMUS.append(args.compare.resolve())
+        WS_CASES.append(("sio", COMPARED))
     sections = set(args.sections.split(","))
     quick = args.quick
     p = {

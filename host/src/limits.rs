@@ -82,6 +82,9 @@ pub const BRIDGE_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 /// Messages (rebind requests, scripts) queued for one open page; past it they are
 /// dropped (a queued rebind already makes the page re-read its session).
 pub const BROWSER_CONTROL_QUEUE: usize = 4;
+/// A page asked to re-read its browser's session is not asked again until it does, or
+/// until this long has passed (a page that never answers is asked on later changes).
+pub const BROWSER_REBIND_RETRY: Duration = Duration::from_secs(5);
 
 /// `isthmus run`: a child gets this long after SIGTERM (to its process group) before SIGKILL.
 pub const CHILD_STOP_GRACE: Duration = Duration::from_secs(10);

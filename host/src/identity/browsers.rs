@@ -14,13 +14,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::HeaderMap;
 use tokio::sync::mpsc;
 
 use super::cookie_value;
-use crate::limits::BROWSER_CONTROL_QUEUE;
+use crate::limits::{BROWSER_CONTROL_QUEUE, BROWSER_REBIND_RETRY};
 
 /// What the gateway tells one open page's relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,9 @@ struct Page {
     rebind_token: String,
     reflex_token: Option<String>,
     control: mpsc::Sender<Control>,
+    /// When the page was last asked to re-read its session, until it does: a flood of
+    /// changes asks it once (again only after `BROWSER_REBIND_RETRY`).
+    asked: Option<Instant>,
 }
 
 /// An open page, registered until dropped.
@@ -114,7 +118,8 @@ impl Browsers {
         let mut pages = self.lock();
         pages.next += 1;
         let id = pages.next;
-        pages.open.insert(id, Page { browser, session, rebind_token: rebind_token.clone(), reflex_token, control });
+        let page = Page { browser, session, rebind_token: rebind_token.clone(), reflex_token, control, asked: None };
+        pages.open.insert(id, page);
         Registration { id, browsers: self.clone(), rebind_token, control: rx }
     }
 
@@ -133,9 +138,12 @@ impl Browsers {
             let drop_session = same_session && deleted;
             if drop_session {
                 page.session = None;
+            } else if page.asked.is_some_and(|at| at.elapsed() < BROWSER_REBIND_RETRY) {
+                continue; // it has yet to answer the last request, which reads the newest cookie
             }
             // A full queue already holds a rebind: the page re-reads once either way.
             if page.control.try_send(Control::Rebind { drop_session }).is_ok() {
+                page.asked = Some(Instant::now());
                 asked += 1;
             }
         }
@@ -150,6 +158,7 @@ impl Browsers {
             return false;
         };
         page.session.clone_from(&session);
+        page.asked = None;
         page.control.try_send(Control::Rebound(session)).is_ok()
     }
 
@@ -267,6 +276,16 @@ mod tests {
         assert_eq!(tab2.control.recv().await, Some(Control::Rebind { drop_session: false }));
         drop(tab2);
         assert_eq!(b.session_changed(None, Some("s2"), false), 0);
+
+        // A flood of changes asks a page once until it answers.
+        for _ in 0..100 {
+            b.session_changed(Some("B"), None, false);
+        }
+        assert_eq!(other.control.recv().await, Some(Control::Rebind { drop_session: false }));
+        assert!(other.control.try_recv().is_err(), "asked once");
+        assert!(b.rebind(&other.rebind_token, None));
+        assert_eq!(other.control.recv().await, Some(Control::Rebound(None)));
+        assert_eq!(b.session_changed(Some("B"), None, false), 1, "answered: asked again on the next change");
 
         b.run_in_page("t1", "alert(1)".into());
         assert_eq!(tab1.control.recv().await, Some(Control::Script("alert(1)".into())));
