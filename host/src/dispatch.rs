@@ -191,7 +191,8 @@ impl Gateway {
                         // Files are named by decoded text; canonical paths keep reserved
                         // escapes and can no longer hold an encoded separator.
                         let file_path = percent_encoding::percent_decode_str(&canonical.route.path).decode_utf8_lossy();
-                        (m.serve(req.method(), &file_path, req.headers()).await, format!("static:{mount}"))
+                        let query = &canonical.route.query;
+                        (m.serve(req.method(), &file_path, query, req.headers()).await, format!("static:{mount}"))
                     }
                     None => (
                         body::text(

@@ -104,7 +104,8 @@ async fn request(mount: &Mount, method: Method, path: &str, headers: &[(HeaderNa
     for (name, value) in headers {
         map.append(name.clone(), HeaderValue::from_str(value).unwrap());
     }
-    let res = mount.serve(&method, path, &map).await;
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let res = mount.serve(&method, path, query, &map).await;
     let (parts, body) = res.into_parts();
     Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
 }
@@ -209,6 +210,8 @@ async fn directories_serve_their_index_or_redirect_to_the_slash() {
 
     let r = get(&f.spa, "/docs", &[]).await;
     assert_eq!(r.header(header::LOCATION), Some("/docs/"));
+    let r = get(&f.spa, "/docs?next=/shop%3Fx%3D1&a=b", &[]).await;
+    assert_eq!(r.header(header::LOCATION), Some("/docs/?next=/shop%3Fx%3D1&a=b"), "the query is kept");
     let r = get(&f.spa, "/", &[]).await;
     assert_eq!(r.body, INDEX);
 }
@@ -453,7 +456,7 @@ async fn ranges_deep_in_a_large_file() {
 #[tokio::test]
 async fn bodies_are_streamed_in_bounded_chunks() {
     let f = fixture();
-    let res = f.assets.serve(&Method::GET, "/static/big.bin", &HeaderMap::new()).await;
+    let res = f.assets.serve(&Method::GET, "/static/big.bin", "", &HeaderMap::new()).await;
     assert_eq!(res.headers()[header::CONTENT_LENGTH], BIG_LEN.to_string().as_str());
     let mut body = res.into_body();
     let (mut frames, mut received) = (0, Vec::new());

@@ -89,9 +89,10 @@ impl Mount {
     }
 
     /// `path` is the request path, percent-decoded and without dot segments;
-    /// it is checked again all the same.
-    pub async fn serve(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
-        let res = self.respond(method, path, headers).await;
+    /// it is checked again all the same. `query` (canonical, without `?`) is kept on a
+    /// redirect.
+    pub async fn serve(&self, method: &Method, path: &str, query: &str, headers: &HeaderMap) -> Response<Body> {
+        let res = self.respond(method, path, query, headers).await;
         if method == Method::HEAD {
             without_body(res)
         } else {
@@ -99,7 +100,7 @@ impl Mount {
         }
     }
 
-    async fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Body> {
+    async fn respond(&self, method: &Method, path: &str, query: &str, headers: &HeaderMap) -> Response<Body> {
         let req = match RequestPath::parse(path, self.strip_prefix.as_deref()) {
             Ok(req) => req,
             Err(PathError::NotUnderPrefix) => return not_found(),
@@ -116,7 +117,7 @@ impl Mount {
                 let cache = cache_control::for_name(name);
                 file_response::respond(&self.root, headers, &logical, &canonical, cache).await
             }
-            Lookup::AddSlash => self.add_slash(&req),
+            Lookup::AddSlash => self.add_slash(&req, query),
             Lookup::Absent => self.fallback(&req, headers).await,
         }
     }
@@ -141,14 +142,18 @@ impl Mount {
     /// 307 rather than 301: a permanent redirect is cached by browsers for good,
     /// and the next deploy may turn the directory into a file or a client route.
     /// The Location is rebuilt from the checked segments, so it is always a path
-    /// on this origin (never `//host`). The query is not known here and is lost.
-    fn add_slash(&self, req: &RequestPath<'_>) -> Response<Body> {
+    /// on this origin (never `//host`), followed by the request's query.
+    fn add_slash(&self, req: &RequestPath<'_>, query: &str) -> Response<Body> {
         let mut location = self.strip_prefix.as_deref().filter(|p| *p != "/").unwrap_or_default().to_owned();
         for segment in &req.segments {
             location.push('/');
             location.extend(utf8_percent_encode(segment, PATH_SEGMENT));
         }
         location.push('/');
+        if !query.is_empty() {
+            location.push('?');
+            location.push_str(query);
+        }
         let mut res = body::text(StatusCode::TEMPORARY_REDIRECT, format!("see {location}"));
         res.headers_mut()
             .insert(LOCATION, HeaderValue::from_str(&location).expect("percent-encoded ASCII is a valid header value"));
