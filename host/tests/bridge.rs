@@ -74,13 +74,19 @@ impl FakeDjango {
                         text(serde_json::to_string(&identity).unwrap())
                     }
                     // Logs in as whoever the `as` query names: the session cookie is `<as>-session`.
+                    // Logs in as whoever `as` names (the session is `<as>-session`), for the
+                    // cookie `domain` and `path` given, if any.
                     "/login" => {
-                        let who = req.uri().query().and_then(|q| q.strip_prefix("as=")).unwrap_or("bob").to_owned();
+                        let query = req.uri().query().unwrap_or("");
+                        let arg = |k: &str| query.split('&').find_map(|kv| kv.strip_prefix(k)).map(str::to_owned);
+                        let who = arg("as=").unwrap_or_else(|| "bob".into());
+                        let mut cookie = format!("sessionid={who}-session; HttpOnly; SameSite=Lax");
+                        cookie += &format!("; Path={}", arg("path=").unwrap_or_else(|| "/".into()));
+                        if let Some(domain) = arg("domain=") {
+                            cookie += &format!("; Domain={domain}");
+                        }
                         let mut res = text("welcome");
-                        res.headers_mut().insert(
-                            "set-cookie",
-                            format!("sessionid={who}-session; HttpOnly; Path=/; SameSite=Lax").parse().unwrap(),
-                        );
+                        res.headers_mut().insert("set-cookie", cookie.parse().unwrap());
                         res
                     }
                     // Reflex's upload endpoint stand-in: says what identity header and body it got.
@@ -736,4 +742,27 @@ async fn uploads_are_judged_and_carry_the_signed_identity() {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let res = client.request(chunked).await.unwrap();
     assert_eq!(res.status(), StatusCode::LENGTH_REQUIRED);
+}
+
+#[tokio::test]
+async fn a_session_cookie_the_browser_does_not_keep_changes_nothing() {
+    let mut s = stack("", None).await;
+    s.django.user("alice-session", "alice", false);
+    s.django.user("eve-session", "eve", true);
+    let browser = format!("isthmus_browser={BROWSER_A}");
+    let cookies = format!("{browser}; sessionid=alice-session");
+    let mut tab = connect_with(&s, Some(&cookies), "").await;
+    tab.send(Message::text(r#"40/_event,{}"#)).await.unwrap();
+    next_text(&mut tab).await;
+    // Set for another domain or another path: a browser does not send it to this page.
+    for login in ["/login?as=eve&domain=evil.example", "/login?as=eve&path=/elsewhere"] {
+        assert_eq!(post(&s, login, &cookies, &[]).await.0, StatusCode::OK);
+        let token = rebind_token(&next_text(&mut tab).await);
+        // The browser answers with the cookies it really has for this page.
+        let (status, _) = post(&s, "/_isthmus/rebind", &cookies, &[("x-isthmus-rebind", &token)]).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        tab.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
+        assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["username"], "alice");
+        next_text(&mut tab).await;
+    }
 }
