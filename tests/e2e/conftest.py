@@ -21,7 +21,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bridge_client import BridgeClient  # noqa: E402
-from stack import PASSWORD, Stack, create_stack  # noqa: E402
+from chromium import Chromium  # noqa: E402
+from spa import SpaExport, check_prerequisites, export_spa  # noqa: E402
+from stack import PASSWORD, Stack, create_stack, free_port  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+#: Screenshots of the browser tests' pages when a test fails.
+BROWSER_OUT = REPO / "test-output" / "browser"
 
 TIMINGS: dict[str, float] = {}
 
@@ -58,16 +64,20 @@ def stack() -> Stack:
 #: ~19 MB Python router for the first time (over a minute with a debug build on a busy
 #: machine). That test gets this long; every later one the configured timeout.
 STACK_SETUP_TIMEOUT = 600
+#: The same for the first test that uses `spa_export`: `reflex export` (bun install, vite
+#: build) can take minutes on a busy machine the first time, on top of the stack.
+SPA_EXPORT_TIMEOUT = 900
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected
 def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
-    first = next((item for item in items if "stack" in getattr(item, "fixturenames", ())), None)
-    if first is not None:
-        marker = first.get_closest_marker("timeout")
-        current = marker.args[0] if marker and marker.args else config.getini("timeout")
-        if float(current or 0) < STACK_SETUP_TIMEOUT:
-            first.add_marker(pytest.mark.timeout(STACK_SETUP_TIMEOUT))
+    for fixture, least in (("stack", STACK_SETUP_TIMEOUT), ("spa_export", SPA_EXPORT_TIMEOUT)):
+        first = next((item for item in items if fixture in getattr(item, "fixturenames", ())), None)
+        if first is not None:
+            marker = first.get_closest_marker("timeout")
+            current = marker.args[0] if marker and marker.args else config.getini("timeout")
+            if float(current or 0) < least:
+                first.add_marker(pytest.mark.timeout(least))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
@@ -86,6 +96,42 @@ def pytest_runtest_makereport(item, call):
         s = item.funcargs.get("stack")
         if isinstance(s, Stack):
             report.sections.append(("process logs (tails)", s.logs()))
+        browser_ = item.funcargs.get("chromium")
+        if isinstance(browser_, Chromium):
+            # The pages are still open (the fixture's teardown comes later): what they show.
+            shots = []
+            for page in browser_.pages:
+                try:
+                    shots.append(f"{page.handle} {page.url}: {page.screenshot(BROWSER_OUT / f'{item.name}-FAILED-{page.handle}.png')}")
+                except Exception as e:  # a closed context, a dead driver
+                    shots.append(f"{page.handle}: no screenshot ({e})")
+            report.sections.append(("browser (driver log tail, screenshots)", browser_.log_tail() + "\n" + "\n".join(shots)))
+
+
+# -- headless Chromium ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def spa_export(stack: Stack, request) -> SpaExport:
+    """The shop's SPA exported once per session for an origin of its own (spa.py): the
+    browser test modules serve it, one module at a time, on its port."""
+    check_prerequisites()
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    client, took = export_spa(stack, origin)
+    TIMINGS["reflex export"] = took
+    return SpaExport(port=port, origin=origin, client=client, took=took)
+
+
+@pytest.fixture
+def chromium(stack: Stack, request) -> Chromium:
+    """Headless Chromium for one test (tests/browser/driver.mjs), closed after it; its
+    driver's log is in the stack's logs folder, and a failing test's report gets its
+    tail and a screenshot of every page (test-output/browser/)."""
+    check_prerequisites()
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in request.node.name)
+    browser_ = Chromium(stack.logdir / f"chromium-{safe}.log")
+    yield browser_
+    browser_.close()
+    assert not browser_.leftovers, f"chromium outlived its driver (pids {browser_.leftovers}, killed)"
 
 
 # -- a browser's HTTP side: a cookie jar, the CSRF dance -------------------------------------

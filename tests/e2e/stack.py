@@ -314,9 +314,11 @@ class Stack:
         bridge: dict[str, Any] | None = None,
         upstream_ports: dict[str, int] | None = None,
         without_routers: tuple[str, ...] = (),
+        edit: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """examples/shop/isthmus.toml with this stack's ports and folders; the routers
-        whose plugin file is in `without_routers` are left out of the chain."""
+        whose plugin file is in `without_routers` are left out of the chain; `edit`, if
+        given, changes the result in place last (e.g. removes a key)."""
         with open(self.app / "isthmus.toml", "rb") as f:
             config = tomllib.load(f)
         config = copy.deepcopy(config)
@@ -336,6 +338,8 @@ class Stack:
         for name, upstream_port in (upstream_ports or {}).items():
             config["upstreams"][name]["url"] = f"http://127.0.0.1:{upstream_port}"
         config["routing"]["routers"] = [r for r in config["routing"]["routers"] if r["plugin"] not in without_routers]
+        if edit is not None:
+            edit(config)
         return config
 
     def write_config(self, name: str, config: dict[str, Any]) -> Path:

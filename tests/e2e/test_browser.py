@@ -5,8 +5,9 @@ exported for that gateway's own origin.
 Reflex's frontend keeps the port of its api_url (it swaps only a localhost-ish
 hostname), so the SPA is exported (`reflex export --frontend-only --no-zip`, Node 22 and
 bun from examples/shop/.tools) into the stack's copy of the example with
-ISTHMUS_PUBLIC_ORIGIN set to a port chosen here, and a second gateway, "browser", serves
-that export on that port. tests/browser/setup.sh (called by run.sh) installs chromium,
+ISTHMUS_PUBLIC_ORIGIN set to a port chosen for it (spa.py, the session fixture
+`spa_export` shared with test_browser_identity.py), and a second gateway, "browser",
+serves that export on that port. tests/browser/setup.sh (called by run.sh) installs chromium,
 playwright-core and Node 22 + bun; without them these tests fail, they never skip.
 
 Each test runs tests/browser/shop.mjs for one scenario (staff, non-staff, anonymous),
@@ -24,7 +25,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,15 +32,14 @@ import httpx
 import pytest
 
 from bridge_client import SHOP
-from stack import PASSWORD, free_port, tail
+from chromium import TOOLS_BIN
+from spa import check_prerequisites, start_spa_gateway
+from stack import PASSWORD, tail
 
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_DIR = REPO / "tests" / "browser"
 SCRIPT = BROWSER_DIR / "shop.mjs"
-CHROMIUM = Path("/usr/bin/chromium")
-TOOLS_BIN = REPO / "examples" / "shop" / ".tools" / "node_modules" / ".bin"
 OUT = REPO / "test-output" / "browser"
-SETUP_HINT = "run `bash tests/browser/setup.sh` (tests/e2e/run.sh does)"
 
 # The export can take minutes on a busy machine (bun install, vite build).
 pytestmark = pytest.mark.timeout(900)
@@ -61,71 +60,12 @@ def _node() -> str:
     return node
 
 
-def _prerequisites() -> None:
-    missing = []
-    if not os.access(CHROMIUM, os.X_OK):
-        missing.append(str(CHROMIUM))
-    if not (BROWSER_DIR / "node_modules" / "playwright-core" / "package.json").is_file():
-        missing.append("tests/browser/node_modules/playwright-core")
-    for tool in ("node", "bun"):
-        if not os.access(TOOLS_BIN / tool, os.X_OK):
-            missing.append(f"examples/shop/.tools/node_modules/.bin/{tool}")
-    if missing:
-        pytest.fail(f"browser test prerequisites missing: {', '.join(missing)}; {SETUP_HINT}")
-
-
-def export_spa(stack, origin: str) -> tuple[Path, float]:
-    """`reflex export --frontend-only --no-zip` in the stack's copy, for `origin`."""
-    frontend = stack.app / "frontend"
-    env = stack.env()
-    env.update(
-        ISTHMUS_PUBLIC_ORIGIN=origin,
-        PATH=f"{TOOLS_BIN}{os.pathsep}{env['PATH']}",
-        REFLEX_USE_SYSTEM_BUN="1",
-        REFLEX_TELEMETRY_ENABLED="false",
-    )
-    reflex = shutil.which("reflex", path=env["PATH"])
-    assert reflex, f"no reflex on PATH {env['PATH']}"
-    log = stack.logdir / "reflex-export.log"
-    t = time.monotonic()
-    with open(log, "ab") as out:
-        try:
-            rc = subprocess.run(
-                [reflex, "export", "--frontend-only", "--no-zip"],
-                cwd=frontend, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                timeout=780, start_new_session=True,
-            ).returncode  # fmt: skip
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"reflex export did not finish within 780 s:\n{tail(log)}")
-    took = time.monotonic() - t
-    assert rc == 0, f"reflex export failed ({rc}):\n{tail(log)}"
-    client = frontend / ".web" / "build" / "client"
-    assert (client / "index.html").is_file(), f"reflex export wrote no {client}/index.html:\n{tail(log)}"
-    # The SPA must call the gateway it is served by: its origin is compiled in.
-    host_port = origin.removeprefix("http://")
-    assert any(
-        host_port in p.read_text(errors="replace") for p in client.rglob("*.js")
-    ), f"no script of the export mentions {host_port}: exported for another origin?\n{tail(log)}"
-    return client, took
-
-
 @pytest.fixture(scope="module")
-def spa_gateway(stack, request):
-    """A gateway on its own port serving the SPA exported for exactly that origin."""
-    _prerequisites()
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    client, took = export_spa(stack, origin)
-    _say(request, f"\ntest_browser: reflex export for {origin} took {took:.1f}s")
-    # gateway_config() takes the [static.frontend] root from stack.spa_root.
-    saved = stack.spa_root
-    stack.spa_root = client
-    try:
-        gw = stack.start_gateway("browser", port=port)
-    finally:
-        stack.spa_root = saved
-    r = httpx.get(f"{gw.url}/", timeout=10)
-    assert r.status_code == 200 and "<html" in r.text.lower(), (r.status_code, r.text[:300])
+def spa_gateway(stack, spa_export, request):
+    """A gateway on the export's port serving the SPA exported for exactly that origin."""
+    check_prerequisites()
+    _say(request, f"\ntest_browser: reflex export for {spa_export.origin} took {spa_export.took:.1f}s")
+    gw = start_spa_gateway(stack, "browser", spa_export)
     yield gw
     stack.stop_gateway("browser")
 
