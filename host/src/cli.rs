@@ -8,11 +8,14 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{Gateway, Supervised};
-use crate::plugin::{self, PluginError, PluginHost, Plugins, Reload, WasmBridge, WasmRouter};
+use crate::plugin::{PluginError, PluginHost, Plugins, WasmBridge, WasmRouter};
 use crate::policy::{BridgePolicy, Decision, Outcome, Refusal, Resolved, Router, RouterChain, Step};
-use crate::request;
+use crate::redirect::Redirect;
+use crate::reload::{spawn_reloader, Reload};
+use crate::request::{self, Peer};
 use crate::server::{self, ServerSettings};
 use crate::supervise::{SuperviseError, Supervisor};
+use crate::tls::{Tls, TlsError};
 
 #[derive(Debug, Parser)]
 #[command(name = "isthmus", version, about = "One origin for a Django project and a Reflex app")]
@@ -138,16 +141,27 @@ struct Loaded {
     routers: Vec<Arc<WasmRouter>>,
     bridge: Option<Arc<WasmBridge>>,
     chain: RouterChain,
+    /// `[listen.tls]`'s certificates, read and checked.
+    tls: Option<Tls>,
 }
 
 impl Loaded {
     /// `wait`: see `PluginHost::load`.
     fn new(config_path: &Path, wait: impl FnOnce(&Config) -> Option<Duration>) -> Result<Loaded, CliError> {
         let config = Config::load(config_path)?;
+        let tls = match &config.listen.tls {
+            Some(tls_config) => Some(Tls::new(tls_config).map_err(|e| {
+                let key = match &e {
+                    TlsError::File { path, .. } | TlsError::Mismatch { key: path, .. } => tls_config.key_of(path),
+                };
+                ConfigError { file: config.file.clone(), key, message: e.to_string() }
+            })?),
+            None => None,
+        };
         let host = PluginHost::new()?;
         let Plugins { routers, bridge } = host.load(&config, wait(&config))?;
         let chain = RouterChain::new(routers.iter().map(|r| r.clone() as Arc<dyn Router>).collect());
-        Ok(Loaded { config, routers, bridge, chain })
+        Ok(Loaded { config, routers, bridge, chain, tls })
     }
 
     fn gateway(&self) -> Result<Gateway, CliError> {
@@ -156,10 +170,19 @@ impl Loaded {
             .map_err(|e| CliError::Io(format!("{}: {e}", self.config.file.display())))
     }
 
-    /// Every plugin, for the hot reloader.
-    fn reloadable(&self) -> Vec<Arc<dyn Reload>> {
+    /// Reload on file change: the certificates, and the plugins with `routing.hot_reload`;
+    /// SIGHUP reloads all of them.
+    fn start_reloader(&self) -> crate::reload::ReloaderHandle {
         let routers = self.routers.iter().map(|r| r.clone() as Arc<dyn Reload>);
-        routers.chain(self.bridge.iter().map(|b| b.clone() as Arc<dyn Reload>)).collect()
+        let plugins: Vec<_> = routers.chain(self.bridge.iter().map(|b| b.clone() as Arc<dyn Reload>)).collect();
+        let certificates = self.tls.iter().map(Tls::reloadable);
+        let (watched, sighup_only) =
+            if self.config.routing.hot_reload { (plugins, Vec::new()) } else { (Vec::new(), plugins) };
+        spawn_reloader(watched.into_iter().chain(certificates).collect(), sighup_only)
+    }
+
+    fn peer(&self) -> Peer {
+        Peer { ip: "127.0.0.1".into(), tls: self.tls.is_some() }
     }
 }
 
@@ -203,10 +226,30 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         if let Some(s) = &supervisor {
             gateway = gateway.supervised(Supervised { readiness: s.readiness(), dev });
         }
+        let redirect = match config.listen.tls.as_ref().and_then(|t| t.redirect_addr.map(|a| (t, a))) {
+            Some((tls, addr)) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    CliError::Io(format!("{file}: listen.tls.redirect_addr: cannot listen on {addr}: {e}"))
+                })?;
+                let redirect = Redirect::new(config.listen.addr.port(), tls.acme_challenge_dir.clone(), config.timeouts.client_header);
+                Some((listener, redirect))
+            }
+            None => None,
+        };
         // Watching before announcing readiness: a change right after it is not missed.
-        let _reloader = plugin::spawn_reloader(loaded.reloadable(), config.routing.plugins_dir.clone(), config.routing.hot_reload);
-        tracing::info!(addr = %config.listen.addr, routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
-        server::serve(listener, Arc::new(gateway), ServerSettings::from_config(config), server::shutdown_signal()).await;
+        let _reloader = loaded.start_reloader();
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let Some((listener, redirect)) = redirect {
+            tracing::info!(addr = %listener.local_addr().map_err(|e| CliError::Io(e.to_string()))?, "redirecting plain HTTP to https");
+            tokio::spawn(Arc::new(redirect).serve(listener, stop.clone().cancelled_owned()));
+        }
+        let tls = loaded.tls.as_ref().map(Tls::acceptor);
+        tracing::info!(addr = %config.listen.addr, tls = tls.is_some(), routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
+        let shutdown = async {
+            server::shutdown_signal().await;
+            stop.cancel();
+        };
+        server::serve(listener, tls, Arc::new(gateway), ServerSettings::from_config(config), shutdown).await;
         if let Some(s) = supervisor {
             s.stop().await;
         }
@@ -219,6 +262,9 @@ fn check(config_path: &Path) -> Result<(), CliError> {
     let loaded = Loaded::new(config_path, |_| None)?;
     loaded.gateway()?;
     let config = &loaded.config;
+    if let Some(tls) = &loaded.tls {
+        check_certificates(tls, &config.file)?;
+    }
     let bridge = match &loaded.bridge {
         Some(b) => format!(
             ", bridge on {} with policy {}",
@@ -237,8 +283,34 @@ fn check(config_path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Each certificate's names and expiry; an expired or not yet valid one fails the
+/// check, one expiring within `limits::TLS_EXPIRY_WARNING` is named.
+fn check_certificates(tls: &Tls, file: &Path) -> Result<(), CliError> {
+    let now = std::time::SystemTime::now();
+    let mut bad = Vec::new();
+    for c in tls.certificates() {
+        let expires = httpdate::fmt_http_date(c.not_after);
+        match c.validity(now, crate::limits::TLS_EXPIRY_WARNING) {
+            Ok(None) => println!(
+                "certificate {} ({}): key matches, expires {expires}",
+                c.cert_file.display(),
+                c.names.join(", ")
+            ),
+            Ok(Some(soon)) => println!("warning: certificate {soon}: renew it"),
+            Err(problem) => bad.push(format!("certificate {problem}")),
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!("{}: listen.tls: {}", file.display(), bad.join("; "))))
+    }
+}
+
 fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[String]) -> Result<(), CliError> {
-    let Loaded { config, chain, .. } = Loaded::new(config_path, |_| None)?;
+    let loaded = Loaded::new(config_path, |_| None)?;
+    let peer = loaded.peer();
+    let Loaded { config, chain, .. } = loaded;
     let mut builder = http::Request::builder()
         .method(method.to_ascii_uppercase().as_str())
         .uri(target)
@@ -251,7 +323,7 @@ fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[
     let req = builder.body(()).map_err(|e| CliError::Usage(format!("not a valid request: {e}")))?;
 
     println!("{} {}", req.method(), req.uri());
-    let canonical = match request::canonicalize(&req, "127.0.0.1", 0) {
+    let canonical = match request::canonicalize(&req, &peer, 0) {
         Ok(c) => c,
         Err(e) => {
             println!("  refused with 400 before routing: {e}");

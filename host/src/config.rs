@@ -58,6 +58,58 @@ pub struct Listen {
     pub max_header_bytes: usize,
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
+    /// Streams one HTTP/2 connection may have open at once.
+    #[serde(default = "default_http2_max_concurrent_streams")]
+    pub http2_max_concurrent_streams: u32,
+    /// `[listen.tls]`: serve HTTPS on `addr` (HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls: Option<Tls>,
+}
+
+/// `[listen.tls]`. PEM files; relative paths are joined to the config's folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// More certificates, each chosen when the client's SNI matches one of its names;
+    /// `cert`/`key` serves every other name and clients without SNI.
+    #[serde(default)]
+    pub certificates: Vec<CertificatePair>,
+    /// A plain-HTTP listener that answers 308 to the https origin.
+    pub redirect_addr: Option<SocketAddr>,
+    /// Files served at `/.well-known/acme-challenge/` by the redirect listener, for an
+    /// external ACME client (certbot `--webroot`, lego `--http.webroot`).
+    pub acme_challenge_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Tls {
+    /// Every pair, the default first.
+    pub fn pairs(&self) -> impl Iterator<Item = (&Path, &Path)> {
+        std::iter::once((self.cert.as_path(), self.key.as_path()))
+            .chain(self.certificates.iter().map(|p| (p.cert.as_path(), p.key.as_path())))
+    }
+
+    /// The key that names `file`, for errors about it.
+    pub fn key_of(&self, file: &Path) -> String {
+        self.pairs()
+            .enumerate()
+            .find_map(|(i, (cert, key))| {
+                let prefix =
+                    if i == 0 { "listen.tls".to_owned() } else { format!("listen.tls.certificates[{}]", i - 1) };
+                (cert == file)
+                    .then(|| format!("{prefix}.cert"))
+                    .or_else(|| (key == file).then(|| format!("{prefix}.key")))
+            })
+            .unwrap_or_else(|| "listen.tls".to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +362,9 @@ fn default_max_header_bytes() -> usize {
 fn default_max_headers() -> usize {
     limits::MAX_HEADERS
 }
+fn default_http2_max_concurrent_streams() -> u32 {
+    limits::HTTP2_MAX_CONCURRENT_STREAMS
+}
 fn default_startup_wait() -> Duration {
     limits::PLUGIN_STARTUP_WAIT
 }
@@ -385,6 +440,15 @@ impl Config {
             mount.root = base.join(&mount.root);
         }
         self.routing.plugins_dir = base.join(&self.routing.plugins_dir);
+        if let Some(tls) = &mut self.listen.tls {
+            for path in [&mut tls.cert, &mut tls.key].into_iter().chain(tls.acme_challenge_dir.as_mut()) {
+                *path = base.join(&*path);
+            }
+            for pair in &mut tls.certificates {
+                pair.cert = base.join(&pair.cert);
+                pair.key = base.join(&pair.key);
+            }
+        }
         if let Some(cache) = &mut self.routing.cache_dir {
             *cache = base.join(&*cache);
         }
@@ -421,6 +485,36 @@ impl Config {
         ] {
             if value.is_zero() {
                 return Err((key.into(), "must be greater than zero".into()));
+            }
+        }
+        if self.listen.http2_max_concurrent_streams == 0 {
+            return Err(("listen.http2_max_concurrent_streams".into(), "must be at least 1".into()));
+        }
+        let Some(tls) = &self.listen.tls else { return Ok(()) };
+        if let Some(redirect) = tls.redirect_addr {
+            if redirect.port() == self.listen.addr.port()
+                && (redirect.ip() == self.listen.addr.ip()
+                    || redirect.ip().is_unspecified()
+                    || self.listen.addr.ip().is_unspecified())
+            {
+                return Err((
+                    "listen.tls.redirect_addr".into(),
+                    format!("`{redirect}` is the address HTTPS is served on (listen.addr); give the plain-HTTP redirect its own port"),
+                ));
+            }
+        }
+        if let Some(dir) = &tls.acme_challenge_dir {
+            if tls.redirect_addr.is_none() {
+                return Err((
+                    "listen.tls.acme_challenge_dir".into(),
+                    "is served by the plain-HTTP listener: set listen.tls.redirect_addr too".into(),
+                ));
+            }
+            if !dir.is_dir() {
+                return Err((
+                    "listen.tls.acme_challenge_dir".into(),
+                    format!("`{}` is not a directory", dir.display()),
+                ));
             }
         }
         Ok(())

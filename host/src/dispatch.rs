@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::identity::{Identities, Origin};
 use crate::limits;
 use crate::policy::{BridgePolicy, Decision, Forward, Outcome, PolicyFailure, Resolved, RouterChain};
-use crate::request::{self, Canonical, RequestIds};
+use crate::request::{self, Canonical, Peer, RequestIds};
 use crate::static_files::Mount;
 use crate::supervise::Readiness;
 use crate::upstream::headers::X_REQUEST_ID;
@@ -101,13 +101,12 @@ impl Gateway {
         self.upstreams.tunnels().shutdown(grace).await;
     }
 
-    /// `peer_ip` is the connection's peer address, formatted once per connection.
-    pub async fn handle(&self, req: Request<Incoming>, peer_ip: &str) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let start = Instant::now();
         let request_id = self.ids.for_request(req.headers(), self.trusted_hops);
         let method = req.method().clone();
         let raw_path = req.uri().path().to_owned();
-        let (mut res, target) = self.route_and_serve(req, peer_ip, &request_id).await;
+        let (mut res, target) = self.route_and_serve(req, peer, &request_id).await;
         res.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
         tracing::info!(
             target: "isthmus::access",
@@ -125,10 +124,10 @@ impl Gateway {
     async fn route_and_serve(
         &self,
         req: Request<Incoming>,
-        peer_ip: &str,
+        peer: &Peer,
         request_id: &HeaderValue,
     ) -> (Response<Body>, String) {
-        let canonical = match request::canonicalize(&req, peer_ip, self.trusted_hops) {
+        let canonical = match request::canonicalize(&req, peer, self.trusted_hops) {
             Ok(c) => c,
             Err(e) => return (body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}")), "refused".into()),
         };

@@ -19,6 +19,22 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// `listen.max_headers`: more header fields than this are refused with 431.
 pub const MAX_HEADERS: usize = 100;
+/// `listen.http2_max_concurrent_streams`: streams one HTTP/2 client connection may have
+/// open at once (hyper's default is 200; Envoy and nginx use 100–128).
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Streams a client may open and reset before the gateway accepts them: past it the
+/// connection is closed (the "rapid reset" attack, CVE-2023-44487).
+pub const HTTP2_MAX_PENDING_RESET_STREAMS: usize = 20;
+/// Streams the gateway may reset because the client broke the protocol on them, per
+/// connection: past it the connection is closed ("MadeYouReset", CVE-2025-8671).
+pub const HTTP2_MAX_LOCAL_ERROR_RESETS: usize = 256;
+/// A TLS client must finish its handshake within this, or the connection is closed.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `isthmus check` names a certificate expiring within this; the log warns at start.
+pub const TLS_EXPIRY_WARNING: Duration = Duration::from_secs(21 * 24 * 3600);
+/// Largest file the redirect listener serves from `listen.tls.acme_challenge_dir`
+/// (an ACME key authorization is under 100 bytes).
+pub const ACME_CHALLENGE_MAX_BYTES: u64 = 4096;
 /// Idle pooled connections kept per upstream host.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 /// Log lines queued for the log-writer thread; past this, new lines are dropped so a
@@ -43,9 +59,9 @@ pub const PLUGIN_MAX_TABLE_ELEMENTS: usize = 100_000;
 pub const PLUGIN_LOG_MAX_LINE: usize = 4096;
 /// Bytes of output an instance may log per call; past it, output is dropped and counted.
 pub const PLUGIN_LOG_BYTES_PER_CALL: usize = 64 * 1024;
-/// Quiet time after the last change to a plugin file before it is reloaded (editors
-/// write a temporary file and rename it).
-pub const PLUGIN_RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
+/// Quiet time after the last change to a plugin or certificate file before it is
+/// reloaded (editors and certificate tools write a temporary file and rename it).
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(150);
 /// `routing.startup_wait`: how long `isthmus serve` waits for a plugin to load before
 /// it serves without it (its calls fail as `Starting`, or its previous version cached
 /// from an earlier run serves, until it is ready). A plugin that fails to load within

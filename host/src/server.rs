@@ -1,5 +1,6 @@
-//! The listener: HTTP/1.1 and HTTP/2 (h2c, prior knowledge) on one port, request
-//! head limits and timeouts, and graceful shutdown.
+//! The listener: HTTP/1.1 and HTTP/2 on one port, in the clear (HTTP/2 as h2c with
+//! prior knowledge) or over TLS (`crate::tls`, HTTP/2 by ALPN); request head limits,
+//! timeouts, HTTP/2 stream limits, and graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,11 +9,14 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::dispatch::Gateway;
+use crate::limits;
+use crate::request::Peer;
 
 /// Connection settings taken from the config once.
 #[derive(Clone)]
@@ -20,6 +24,7 @@ pub struct ServerSettings {
     pub client_header_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    pub http2_max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
 }
 
@@ -29,28 +34,42 @@ impl ServerSettings {
             client_header_timeout: config.timeouts.client_header,
             max_header_bytes: config.listen.max_header_bytes,
             max_headers: config.listen.max_headers,
+            http2_max_concurrent_streams: config.listen.http2_max_concurrent_streams,
             shutdown_grace: config.listen.shutdown_grace,
         }
+    }
+
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.client_header_timeout)
+            .max_buf_size(self.max_header_bytes)
+            .max_headers(self.max_headers);
+        // WebSockets stay on HTTP/1.1: no extended CONNECT (RFC 8441) is advertised,
+        // so browsers open their sockets on an HTTP/1.1 connection of their own.
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(self.max_header_bytes as u32)
+            .max_concurrent_streams(self.http2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(limits::HTTP2_MAX_PENDING_RESET_STREAMS)
+            .max_local_error_reset_streams(limits::HTTP2_MAX_LOCAL_ERROR_RESETS);
+        builder
     }
 }
 
 /// Serve until `shutdown` resolves, then stop accepting and give in-flight requests
-/// and tunnels the grace period.
+/// and tunnels the grace period. With `tls`, every connection is TLS.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     gateway: Arc<Gateway>,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.client_header_timeout)
-        .max_buf_size(settings.max_header_bytes)
-        .max_headers(settings.max_headers);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(settings.max_header_bytes as u32);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(settings.builder());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -68,19 +87,27 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let peer_ip: Arc<str> = peer.ip().to_string().into();
-        let service = service_fn(move |req| {
-            let (gateway, peer_ip) = (gateway.clone(), peer_ip.clone());
-            async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &peer_ip).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let connection = Connection {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            gateway: gateway.clone(),
+            peer: Arc::new(Peer { ip: peer.ip().to_string().into(), tls: tls.is_some() }),
+        };
+        match &tls {
+            None => {
+                tokio::spawn(connection.serve(stream));
             }
-        });
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(limits::TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 
     drop(listener);
@@ -92,6 +119,28 @@ pub async fn serve(
         }
     };
     tokio::join!(connections, gateway.shutdown(grace));
+}
+
+/// One accepted connection, ready to be served over whatever stream it became.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    gateway: Arc<Gateway>,
+    peer: Arc<Peer>,
+}
+
+impl Connection {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, stream: S) {
+        let Connection { builder, watcher, gateway, peer } = self;
+        let service = service_fn(move |req| {
+            let (gateway, peer) = (gateway.clone(), peer.clone());
+            async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &peer).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        if let Err(e) = watcher.watch(conn.into_owned()).await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

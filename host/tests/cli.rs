@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::pki::{self, Pki};
 use common::*;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -86,6 +87,115 @@ fn check_accepts_a_good_config_and_refuses_a_bad_one() {
     let (code, _, err) = output(isthmus().arg("check").arg("--config").arg(&config));
     assert_eq!(code, 1);
     assert!(err.contains("isthmus.toml") && err.contains("shutdown_grase"), "{err}");
+}
+
+/// `[listen.tls]` with the pair `tls/site.pem`/`tls/site.key` added to a site's config.
+fn with_tls(site: &Site, extra: &str) {
+    let config = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap();
+    let tls = format!("[listen.tls]\ncert = \"tls/site.pem\"\nkey = \"tls/site.key\"\n{extra}");
+    site.write("isthmus.toml", config.replacen("\n[upstreams.django]", &format!("{tls}\n[upstreams.django]"), 1));
+}
+
+#[test]
+fn check_verifies_certificates_and_names_expired_and_expiring_ones() {
+    let pki = Pki::new();
+    let site = site_with_prefix_router("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap(), "127.0.0.1:0");
+    with_tls(&site, "");
+    let config = site.path().join("isthmus.toml");
+    let check = || output(isthmus().arg("check").arg("--config").arg(&config));
+
+    site.write_pair("site", &pki.leaf(&["shop.example"]));
+    let (code, out, err) = check();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("shop.example") && out.contains("key matches, expires"), "{out}");
+
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+    site.write_pair("site", &pki.leaf_until(&["shop.example"], soon));
+    let (code, out, err) = check();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("warning: certificate") && out.contains("expires in 9 days") && out.contains("renew"),
+        "{out}"
+    );
+
+    site.write_pair("site", &pki.leaf_until(&["shop.example"], rcgen::date_time_ymd(2021, 3, 1)));
+    let (code, _, err) = check();
+    assert_eq!(code, 1);
+    assert!(err.contains("listen.tls") && err.contains("shop.example") && err.contains("expired on"), "{err}");
+
+    let other = pki.leaf(&["shop.example"]);
+    site.write_pair("site", &pki.leaf(&["shop.example"]));
+    site.write("tls/site.key", &other.key_pem);
+    let (code, _, err) = check();
+    assert_eq!(code, 1);
+    assert!(err.contains("listen.tls.key") && err.contains("does not belong to the certificate"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_over_tls_redirects_plain_http_and_reloads_certificates_on_sighup() {
+    let pki = Pki::new();
+    let django = upstream(|req: Request<hyper::body::Incoming>| async move {
+        let proto = req.headers().get("x-forwarded-proto").map(|v| v.to_str().unwrap().to_owned());
+        text(format!("django saw {} over {}", req.uri(), proto.unwrap_or_default()))
+    })
+    .await;
+    let reflex = dead_port().await;
+    let port = free_port();
+    let redirect_port = free_port();
+    let site = site_with_prefix_router(django, reflex, &format!("127.0.0.1:{port}"));
+    // The certificate is a link into another folder, as certbot's live/ links into
+    // archive/: rewriting the target is seen by no watcher, SIGHUP alone reloads it.
+    let first = pki.leaf(&["localhost"]);
+    site.write("archive/site.pem", &first.cert_pem);
+    site.write("tls/site.key", &first.key_pem);
+    std::os::unix::fs::symlink(site.path().join("archive/site.pem"), site.path().join("tls/site.pem")).unwrap();
+    with_tls(&site, &format!("redirect_addr = \"127.0.0.1:{redirect_port}\"\n"));
+    let server = Server::start(&site);
+    let connector = pki.client(&[b"h2"]);
+
+    let stream = pki::connect(server.addr, &connector, "localhost").await;
+    assert_eq!(pki::presented(&stream), first.der);
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("https://localhost/admin/").body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    let res = h2.send_request(req).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"django saw /admin/ over https");
+
+    let req = Request::get(format!("http://127.0.0.1:{redirect_port}/admin/?x=1"))
+        .header("host", "localhost")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let (status, headers, _) = send(req).await;
+    assert_eq!(
+        (status, headers["location"].to_str().unwrap()),
+        (StatusCode::PERMANENT_REDIRECT, &*format!("https://localhost:{port}/admin/?x=1"))
+    );
+
+    // A renewed certificate with the same key, written into the link's target.
+    let renewed = pki.leaf_with_key(&["localhost"], &first);
+    std::fs::write(site.path().join("archive/site.pem"), &renewed.cert_pem).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stream = pki::connect(server.addr, &connector, "localhost").await;
+    assert_eq!(pki::presented(&stream), first.der, "no watcher sees a change behind a link");
+    server.sighup();
+    let start = Instant::now();
+    while pki::presented(&pki::connect(server.addr, &connector, "localhost").await) != renewed.der {
+        assert!(start.elapsed() < Duration::from_secs(10), "SIGHUP did not reload the certificate");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The HTTP/2 connection made before the reload still serves.
+    let req = Request::get("https://localhost/api/after").body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    let body = h2.send_request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"django saw /api/after over https");
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("TLS certificate reloaded"), "{log}");
 }
 
 #[test]

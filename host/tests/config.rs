@@ -91,6 +91,10 @@ fn bad_values_name_the_key() {
         (with("deadline = \"5ms\"", "deadline = \"5ms\"\nfail = \"sometimes\""), "routing.routers[0].fail"),
         (with("[upstreams.django]", "[upstreams.\"dj ango\"]"), "upstreams.dj ango"),
         (with("[listen]", "[timeouts]\nconnect = \"0s\"\n[listen]"), "timeouts.connect"),
+        (
+            with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\nhttp2_max_concurrent_streams = 0"),
+            "listen.http2_max_concurrent_streams",
+        ),
     ];
     for (text, key) in cases {
         let msg = error(&text);
@@ -154,4 +158,49 @@ fn bridge_values_name_the_key() {
         let msg = error(&format!("{GOOD}{bridge}{line}\n{policy}"));
         assert!(msg.contains(key), "expected key `{key}` in: {msg}");
     }
+}
+
+#[test]
+fn tls_values_name_the_key() {
+    let tls = |extra: &str| {
+        with(
+            "addr = \"127.0.0.1:3000\"\n",
+            &format!("addr = \"127.0.0.1:3000\"\n[listen.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n{extra}"),
+        )
+    };
+    let cases = [
+        (
+            tls("redirect_addr = \"127.0.0.1:3000\""),
+            "listen.tls.redirect_addr",
+            "give the plain-HTTP redirect its own port",
+        ),
+        (tls("redirect_addr = \"0.0.0.0:3000\""), "listen.tls.redirect_addr", "is the address HTTPS is served on"),
+        (tls("acme_challenge_dir = \"spa\""), "listen.tls.acme_challenge_dir", "set listen.tls.redirect_addr too"),
+        (
+            tls("redirect_addr = \"127.0.0.1:80\"\nacme_challenge_dir = \"acme\""),
+            "listen.tls.acme_challenge_dir",
+            "is not a directory",
+        ),
+        (tls("certificates = [{ cert = \"a.pem\" }]"), "listen.tls.certificates", "missing field `key`"),
+        (tls("ciphers = \"all\""), "listen.tls", "unknown field `ciphers`"),
+        (
+            with("addr = \"127.0.0.1:3000\"\n", "addr = \"127.0.0.1:3000\"\n[listen.tls]\ncert = \"c.pem\"\n"),
+            "listen.tls",
+            "missing field `key`",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let msg = error(&text);
+        assert!(msg.contains(key) && msg.contains(message), "expected `{key}` and `{message}` in: {msg}");
+    }
+    // Paths are the config folder's; whether the files hold a good pair is `isthmus::tls`'s to say.
+    let dir = site();
+    std::fs::create_dir_all(dir.path().join("acme")).unwrap();
+    let text = tls("certificates = [{ cert = \"b.pem\", key = \"bk.pem\" }]\nredirect_addr = \"127.0.0.1:80\"\nacme_challenge_dir = \"acme\"");
+    let config = Config::parse(&text, &dir.path().join("isthmus.toml")).unwrap();
+    let tls = config.listen.tls.unwrap();
+    assert_eq!((tls.cert, tls.key), (dir.path().join("c.pem"), dir.path().join("k.pem")));
+    assert_eq!(tls.certificates[0].key, dir.path().join("bk.pem"));
+    assert_eq!(tls.acme_challenge_dir, Some(dir.path().join("acme")));
+    assert_eq!(config.listen.http2_max_concurrent_streams, isthmus::limits::HTTP2_MAX_CONCURRENT_STREAMS);
 }

@@ -147,6 +147,21 @@ fn writes_a_config_the_real_loader_accepts_and_secrets_beside_it() {
     }
     let config = Config::load(&root.join("isthmus.toml")).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
     assert_eq!(config.listen.addr.to_string(), "127.0.0.1:3000");
+    assert!(config.listen.tls.is_none(), "HTTPS is offered commented out");
+    // Uncommented, the TLS section is one the gateway takes.
+    std::fs::create_dir_all(root.join("acme")).unwrap();
+    let with_tls = toml_text
+        .replace("# [listen.tls]", "[listen.tls]")
+        .replace("# cert = ", "cert = ")
+        .replace("# key = ", "key = ")
+        .replace("# redirect_addr = ", "redirect_addr = ")
+        .replace("# acme_challenge_dir = ", "acme_challenge_dir = ");
+    let tls = Config::parse(&with_tls, &root.join("isthmus.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{with_tls}"))
+        .listen
+        .tls
+        .unwrap();
+    assert_eq!((tls.cert, tls.redirect_addr), (root.join("tls/cert.pem"), Some("0.0.0.0:80".parse().unwrap())));
     let django = &config.upstreams["django"];
     assert_eq!(
         django.run.as_deref(),

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use common::variant;
 use isthmus::config::Config;
 use isthmus::plugin::cache::CacheMeta;
-use isthmus::plugin::{spawn_reloader, CacheOutcome, PluginError, PluginHost, Reload, WasmRouter};
+use isthmus::plugin::{CacheOutcome, PluginError, PluginHost, WasmRouter};
 use isthmus::policy::{Decision, Forward, Outcome, PolicyFailure, Reply, RouteRequest, Router, RouterChain};
+use isthmus::reload::{spawn_reloader, Reload};
 
 fn built(file: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(file);
@@ -396,7 +397,7 @@ fn hot_reload_under_load() {
     let file = r.file().unwrap().to_owned();
     let original = std::fs::read(&file).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let reloader = rt.block_on(async { spawn_reloader(vec![r.clone()], env.plugins(), true) });
+    let reloader = rt.block_on(async { spawn_reloader(vec![r.clone() as Arc<dyn Reload>], vec![]) });
 
     let stop = AtomicBool::new(false);
     let calls = AtomicU64::new(0);
@@ -441,14 +442,14 @@ fn hot_reload_under_load() {
             if step == 1 {
                 // A broken file is refused; the version serving stays.
                 replace(&file, &original[..original.len() / 2]);
-                std::thread::sleep(isthmus::limits::PLUGIN_RELOAD_DEBOUNCE * 4);
+                std::thread::sleep(isthmus::limits::RELOAD_DEBOUNCE * 4);
                 assert!(r.reload().is_err());
                 assert_eq!(r.load_info().unwrap().source_sha256, sha);
             }
             if step == 2 {
                 // A valid component that refuses this config is refused too.
                 replace(&file, &std::fs::read(built("prefix_router.wasm")).unwrap());
-                std::thread::sleep(isthmus::limits::PLUGIN_RELOAD_DEBOUNCE * 4);
+                std::thread::sleep(isthmus::limits::RELOAD_DEBOUNCE * 4);
                 let err = r.reload().unwrap_err();
                 assert!(err.to_string().starts_with("plugin `v`: setup failed: "), "{err}");
                 assert_eq!(r.load_info().unwrap().source_sha256, sha);
@@ -480,9 +481,8 @@ fn sighup_reloads_every_router() {
     assert_eq!(body(routers[0].route(&req("/"), None)), "1");
     assert_eq!(body(routers[0].route(&req("/"), None)), "2");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let reloader = rt.block_on(async {
-        spawn_reloader(routers.iter().map(|r| r.clone() as Arc<dyn Reload>).collect(), env.plugins(), false)
-    });
+    let reloader =
+        rt.block_on(async { spawn_reloader(vec![], routers.iter().map(|r| r.clone() as Arc<dyn Reload>).collect()) });
     // SAFETY: sending a signal to this very process; spawn_reloader has installed the
     // SIGHUP handler before returning.
     assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGHUP) }, 0);

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use cookie::time::OffsetDateTime;
 use http::header::{self, HeaderValue};
 use http::HeaderMap;
 use tokio::sync::mpsc;
@@ -183,7 +184,7 @@ pub fn touches_cookie(headers: &HeaderMap, name: &str) -> Option<bool> {
             continue;
         }
         let expired = cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative())
-            || cookie.expires_datetime().is_some_and(|at| at <= cookie::time::OffsetDateTime::now_utc());
+            || cookie.expires_datetime().is_some_and(|at| at <= OffsetDateTime::now_utc());
         let deletes = cookie.value().is_empty() || cookie.value() == "\"\"" || expired;
         touched = Some(touched.unwrap_or(true) && deletes);
     }

@@ -34,6 +34,15 @@ pub fn config(p: &Project, env_file: &str) -> String {
         app = p.app_name,
     );
     t += "[listen]\naddr = \"127.0.0.1:3000\"\n\n";
+    t += "# HTTPS without nginx or Caddy: uncomment, point `cert` (the chain) and `key` at PEM files, and\n\
+          # the gateway serves https:// and wss:// itself (HTTP/2 by ALPN; the files are reloaded when they\n\
+          # change and on SIGHUP). Then tell Django (ISTHMUS_PUBLIC_ORIGIN=https://…, SESSION_COOKIE_SECURE,\n\
+          # CSRF_COOKIE_SECURE: `manage.py check` names what is missing) and Reflex (api_url) the https origin.\n\
+          # [listen.tls]\n\
+          # cert = \"tls/cert.pem\"\n\
+          # key = \"tls/key.pem\"\n\
+          # redirect_addr = \"0.0.0.0:80\"     # plain http answered with 308 to the https origin\n\
+          # acme_challenge_dir = \"acme\"      # served there for certbot --webroot / lego --http.webroot\n\n";
 
     t += "# Django under uvicorn (pip install uvicorn), on loopback: the gateway is its only door.\n";
     t += &format!(

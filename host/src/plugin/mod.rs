@@ -6,10 +6,10 @@
 //! PluginHost::new()            one Engine (pooling allocator, epoch ticker), one Linker
 //!   .load(&config, wait)       compile (disk cache) + setup every routing.routers entry
 //!                              and [bridge.policy], waiting at most `wait` (`startup`)
-//! spawn_reloader(plugins, …)   file watcher + SIGHUP → reload off the request path
+//! (crate::reload)              file watcher + SIGHUP → `Reload::refresh` off the request path
 //! ```
 //!
-//! Modules, each using only those after it: `reload` (file watcher, SIGHUP),
+//! Modules, each using only those after it: `reload` (a new version swapped in),
 //! `startup` (first loads that do not hold up serving) →
 //! `router`, `bridge` (the worlds behind the policy traits; `decision` checks what a
 //! router returns, `lend` answers the lent request, user and event, `contract` checks a component against the WIT's version) → `component` (`WasmPlugin`:
@@ -44,7 +44,6 @@ pub use self::bridge::WasmBridge;
 pub use self::cache::CacheOutcome;
 pub use self::component::{LoadInfo, WasmPlugin};
 pub use self::error::PluginError;
-pub use self::reload::{spawn_reloader, Reload, ReloaderHandle};
 pub use self::router::WasmRouter;
 
 use self::component::{Settings, World};

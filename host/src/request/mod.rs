@@ -12,7 +12,7 @@ use std::sync::Arc;
 use http::Request;
 
 pub use canonical_path::PathError;
-pub use client::ClientView;
+pub use client::{ClientView, Peer};
 pub use id::RequestIds;
 
 use crate::policy::RouteRequest;
@@ -24,8 +24,8 @@ pub struct Canonical {
     pub client: ClientView,
 }
 
-/// The canonical form of `req` from peer `peer_ip`; a path no upstream may be sent is refused.
-pub fn canonicalize<B>(req: &Request<B>, peer_ip: &str, trusted_hops: usize) -> Result<Canonical, PathError> {
+/// The canonical form of `req` from `peer`; a path no upstream may be sent is refused.
+pub fn canonicalize<B>(req: &Request<B>, peer: &Peer, trusted_hops: usize) -> Result<Canonical, PathError> {
     let path = canonical_path::canonicalize(req.uri().path())?;
     // HTTP/2 carries the host in :authority, HTTP/1.1 in Host.
     let authority = req
@@ -34,7 +34,7 @@ pub fn canonicalize<B>(req: &Request<B>, peer_ip: &str, trusted_hops: usize) -> 
         .map(|a| a.as_str())
         .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or_default();
-    let client = ClientView::new(req.headers(), peer_ip, authority, trusted_hops);
+    let client = ClientView::new(req.headers(), peer, authority, trusted_hops);
     let route = RouteRequest {
         method: req.method().as_str().to_owned(),
         scheme: client.scheme().to_owned(),

@@ -2,6 +2,8 @@
 //! the gateway's own HTTP behaviour, and a gateway started in-process on a free port.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod pki;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -166,11 +168,20 @@ pub async fn start_gateway(config: &Config, routers: Vec<Arc<dyn Router>>) -> Ru
 }
 
 pub async fn start_with(gateway: Arc<Gateway>, config: &Config) -> RunningGateway {
+    start_serving(gateway, config, None).await
+}
+
+/// With `tls`, the listener speaks TLS only.
+pub async fn start_serving(
+    gateway: Arc<Gateway>,
+    config: &Config,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> RunningGateway {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let settings = ServerSettings::from_config(config);
-    let done = tokio::spawn(server::serve(listener, gateway, settings, async {
+    let done = tokio::spawn(server::serve(listener, tls, gateway, settings, async {
         let _ = rx.await;
     }));
     RunningGateway { addr, stop: Some(tx), done }

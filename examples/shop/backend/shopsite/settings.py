@@ -5,7 +5,8 @@ Everything that differs between machines comes from environment variables:
 - ``ISTHMUS_IDENTITY_SECRET`` (required, at least 32 characters): shared with the
   gateway (``[bridge] identity_secret``); read by ``isthmus_django`` from the environment.
 - ``ISTHMUS_PUBLIC_ORIGIN`` (default ``http://127.0.0.1:3000``): the gateway's origin as
-  the browser sees it; goes into ``CSRF_TRUSTED_ORIGINS`` and ``ALLOWED_HOSTS``.
+  the browser sees it; goes into ``CSRF_TRUSTED_ORIGINS`` and ``ALLOWED_HOSTS``, and an
+  ``https://`` one makes the session and CSRF cookies ``Secure``.
 - ``SHOP_DB_PATH`` (default ``<example>/backend/db.sqlite3``): the SQLite database file.
 - ``SHOP_STATIC_ROOT`` (default ``<example>/backend/staticfiles``): ``collectstatic``'s
   target, served by the gateway's ``django_static`` mount.
@@ -34,6 +35,8 @@ CSRF_TRUSTED_ORIGINS = [ISTHMUS_PUBLIC_ORIGIN]
 # ones), so they can be trusted as long as Django listens on loopback only.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 USE_X_FORWARDED_HOST = True
+# Served over https (the gateway's [listen.tls]): the cookies never travel in the clear.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ISTHMUS_PUBLIC_ORIGIN.startswith("https://")
 
 # isthmus_django reads ISTHMUS_IDENTITY_SECRET from the environment when the setting is
 # unset; keep the secret out of this file.
