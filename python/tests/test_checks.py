@@ -1,4 +1,4 @@
-"""System checks isthmus.W001-W008 / E001-E003."""
+"""System checks isthmus.W001-W010 / E001-E004."""
 
 import pytest
 from django.core import checks
@@ -17,6 +17,7 @@ def ids(**_):
             isthmus_checks.check_proxy_settings,
             isthmus_checks.check_hosts_and_origins,
             isthmus_checks.check_middleware_and_keys,
+            isthmus_checks.check_tls_settings,
         )
         for m in fn()
     )
@@ -70,6 +71,7 @@ def test_w004_allowed_hosts_empty(settings):
 
 
 def test_w005_public_host_not_allowed(settings):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
     settings.ISTHMUS_PUBLIC_ORIGIN = "https://app.example.com"
     settings.CSRF_TRUSTED_ORIGINS = ["https://app.example.com"]
     assert ids() == ["isthmus.W005"]
@@ -142,3 +144,29 @@ def test_silencing(settings):
     settings.USE_X_FORWARDED_HOST = False
     settings.SILENCED_SYSTEM_CHECKS = ["isthmus.W002"]
     call_command("check", "--fail-level", "WARNING")
+
+
+def test_tls_checks_only_for_an_https_origin(settings):
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    assert ids() == []  # the test settings' origin is http
+    settings.ISTHMUS_PUBLIC_ORIGIN = "https://shop.example"
+    settings.CSRF_TRUSTED_ORIGINS = ["https://shop.example"]
+    settings.ALLOWED_HOSTS = ["shop.example"]
+    assert ids() == ["isthmus.W009", "isthmus.W010"]
+    settings.SESSION_COOKIE_SECURE = True
+    settings.CSRF_COOKIE_SECURE = True
+    assert ids() == []
+
+
+def test_e004_https_origin_without_the_proxy_ssl_header(settings):
+    settings.ISTHMUS_PUBLIC_ORIGIN = "https://shop.example"
+    settings.CSRF_TRUSTED_ORIGINS = ["https://shop.example"]
+    settings.ALLOWED_HOSTS = ["shop.example"]
+    settings.SESSION_COOKIE_SECURE = True
+    settings.CSRF_COOKIE_SECURE = True
+    settings.SECURE_PROXY_SSL_HEADER = None
+    assert ids() == ["isthmus.E004", "isthmus.W001"]
+    messages = [m for m in isthmus_checks.check_tls_settings() if m.id == "isthmus.E004"]
+    assert "403" in (messages[0].hint or "")
+    assert messages[0].level == checks.ERROR

@@ -32,6 +32,7 @@ def register_checks() -> None:
     checks.register(check_proxy_settings, checks.Tags.security)
     checks.register(check_hosts_and_origins, checks.Tags.security)
     checks.register(check_middleware_and_keys)
+    checks.register(check_tls_settings, checks.Tags.security)
     _registered = True
 
 
@@ -202,6 +203,49 @@ def check_middleware_and_keys(app_configs: Any = None, **kwargs: Any) -> list[ch
                     f"ISTHMUS_SESSION_KEYS exposes Django's auth bookkeeping {exposed!r} to the Reflex process.",
                     hint="Use user_id from the identity instead; remove these keys.",
                     id="isthmus.W008",
+                )
+            )
+    return messages
+
+
+def check_tls_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """What Django needs when the gateway serves the site over https (``[listen.tls]``).
+
+    Known from ``ISTHMUS_PUBLIC_ORIGIN``; without it, or with an http origin, nothing is said.
+    """
+    parsed = conf.public_origin()
+    if parsed is None or not parsed[0].startswith("https://"):
+        return []
+    origin = parsed[0]
+    messages: list[checks.CheckMessage] = []
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if header is None or tuple(header) != EXPECTED_PROXY_SSL_HEADER:
+        messages.append(
+            checks.Error(
+                f"The site is served over https ({origin}) but SECURE_PROXY_SSL_HEADER is {header!r}.",
+                hint=(
+                    "Django then believes every request is plain http: the browser's Origin "
+                    f"{origin!r} fails the CSRF check of every form post and unsafe API call (403), "
+                    "and absolute URLs and redirects say http://. Set SECURE_PROXY_SSL_HEADER = "
+                    "('HTTP_X_FORWARDED_PROTO', 'https'): the gateway writes that header itself."
+                ),
+                id="isthmus.E004",
+            )
+        )
+    for setting, what, check_id in (
+        ("SESSION_COOKIE_SECURE", "the session cookie", "isthmus.W009"),
+        ("CSRF_COOKIE_SECURE", "the CSRF cookie", "isthmus.W010"),
+    ):
+        if not getattr(settings, setting, False):
+            messages.append(
+                checks.Warning(
+                    f"The site is served over https ({origin}) but {setting} is False.",
+                    hint=(
+                        f"Set {setting} = True so that browsers never send {what} over plain "
+                        "http (to the gateway's http-to-https redirect listener, or to anything "
+                        "on the same host name that speaks http)."
+                    ),
+                    id=check_id,
                 )
             )
     return messages
