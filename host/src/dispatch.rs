@@ -123,10 +123,11 @@ impl Gateway {
     /// Returns the response and a short description of where it came from, for the log.
     async fn route_and_serve(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: &Peer,
         request_id: &HeaderValue,
     ) -> (Response<Body>, String) {
+        request::join_cookie_fields(req.headers_mut());
         let canonical = match request::canonicalize(&req, peer, self.trusted_hops) {
             Ok(c) => c,
             Err(e) => return (body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}")), "refused".into()),

@@ -3,7 +3,8 @@
 //! A request goes down these stages, each a module that only calls the ones below it:
 //!
 //! ```text
-//! server      connection: HTTP/1.1 and h2c, head limits, graceful shutdown
+//! server      connection: HTTP/1.1 and HTTP/2, in the clear or over TLS (`tls`), head
+//!             and stream limits, graceful shutdown
 //! dispatch    runs the stages below for each request, writes the access log
 //!   request     canonical request: canonical path, client view, request id
 //!   identity    the Django user of the session cookie, when a router needs it
@@ -14,7 +15,8 @@
 //!
 //! Beside them: `config` and `limits` (every default in one place), `plugin` (the
 //! WebAssembly runtime behind `policy`), `builtin` (the default policies it ships),
-//! `supervise` (`isthmus run`), `init`, `cli`.
+//! `reload` (plugins and certificates swapped on file change and SIGHUP), `redirect`
+//! (the plain-HTTP listener beside a TLS one), `supervise` (`isthmus run`), `init`, `cli`.
 
 pub mod body;
 pub mod bridge;

@@ -160,12 +160,18 @@ async fn http2_cleartext_clients_are_served() {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<Full<Bytes>>();
-    let res = client.request(Request::get(gw.url("/h2")).body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    // Cookies in fields of their own, as HTTP/2 allows and Chromium sends them.
+    let req = Request::get(gw.url("/h2"))
+        .header("cookie", "a=1")
+        .header("cookie", "sessionid=s2")
+        .body(Full::new(Bytes::new()));
+    let res = client.request(req.unwrap()).await.unwrap();
     assert_eq!(res.version(), http::Version::HTTP_2);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     let seen = json(&body);
     assert_eq!(seen["version"], "HTTP/1.1", "upstreams are spoken to in HTTP/1.1");
     assert_eq!(seen["headers"]["host"], gw.addr.to_string(), "Host comes from :authority");
+    assert_eq!(seen["headers"]["cookie"], "a=1; sessionid=s2", "one Cookie field upstream");
 }
 
 #[tokio::test]

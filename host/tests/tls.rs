@@ -292,6 +292,111 @@ async fn validity_names_expired_and_soon_expiring_certificates() {
 }
 
 #[tokio::test]
+async fn http2_over_tls_streams_bodies_both_ways_and_serves_static_ranges() {
+    const SIZE: usize = 8 * 1024 * 1024;
+    let pki = Pki::new();
+    // The upstream counts what it receives while it streams back SIZE bytes.
+    let up = upstream(|req: Request<hyper::body::Incoming>| async move {
+        let mut body = req.into_body();
+        let mut received = 0usize;
+        while let Some(frame) = body.frame().await {
+            received += frame.unwrap().data_ref().map_or(0, |d| d.len());
+        }
+        let chunks = futures_util::stream::iter(
+            (0..SIZE / 65536)
+                .map(|_| Ok::<_, isthmus::body::BoxError>(hyper::body::Frame::data(Bytes::from(vec![7u8; 65536])))),
+        );
+        let mut res = http::Response::new(http_body_util::StreamBody::new(chunks).boxed_unsync());
+        res.headers_mut().insert("x-received", received.to_string().parse().unwrap());
+        res
+    })
+    .await;
+    let site = Site::new();
+    site.write_pair("site", &pki.leaf(&["localhost"]));
+    site.write("files/app.js", "0123456789");
+    let config =
+        site.config(&[("app", up)], &format!("{TLS}\n[static.files]\nroot = \"files\"\nstrip_prefix = \"/static\"\n"));
+    let tls = Tls::new(config.listen.tls.as_ref().unwrap()).unwrap();
+    let chain = RouterChain::new(vec![router("r", |req| {
+        Ok(if req.path.starts_with("/static/") {
+            isthmus::policy::Decision::ServeStatic("files".into())
+        } else {
+            forward("app")
+        })
+    })]);
+    let gw = start_serving(Arc::new(Gateway::new(&config, chain, None).unwrap()), &config, Some(tls.acceptor())).await;
+    let stream = connect(&gw, &pki.client(&[b"h2"]), "localhost").await;
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+
+    let upload = futures_util::stream::iter(
+        (0..SIZE / 65536)
+            .map(|_| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![1u8; 65536])))),
+    );
+    let req = Request::post("https://localhost/upload").body(http_body_util::StreamBody::new(upload)).unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!((res.status(), res.version()), (StatusCode::OK, http::Version::HTTP_2));
+    assert_eq!(res.headers()["x-received"], SIZE.to_string().as_str());
+    let mut body = res.into_body();
+    let mut got = 0usize;
+    while let Some(frame) = body.frame().await {
+        got += frame.unwrap().data_ref().map_or(0, |d| d.len());
+    }
+    assert_eq!(got, SIZE);
+
+    let mut send = h2(connect(&gw, &pki.client(&[b"h2"]), "localhost").await).await;
+    let req = Request::get("https://localhost/static/app.js").header("range", "bytes=2-4").body(Empty::new()).unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&res.into_body().collect().await.unwrap().to_bytes()[..], b"234");
+}
+
+/// Opens `n` streams on `client` and resets each at once, as fast as the connection
+/// takes them; the first error, if any.
+async fn open_and_reset(client: &mut h2::client::SendRequest<Bytes>, n: usize) -> Option<h2::Error> {
+    for _ in 0..n {
+        let req = Request::post("https://localhost/reset").body(()).unwrap();
+        match client.send_request(req, false) {
+            Ok((_, mut body)) => body.send_reset(h2::Reason::CANCEL),
+            Err(e) => return Some(e),
+        }
+        match client.clone().ready().await {
+            Ok(ready) => *client = ready,
+            Err(e) => return Some(e),
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_closes_the_connection_and_others_are_served() {
+    let pki = Pki::new();
+    let (_site, _config, _tls, gw) = https_site(&pki, "").await;
+    let stream = connect(&gw, &pki.client(&[b"h2"]), "localhost").await;
+    let (client, conn) = h2::client::handshake(stream).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+
+    // A few cancelled streams are normal (a browser leaving a page): the connection serves on.
+    assert!(open_and_reset(&mut client, isthmus::limits::HTTP2_MAX_PENDING_RESET_STREAMS / 2).await.is_none());
+    let (res, _) = client.send_request(Request::get("https://localhost/fine").body(()).unwrap(), true).unwrap();
+    assert_eq!(res.await.unwrap().status(), StatusCode::OK);
+
+    // Streams opened and cancelled in one burst, far past the limit: the "rapid reset"
+    // pattern. The gateway ends the connection (GOAWAY, then close; the client may see
+    // either first).
+    let burst = open_and_reset(&mut client, isthmus::limits::HTTP2_MAX_PENDING_RESET_STREAMS * 20).await;
+    let ended =
+        tokio::time::timeout(Duration::from_secs(10), conn).await.expect("the connection was not closed").unwrap();
+    let err = ended.err().or(burst).expect("the gateway ends the connection with an error");
+    assert!(err.is_go_away() || err.is_io(), "the connection ended otherwise than by the gateway closing it: {err:?}");
+    // Everyone else is still served.
+    let mut other = h2(connect(&gw, &pki.client(&[b"h2"]), "localhost").await).await;
+    h2_get(&mut other, "/after-the-attack").await;
+}
+
+#[tokio::test]
 async fn http2_stream_limit_is_advertised() {
     let pki = Pki::new();
     let (_site, _config, _tls, gw) = https_site(&pki, "").await;

@@ -5,6 +5,10 @@
 // does (contexts, tabs, clicks, typing, files) and records what the browser saw.
 //
 //   node tests/browser/driver.mjs [--chromium /usr/bin/chromium] [--tag T] [--deadline-ms N]
+//                                 [--trust-spki PIN]
+//
+// --trust-spki: Chromium accepts a server certificate whose key has this SHA-256 SPKI
+// pin (base64) as if a trusted CA had signed it, and no other untrusted one.
 //
 // Request:  {"id": 1, "op": "goto", "page": "p1", "url": "http://127.0.0.1:3000/"}
 // Answer:   {"id": 1, "ok": true, "value": …}  or  {"id": 1, "ok": false, "error": "…"}
@@ -44,6 +48,7 @@ const { values: opt } = parseArgs({
         tag: { type: "string", default: "" },
         "deadline-ms": { type: "string", default: "300000" },
         "timeout-ms": { type: "string", default: "30000" },
+        "trust-spki": { type: "string", default: "" },
     },
 });
 const timeout = Number(opt["timeout-ms"]);
@@ -209,6 +214,7 @@ try {
     const args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]; // prettier-ignore
     if (opt.tag) args.push(`--isthmus-test-tag=${opt.tag}`);
+    if (opt["trust-spki"]) args.push(`--ignore-certificate-errors-spki-list=${opt["trust-spki"]}`);
     browser = await chromium.launch({ executablePath: opt.chromium, headless: true, chromiumSandbox: false, args, timeout });
     log(`chromium ${browser.version()}`);
 } catch (e) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the browser test (tests/e2e/test_browser.py) needs, installed idempotently; a
 # second run only checks. Each step prints how long it took.
-#   - Debian's chromium (/usr/bin/chromium), through apt-get (root, or sudo -n);
+#   - Debian's chromium (/usr/bin/chromium), through apt-get (root, or sudo -n), and
+#     the HTTP/2 and TLS tools test_browser_tls.py runs beside it: curl, openssl and
+#     h2load (nghttp2-client);
 #   - playwright-core, pinned in package.json + package-lock.json, into
 #     tests/browser/node_modules through `npm ci` (it never downloads a browser);
 #   - Node >= 22 and bun from the npm registry (examples/shop/tools.sh), for
@@ -25,21 +27,26 @@ as_root() {
     fi
 }
 
-step "chromium (Debian package, $chromium)"
+step "chromium, curl, openssl, h2load (Debian packages)"
 t=$(date +%s)
-if [ -x "$chromium" ] && "$chromium" --version >/dev/null 2>&1; then
+need=()
+{ [ -x "$chromium" ] && "$chromium" --version >/dev/null 2>&1; } || need+=(chromium)
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+if [ ${#need[@]} -eq 0 ]; then
     echo "    already installed"
 else
     export DEBIAN_FRONTEND=noninteractive
     apt=(apt-get -o DPkg::Lock::Timeout=600 -y)
     # The package lists may be missing or stale on a fresh machine: update once if the
-    # install cannot find or fetch the package.
-    if ! as_root "${apt[@]}" install chromium; then
+    # install cannot find or fetch a package.
+    if ! as_root "${apt[@]}" install "${need[@]}"; then
         as_root "${apt[@]}" update
-        as_root "${apt[@]}" install chromium
+        as_root "${apt[@]}" install "${need[@]}"
     fi
 fi
-echo "    $("$chromium" --version 2>/dev/null)"
+echo "    $("$chromium" --version 2>/dev/null); $(h2load --version | head -1)"
 took "$t"
 
 step "playwright-core (npm ci in $here)"

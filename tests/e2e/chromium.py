@@ -76,7 +76,9 @@ def chromium_pids(tag: str) -> list[int]:
 
 
 class Chromium:
-    def __init__(self, log_path: Path, *, call_timeout: float = 60, deadline: float = 600):
+    def __init__(self, log_path: Path, *, call_timeout: float = 60, deadline: float = 600, trust_spki: str = ""):
+        """`trust_spki`: the SHA-256 SPKI pin (base64) of a server key Chromium is to
+        accept as if its certificate were signed by a trusted CA."""
         self.tag = secrets.token_hex(6)
         self.log_path = log_path
         self.call_timeout = call_timeout
@@ -86,7 +88,8 @@ class Chromium:
         self._stderr = open(log_path, "ab")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             [node(), str(DRIVER), "--chromium", str(CHROMIUM), "--tag", self.tag,
-             "--deadline-ms", str(int(deadline * 1000)), "--timeout-ms", str(int(min(call_timeout, 30) * 1000))],
+             "--deadline-ms", str(int(deadline * 1000)), "--timeout-ms", str(int(min(call_timeout, 30) * 1000)),
+             *(["--trust-spki", trust_spki] if trust_spki else [])],
             cwd=BROWSER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             text=True, bufsize=1, start_new_session=True,
         )  # fmt: skip

@@ -11,6 +11,7 @@ export on exactly that port (one module at a time).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,19 +19,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from chromium import SETUP_HINT, TOOLS_BIN, prerequisites
-from stack import Gateway, Stack, tail
+from chromium import SETUP_HINT, TOOLS_BIN, Page, prerequisites
+from stack import PASSWORD, Gateway, Stack, tail
 
 
 @dataclass
 class SpaExport:
     port: int
     origin: str
-    client: Path  # frontend/.web/build/client of the stack's copy
+    client: Path  # a copy of the export (frontend/.web/build/client) of its own
     took: float
 
 
@@ -81,12 +83,16 @@ def export_spa(stack: Stack, origin: str) -> tuple[Path, float]:
     assert rc == 0, f"reflex export failed ({rc}):\n{tail(log)}"
     client = frontend / ".web" / "build" / "client"
     assert (client / "index.html").is_file(), f"reflex export wrote no {client}/index.html:\n{tail(log)}"
-    # The SPA must call the gateway it is served by: its origin is compiled in.
-    host_port = origin.removeprefix("http://")
-    assert any(host_port in p.read_text(errors="replace") for p in client.rglob("*.js")), (
-        f"no script of the export mentions {host_port}: exported for another origin?\n{tail(log)}"
+    # The SPA must call the gateway it is served by: its origin is compiled in (the
+    # socket's as ws:// or wss://).
+    socket = f"{'wss' if origin.startswith('https:') else 'ws'}://{urlsplit(origin).netloc}/"
+    assert any(socket in p.read_text(errors="replace") for p in client.rglob("*.js")), (
+        f"no script of the export mentions {socket}: exported for another origin?\n{tail(log)}"
     )
-    return client, took
+    # Each export keeps a folder of its own: the next one rewrites build/client.
+    kept = stack.root / f"spa-{urlsplit(origin).scheme}-{urlsplit(origin).port}"
+    shutil.copytree(client, kept)
+    return kept, took
 
 
 def start_spa_gateway(stack: Stack, name: str, export: SpaExport, **config_kw: Any) -> Gateway:
@@ -99,6 +105,63 @@ def start_spa_gateway(stack: Stack, name: str, export: SpaExport, **config_kw: A
         gw = stack.start_gateway(name, port=export.port, **config_kw)
     finally:
         stack.spa_root = saved
-    r = httpx.get(f"{gw.url}/", timeout=10)
+    r = httpx.get(f"{gw.url}/", timeout=10, verify=gw.verify)
     assert r.status_code == 200 and "<html" in r.text.lower(), (r.status_code, r.text[:300])
     return gw
+
+
+# -- steps on the shop's pages, as a person takes them ------------------------------------
+# The Reflex login form (isthmus_reflex.auth.login_form, form id "isthmus-login").
+USERNAME_INPUT = "#isthmus-login input[name=username]"
+PASSWORD_INPUT = "#isthmus-login input[name=password]"
+SUBMIT = "#isthmus-login-submit"
+
+
+def wait_shop(tab: Page, greeting: str, timeout: float = 15) -> None:
+    """Until the shop page shows `greeting` and its products (the greeting starts as
+    "Hello, anonymous": only the products tell that the page's on_load ran)."""
+    tab.wait_for(
+        f"document.querySelector('#greeting')?.textContent === {json.dumps(greeting)}"
+        " && document.querySelectorAll('#products tbody tr').length > 0",
+        timeout,
+    )
+
+
+def open_shop(tab: Page, gw: Gateway, greeting: str = "Hello, anonymous") -> None:
+    tab.goto(f"{gw.url}/")
+    wait_shop(tab, greeting)
+
+
+def wait_response(tab: Page, path: str, since: int, timeout: float = 15) -> dict:
+    """The first response to a request of `tab` for `path` after driver event `since`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = tab.responses(path, since)
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no response for {path} within {timeout}s; the page is at {tab.url}")
+        time.sleep(0.1)
+
+
+def reflex_login(tab: Page, gw: Gateway, user: str, password: str = PASSWORD, next_: str = "/") -> dict:
+    """Log in with the Reflex login page's form (it posts to Django's /_isthmus/login
+    from the browser); returns Django's response to that POST, with `submitted`: the
+    time.monotonic() of the press on "Log in"."""
+    tab.goto(f"{gw.url}/login/?next={next_}")
+    tab.fill(USERNAME_INPUT, user)
+    tab.fill(PASSWORD_INPUT, password)
+    since = tab.chromium.seq()
+    submitted = time.monotonic()
+    tab.click(SUBMIT)
+    return {**wait_response(tab, "/_isthmus/login", since), "submitted": submitted}
+
+
+def press_staff_action(tab: Page) -> None:
+    tab.click("#restock")
+
+
+def staff_action_ran_as(tab: Page, user: str, timeout: float = 15) -> str:
+    """The Restock handler's own words (it writes the user of its event after
+    @staff_required let it run): "N product(s) restocked by <user>"."""
+    return tab.wait_for_text("#message", f"t.includes({json.dumps(f'restocked by {user}')})", timeout)

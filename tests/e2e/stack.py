@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -193,14 +194,21 @@ class Gateway:
     proc: Proc
     port: int
     config_path: Path
+    #: With [listen.tls]: what clients verify its certificate with (a context trusting
+    #: the test's CA); otherwise True (plain http).
+    verify: ssl.SSLContext | bool = True
+
+    @property
+    def scheme(self) -> str:
+        return "https" if isinstance(self.verify, ssl.SSLContext) else "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         return self.proc.log.read_text(errors="replace")
@@ -236,7 +244,7 @@ def wait_chain_ready(gw: Gateway, *, timeout: float) -> None:
 
     def through_chain() -> bool:
         for path in CHAIN_PROBES:
-            r = httpx.get(f"{gw.url}{path}", timeout=10)
+            r = httpx.get(f"{gw.url}{path}", timeout=10, verify=gw.verify)
             if r.status_code == 503:
                 last[path] = f"503 retry-after={r.headers.get('retry-after')} {r.text[:200]!r}"
                 return False
@@ -375,16 +383,18 @@ class Stack:
         run: bool = False,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        tls_ca: Path | None = None,
         **config_kw: Any,
     ) -> Gateway:
         """`isthmus serve`, or with `run` `isthmus run [args]`, which also starts Django
-        and Reflex from the config's commands and is ready once all are healthy."""
+        and Reflex from the config's commands and is ready once all are healthy.
+        `tls_ca`: the config has [listen.tls] with a certificate this CA signed."""
         port = port or (self.gateway_port if name == "main" else free_port())
         path = self.write_config(name, self.gateway_config(port=port, **config_kw))
         argv = [str(self.isthmus), "run" if run else "serve", "--config", str(path), *args]
         proc = start(f"isthmus-{name}", argv, cwd=self.root, env=env or self.env(), logdir=self.logdir)
         self.procs[f"isthmus-{name}"] = proc
-        gw = Gateway(name, proc, port, path)
+        gw = Gateway(name, proc, port, path, ssl.create_default_context(cafile=tls_ca) if tls_ca else True)
         ready = "all upstreams ready" if run else "isthmus listening"
         try:
             # Today the gateway compiles its plugins before it listens: the first start

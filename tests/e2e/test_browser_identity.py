@@ -37,7 +37,16 @@ from isthmus_reflex import encode_identity_header, make_injection
 
 from bridge_client import ROOT, SHOP, var
 from chromium import Page
-from spa import say, start_spa_gateway
+from spa import (
+    open_shop,
+    press_staff_action,
+    reflex_login,
+    say,
+    staff_action_ran_as,
+    start_spa_gateway,
+    wait_response,
+    wait_shop,
+)
 from stack import PASSWORD, Gateway
 
 pytestmark = pytest.mark.timeout(240)
@@ -47,10 +56,6 @@ UPLOAD = f"{ROOT}.shop_frontend___state____upload_state"
 RECEIVE = f"{UPLOAD}.receive"
 STAFF_ACTION = f"{SHOP}.restock"
 
-# The Reflex login form (isthmus_reflex.auth.login_form, form id "isthmus-login").
-USERNAME_INPUT = "#isthmus-login input[name=username]"
-PASSWORD_INPUT = "#isthmus-login input[name=password]"
-SUBMIT = "#isthmus-login-submit"
 DJANGO_LOGIN_ERROR = "Please enter a correct username and password"
 
 #: How long another tab may take to show a login or logout by itself.
@@ -77,31 +82,10 @@ def gw(stack, identity_site) -> Gateway:
 
 
 # -- steps ------------------------------------------------------------------------------------
-def wait_shop(tab: Page, greeting: str, timeout: float = 15) -> None:
-    """Until the shop page shows `greeting` and its products (the greeting starts as
-    "Hello, anonymous": only the products tell that the page's on_load ran)."""
-    tab.wait_for(
-        f"document.querySelector('#greeting')?.textContent === {json.dumps(greeting)}"
-        " && document.querySelectorAll('#products tbody tr').length > 0",
-        timeout,
-    )
 
 
-def open_shop(tab: Page, gw: Gateway, greeting: str = "Hello, anonymous") -> None:
-    tab.goto(f"{gw.url}/")
-    wait_shop(tab, greeting)
 
 
-def wait_response(tab: Page, path: str, since: int, timeout: float = 15) -> dict:
-    """The first response to a request of `tab` for `path` after driver event `since`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = tab.responses(path, since)
-        if found:
-            return found[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no response for {path} within {timeout}s; the page is at {tab.url}")
-        time.sleep(0.1)
 
 
 def wait_all_responses(tab: Page, path: str, since: int, timeout: float = 15) -> list[dict]:
@@ -111,17 +95,6 @@ def wait_all_responses(tab: Page, path: str, since: int, timeout: float = 15) ->
     return tab.responses(path, since)
 
 
-def reflex_login(tab: Page, gw: Gateway, user: str, password: str = PASSWORD, next_: str = "/") -> dict:
-    """Log in with the Reflex login page's form (it posts to Django's /_isthmus/login
-    from the browser); returns Django's response to that POST, with `submitted`: the
-    time.monotonic() of the press on "Log in"."""
-    tab.goto(f"{gw.url}/login/?next={next_}")
-    tab.fill(USERNAME_INPUT, user)
-    tab.fill(PASSWORD_INPUT, password)
-    since = tab.chromium.seq()
-    submitted = time.monotonic()
-    tab.click(SUBMIT)
-    return {**wait_response(tab, "/_isthmus/login", since), "submitted": submitted}
 
 
 def mark(tab: Page) -> str:
@@ -154,14 +127,8 @@ def events_sent(tab: Page, since: int = 0) -> list[str]:
     return [f for f in tab.ws_frames("ws-sent", since) if f.startswith("42/_event,")]
 
 
-def press_staff_action(tab: Page) -> None:
-    tab.click("#restock")
 
 
-def staff_action_ran_as(tab: Page, user: str, timeout: float = 15) -> str:
-    """The Restock handler's own words (it writes the user of its event after
-    @staff_required let it run): "N product(s) restocked by <user>"."""
-    return tab.wait_for_text("#message", f"t.includes({json.dumps(f'restocked by {user}')})", timeout)
 
 
 def sent_to_login(tab: Page, next_: str = "/") -> dict:

@@ -24,6 +24,22 @@ pub struct Canonical {
     pub client: ClientView,
 }
 
+/// HTTP/2 clients may send each cookie in a field of its own (RFC 9113 §8.2.3, as
+/// Chromium does); HTTP/1.1 upstreams and routers expect the one `Cookie` field, and an
+/// ASGI server would join the fields with commas, which no cookie parser reads. Joined
+/// here with "; ", as the RFC says, before anything reads them.
+pub fn join_cookie_fields(headers: &mut http::HeaderMap) {
+    let mut fields = headers.get_all(http::header::COOKIE).iter();
+    if fields.nth(1).is_none() {
+        return;
+    }
+    let joined: Vec<u8> =
+        headers.get_all(http::header::COOKIE).iter().map(|v| v.as_bytes()).collect::<Vec<_>>().join(&b"; "[..]);
+    if let Ok(value) = http::HeaderValue::from_bytes(&joined) {
+        headers.insert(http::header::COOKIE, value);
+    }
+}
+
 /// The canonical form of `req` from `peer`; a path no upstream may be sent is refused.
 pub fn canonicalize<B>(req: &Request<B>, peer: &Peer, trusted_hops: usize) -> Result<Canonical, PathError> {
     let path = canonical_path::canonicalize(req.uri().path())?;
@@ -49,4 +65,19 @@ pub fn canonicalize<B>(req: &Request<B>, peer: &Peer, trusted_hops: usize) -> Re
         client_ip: client.ip.clone(),
     };
     Ok(Canonical { route: Arc::new(route), client })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_fields_of_http2_are_joined_into_one() {
+        let mut h = crate::upstream::headers::map(&[("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2; c=3")]);
+        join_cookie_fields(&mut h);
+        assert_eq!(h.get_all("cookie").iter().collect::<Vec<_>>(), ["a=1; b=2; c=3"]);
+        let mut one = crate::upstream::headers::map(&[("cookie", "a=1")]);
+        join_cookie_fields(&mut one);
+        assert_eq!(one["cookie"], "a=1");
+    }
 }
