@@ -5,14 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{Gateway, Supervised};
+use crate::metrics::listener::ReadyCheck;
+use crate::metrics::{self, Metrics};
 use crate::plugin::{self, PluginError, PluginHost, Plugins, Reload, WasmBridge, WasmRouter};
 use crate::policy::{BridgePolicy, Decision, Outcome, Refusal, Resolved, Router, RouterChain, Step};
 use crate::request;
 use crate::server::{self, ServerSettings};
-use crate::supervise::{SuperviseError, Supervisor};
+use crate::supervise::{Readiness, SuperviseError, Supervisor};
 
 #[derive(Debug, Parser)]
 #[command(name = "isthmus", version, about = "One origin for a Django project and a Reflex app")]
@@ -138,6 +141,7 @@ struct Loaded {
     routers: Vec<Arc<WasmRouter>>,
     bridge: Option<Arc<WasmBridge>>,
     chain: RouterChain,
+    metrics: Arc<Metrics>,
 }
 
 impl Loaded {
@@ -147,13 +151,38 @@ impl Loaded {
         let host = PluginHost::new()?;
         let Plugins { routers, bridge } = host.load(&config, wait(&config))?;
         let chain = RouterChain::new(routers.iter().map(|r| r.clone() as Arc<dyn Router>).collect());
-        Ok(Loaded { config, routers, bridge, chain })
+        let metrics = Arc::new(Metrics::new(&config));
+        routers.iter().for_each(|r| r.measure(&metrics));
+        if let Some(b) = &bridge {
+            b.measure(&metrics);
+        }
+        Ok(Loaded { config, routers, bridge, chain, metrics })
     }
 
     fn gateway(&self) -> Result<Gateway, CliError> {
         let policy = self.bridge.clone().map(|b| b as Arc<dyn BridgePolicy>);
-        Gateway::new(&self.config, self.chain.clone(), policy)
+        Gateway::new(&self.config, self.chain.clone(), policy, self.metrics.clone())
             .map_err(|e| CliError::Io(format!("{}: {e}", self.config.file.display())))
+    }
+
+    /// `/readyz`: every plugin serves a version, every supervised upstream is ready,
+    /// and the gateway is not draining.
+    fn ready_check(&self, readiness: Option<Arc<Readiness>>, draining: CancellationToken) -> ReadyCheck {
+        let (routers, bridge) = (self.routers.clone(), self.bridge.clone());
+        Box::new(move || {
+            if draining.is_cancelled() {
+                return Err("shutting down".into());
+            }
+            let not_serving = routers.iter().find(|r| r.load_info().is_none()).map(|r| r.name());
+            if let Some(name) = not_serving.or(bridge.as_ref().filter(|b| b.load_info().is_none()).map(|b| b.name())) {
+                return Err(format!("plugin `{name}` is not loaded yet (compiling, or its first version failed)"));
+            }
+            let waiting: Vec<&str> = readiness.iter().flat_map(|r| r.waiting()).collect();
+            match waiting.is_empty() {
+                true => Ok(()),
+                false => Err(format!("upstreams not ready yet: {}", waiting.join(", "))),
+            }
+        })
     }
 
     /// Every plugin, for the hot reloader.
@@ -195,20 +224,43 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         let listener = tokio::net::TcpListener::bind(config.listen.addr)
             .await
             .map_err(|e| CliError::Io(format!("{file}: listen.addr: cannot listen on {}: {e}", config.listen.addr)))?;
-        // Children only once the port is ours: a second `isthmus run` fails before starting any.
+        let metrics_listener = match &config.metrics {
+            Some(m) => Some(tokio::net::TcpListener::bind(m.listen).await.map_err(|e| {
+                CliError::Io(format!("{file}: metrics.listen: cannot listen on {}: {e}", m.listen))
+            })?),
+            None => None,
+        };
+        // Children only once the ports are ours: a second `isthmus run` fails before starting any.
         let supervisor = match run {
-            Some(dev_mode) => Some(Supervisor::start(config, dev_mode).await?),
+            Some(dev_mode) => Some(Supervisor::start(config, dev_mode, loaded.metrics.clone()).await?),
             None => None,
         };
         if let Some(s) = &supervisor {
             gateway = gateway.supervised(Supervised { readiness: s.readiness(), dev });
         }
+        let (draining, stopped) = (CancellationToken::new(), CancellationToken::new());
+        let metrics_server = metrics_listener.map(|listener| {
+            let ready = loaded.ready_check(supervisor.as_ref().map(Supervisor::readiness), draining.clone());
+            let stopped = stopped.clone();
+            tracing::info!(addr = %listener.local_addr().map_or(String::new(), |a| a.to_string()), "metrics listening");
+            tokio::spawn(metrics::listener::serve(listener, loaded.metrics.clone(), ready, async move {
+                stopped.cancelled().await
+            }))
+        });
         // Watching before announcing readiness: a change right after it is not missed.
         let _reloader = plugin::spawn_reloader(loaded.reloadable(), config.routing.plugins_dir.clone(), config.routing.hot_reload);
         tracing::info!(addr = %config.listen.addr, routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
-        server::serve(listener, Arc::new(gateway), ServerSettings::from_config(config), server::shutdown_signal()).await;
+        let shutdown = async {
+            server::shutdown_signal().await;
+            draining.cancel();
+        };
+        server::serve(listener, Arc::new(gateway), ServerSettings::from_config(config), shutdown).await;
         if let Some(s) = supervisor {
             s.stop().await;
+        }
+        stopped.cancel();
+        if let Some(task) = metrics_server {
+            let _ = task.await;
         }
         tracing::info!("isthmus stopped");
         Ok(())

@@ -12,7 +12,8 @@
 //! upstream    transport both proxy and bridge use: pools, header hygiene, idle, tunnels
 //! ```
 //!
-//! Beside them: `config` and `limits` (every default in one place), `plugin` (the
+//! Beside them: `config` and `limits` (every default in one place), `metrics` (what
+//! every layer counts, handed down to each, and the listener serving it), `plugin` (the
 //! WebAssembly runtime behind `policy`), `builtin` (the default policies it ships),
 //! `supervise` (`isthmus run`), `init`, `cli`.
 
@@ -26,6 +27,7 @@ pub mod harness;
 pub mod identity;
 pub mod init;
 pub mod limits;
+pub mod metrics;
 pub mod plugin;
 pub mod policy;
 pub mod proxy;

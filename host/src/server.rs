@@ -68,6 +68,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let open = gateway.metrics().connection_opened();
         let gateway = gateway.clone();
         let peer_ip: Arc<str> = peer.ip().to_string().into();
         let service = service_fn(move |req| {
@@ -80,6 +81,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(open);
         });
     }
 
