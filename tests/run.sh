@@ -20,7 +20,8 @@ bash guest-plugins/build.sh
 step "guest plugin unit tests"
 cargo test --manifest-path guest-plugins/Cargo.toml --target "$host_target" --quiet
 
-step "gateway: unit and integration tests"
+step "gateway: unit and integration tests (promtool checks the metrics scrape)"
+bash tests/promtool.sh
 cargo test --workspace --quiet
 
 step "policy templates: isthmus plugin new, each template's tests and build, isthmus plugin test, a gateway"

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use isthmus::bridge::{judge, Bridge, Judged, Session};
 use isthmus::config::Config;
 use isthmus::identity::Identities;
+use isthmus::metrics::Metrics;
 use isthmus::plugin::PluginHost;
 use isthmus::policy::RouteRequest;
 use isthmus::upstream::Upstreams;
@@ -88,9 +89,13 @@ plugin = "django_bridge.wasm"
     );
     let config = Config::parse(&text, &dir.join("isthmus.toml")).unwrap();
     let policy = PluginHost::new().unwrap().load(&config, None).unwrap().bridge.expect("a bridge policy");
+    // Counted as the gateway counts them: the verdict, the plugin call, the identity lookup.
+    let metrics = Arc::new(Metrics::new(&config));
+    policy.measure(&metrics);
     let bridge_config = config.bridge.as_ref().unwrap();
-    let identities = Arc::new(Identities::new(bridge_config, Upstreams::new(&config).get("django").unwrap()));
-    (Arc::new(Bridge::new(bridge_config, identities.clone(), policy)), identities)
+    let django = Upstreams::new(&config, metrics.clone()).get("django").unwrap();
+    let identities = Arc::new(Identities::new(bridge_config, django, metrics.clone()));
+    (Arc::new(Bridge::new(bridge_config, identities.clone(), policy, metrics)), identities)
 }
 
 fn session((bridge, identities): &(Arc<Bridge>, Arc<Identities>), cookie: &str) -> Session {

@@ -5,16 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{Gateway, Supervised};
+use crate::metrics::listener::ReadyCheck;
+use crate::metrics::{self, Metrics};
 use crate::plugin::{PluginError, PluginHost, Plugins, WasmBridge, WasmRouter};
 use crate::policy::{BridgePolicy, Decision, Outcome, Refusal, Resolved, Router, RouterChain, Step};
 use crate::redirect::Redirect;
 use crate::reload::{spawn_reloader, Reload};
 use crate::request::{self, Peer};
 use crate::server::{self, ServerSettings};
-use crate::supervise::{SuperviseError, Supervisor};
+use crate::supervise::{Readiness, SuperviseError, Supervisor};
 use crate::tls::{Tls, TlsError};
 
 #[derive(Debug, Parser)]
@@ -143,14 +146,16 @@ struct Loaded {
     chain: RouterChain,
     /// `[listen.tls]`'s certificates, read and checked.
     tls: Option<Tls>,
+    metrics: Arc<Metrics>,
 }
 
 impl Loaded {
     /// `wait`: see `PluginHost::load`.
     fn new(config_path: &Path, wait: impl FnOnce(&Config) -> Option<Duration>) -> Result<Loaded, CliError> {
         let config = Config::load(config_path)?;
+        let metrics = Arc::new(Metrics::new(&config));
         let tls = match &config.listen.tls {
-            Some(tls_config) => Some(Tls::new(tls_config).map_err(|e| {
+            Some(tls_config) => Some(Tls::new(tls_config, &metrics).map_err(|e| {
                 let key = match &e {
                     TlsError::File { path, .. } | TlsError::Mismatch { key: path, .. } => tls_config.key_of(path),
                 };
@@ -161,13 +166,37 @@ impl Loaded {
         let host = PluginHost::new()?;
         let Plugins { routers, bridge } = host.load(&config, wait(&config))?;
         let chain = RouterChain::new(routers.iter().map(|r| r.clone() as Arc<dyn Router>).collect());
-        Ok(Loaded { config, routers, bridge, chain, tls })
+        routers.iter().for_each(|r| r.measure(&metrics));
+        if let Some(b) = &bridge {
+            b.measure(&metrics);
+        }
+        Ok(Loaded { config, routers, bridge, chain, tls, metrics })
     }
 
     fn gateway(&self) -> Result<Gateway, CliError> {
         let policy = self.bridge.clone().map(|b| b as Arc<dyn BridgePolicy>);
-        Gateway::new(&self.config, self.chain.clone(), policy)
+        Gateway::new(&self.config, self.chain.clone(), policy, self.metrics.clone())
             .map_err(|e| CliError::Io(format!("{}: {e}", self.config.file.display())))
+    }
+
+    /// `/readyz`: every plugin serves a version, every supervised upstream is ready,
+    /// and the gateway is not draining.
+    fn ready_check(&self, readiness: Option<Arc<Readiness>>, draining: CancellationToken) -> ReadyCheck {
+        let (routers, bridge) = (self.routers.clone(), self.bridge.clone());
+        Box::new(move || {
+            if draining.is_cancelled() {
+                return Err("shutting down".into());
+            }
+            let not_serving = routers.iter().find(|r| r.load_info().is_none()).map(|r| r.name());
+            if let Some(name) = not_serving.or(bridge.as_ref().filter(|b| b.load_info().is_none()).map(|b| b.name())) {
+                return Err(format!("plugin `{name}` is not loaded yet (compiling, or its first version failed)"));
+            }
+            let waiting: Vec<&str> = readiness.iter().flat_map(|r| r.waiting()).collect();
+            match waiting.is_empty() {
+                true => Ok(()),
+                false => Err(format!("upstreams not ready yet: {}", waiting.join(", "))),
+            }
+        })
     }
 
     /// Reload on file change: the certificates, and the plugins with `routing.hot_reload`;
@@ -218,9 +247,15 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         let listener = tokio::net::TcpListener::bind(config.listen.addr)
             .await
             .map_err(|e| CliError::Io(format!("{file}: listen.addr: cannot listen on {}: {e}", config.listen.addr)))?;
-        // Children only once the port is ours: a second `isthmus run` fails before starting any.
+        let metrics_listener = match &config.metrics {
+            Some(m) => Some(tokio::net::TcpListener::bind(m.listen).await.map_err(|e| {
+                CliError::Io(format!("{file}: metrics.listen: cannot listen on {}: {e}", m.listen))
+            })?),
+            None => None,
+        };
+        // Children only once the ports are ours: a second `isthmus run` fails before starting any.
         let supervisor = match run {
-            Some(dev_mode) => Some(Supervisor::start(config, dev_mode).await?),
+            Some(dev_mode) => Some(Supervisor::start(config, dev_mode, loaded.metrics.clone()).await?),
             None => None,
         };
         if let Some(s) = &supervisor {
@@ -236,22 +271,34 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
             }
             None => None,
         };
+        let (draining, stopped) = (CancellationToken::new(), CancellationToken::new());
+        let metrics_server = metrics_listener.map(|listener| {
+            let ready = loaded.ready_check(supervisor.as_ref().map(Supervisor::readiness), draining.clone());
+            let stopped = stopped.clone();
+            tracing::info!(addr = %listener.local_addr().map_or(String::new(), |a| a.to_string()), "metrics listening");
+            tokio::spawn(metrics::listener::serve(listener, loaded.metrics.clone(), ready, async move {
+                stopped.cancelled().await
+            }))
+        });
         // Watching before announcing readiness: a change right after it is not missed.
         let _reloader = loaded.start_reloader();
-        let stop = tokio_util::sync::CancellationToken::new();
         if let Some((listener, redirect)) = redirect {
-            tracing::info!(addr = %listener.local_addr().map_err(|e| CliError::Io(e.to_string()))?, "redirecting plain HTTP to https");
-            tokio::spawn(Arc::new(redirect).serve(listener, stop.clone().cancelled_owned()));
+            tracing::info!(addr = %listener.local_addr().map_or(String::new(), |a| a.to_string()), "redirecting plain HTTP to https");
+            tokio::spawn(Arc::new(redirect).serve(listener, draining.clone().cancelled_owned()));
         }
         let tls = loaded.tls.as_ref().map(Tls::acceptor);
         tracing::info!(addr = %config.listen.addr, tls = tls.is_some(), routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
         let shutdown = async {
             server::shutdown_signal().await;
-            stop.cancel();
+            draining.cancel();
         };
         server::serve(listener, tls, Arc::new(gateway), ServerSettings::from_config(config), shutdown).await;
         if let Some(s) = supervisor {
             s.stop().await;
+        }
+        stopped.cancel();
+        if let Some(task) = metrics_server {
+            let _ = task.await;
         }
         tracing::info!("isthmus stopped");
         Ok(())

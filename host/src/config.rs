@@ -35,6 +35,8 @@ pub struct Config {
     pub bridge: Option<BridgeConfig>,
     /// What `isthmus run --dev` changes: a dev server in place of a static mount.
     pub dev: Option<Dev>,
+    /// The metrics listener (Prometheus, liveness, readiness); absent: none.
+    pub metrics: Option<MetricsConfig>,
     /// Folder of the config file; relative paths below were joined to it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -163,6 +165,18 @@ pub struct Dev {
     #[serde(rename = "static")]
     pub static_mount: String,
     pub upstream: String,
+}
+
+/// `[metrics]`: `/metrics`, `/livez` and `/readyz` on an address of their own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+    /// A `listen` address other machines can reach is refused unless this is set: the
+    /// metrics tell the upstreams, plugins and traffic of the gateway.
+    #[serde(default)]
+    pub allow_remote: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -372,6 +386,9 @@ fn default_startup_wait() -> Duration {
 fn default_plugins_dir() -> PathBuf {
     PathBuf::from("plugins")
 }
+fn default_metrics_listen() -> SocketAddr {
+    limits::METRICS_LISTEN.parse().expect("a socket address")
+}
 fn default_true() -> bool {
     true
 }
@@ -469,7 +486,27 @@ impl Config {
         self.check_static()?;
         self.check_routing()?;
         self.check_dev()?;
-        self.check_bridge()
+        self.check_bridge()?;
+        self.check_metrics()
+    }
+
+    fn check_metrics(&self) -> Result<(), (String, String)> {
+        let Some(metrics) = &self.metrics else { return Ok(()) };
+        let (addr, public) = (metrics.listen, self.listen.addr);
+        // Port 0 picks a free port: never the public one.
+        if addr.port() != 0 && addr.port() == public.port() {
+            return Err((
+                "metrics.listen".into(),
+                format!("`{addr}` uses the port of listen.addr (`{public}`): the metrics need a port of their own, never the public one"),
+            ));
+        }
+        if !addr.ip().is_loopback() && !metrics.allow_remote {
+            return Err((
+                "metrics.listen".into(),
+                format!("`{addr}` is reachable from other machines; use a loopback address (127.0.0.1, ::1) or set metrics.allow_remote = true"),
+            ));
+        }
+        Ok(())
     }
 
     fn check_listen(&self) -> Result<(), (String, String)> {

@@ -16,6 +16,7 @@ use crate::bridge::{Bridge, Page};
 use crate::config::Config;
 use crate::identity::{Identities, Origin};
 use crate::limits;
+use crate::metrics::{Metrics, Target, TargetKind};
 use crate::policy::{BridgePolicy, Decision, Forward, Outcome, PolicyFailure, Resolved, RouterChain};
 use crate::request::{self, Canonical, Peer, RequestIds};
 use crate::static_files::Mount;
@@ -34,6 +35,7 @@ pub struct Gateway {
     trusted_hops: usize,
     ids: RequestIds,
     supervised: Option<Supervised>,
+    metrics: Arc<Metrics>,
 }
 
 /// What `isthmus run` adds to the gateway.
@@ -51,19 +53,20 @@ impl Gateway {
         config: &Config,
         chain: RouterChain,
         bridge_policy: Option<Arc<dyn BridgePolicy>>,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Gateway> {
         let mut mounts = HashMap::new();
         for (name, mount) in &config.static_mounts {
             mounts.insert(name.clone(), Mount::new(name, mount)?);
         }
-        let upstreams = Upstreams::new(config);
+        let upstreams = Upstreams::new(config, metrics.clone());
         let identities = config.bridge.as_ref().map(|bridge| {
             let upstream = upstreams.get(&bridge.identity_upstream).expect("validated by config");
-            Arc::new(Identities::new(bridge, upstream))
+            Arc::new(Identities::new(bridge, upstream, metrics.clone()))
         });
         let bridge = match (&config.bridge, bridge_policy, &identities) {
             (Some(bridge), Some(policy), Some(identities)) => {
-                Some(Arc::new(Bridge::new(bridge, identities.clone(), policy)))
+                Some(Arc::new(Bridge::new(bridge, identities.clone(), policy, metrics.clone())))
             }
             (None, None, _) => None,
             (Some(_), None, _) => {
@@ -88,12 +91,17 @@ impl Gateway {
             trusted_hops: config.listen.trusted_hops,
             ids: RequestIds::default(),
             supervised: None,
+            metrics,
         })
     }
 
     pub fn supervised(mut self, supervised: Supervised) -> Gateway {
         self.supervised = Some(supervised);
         self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Stop accepting tunnels, give open ones `grace` to finish, then end them.
@@ -108,29 +116,34 @@ impl Gateway {
         let raw_path = req.uri().path().to_owned();
         let (mut res, target) = self.route_and_serve(req, peer, &request_id).await;
         res.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+        let took = start.elapsed();
+        self.metrics.request(&target, res.status(), took);
         tracing::info!(
             target: "isthmus::access",
             method = %method,
             path = %raw_path,
             status = res.status().as_u16(),
             target = %target,
-            duration_us = start.elapsed().as_micros() as u64,
+            duration_us = took.as_micros() as u64,
             request_id = request_id.to_str().unwrap_or(""),
         );
         res
     }
 
-    /// Returns the response and a short description of where it came from, for the log.
+    /// Returns the response and where it came from, for the log and the metrics.
     async fn route_and_serve(
         &self,
         mut req: Request<Incoming>,
         peer: &Peer,
         request_id: &HeaderValue,
-    ) -> (Response<Body>, String) {
+    ) -> (Response<Body>, Target) {
         request::join_cookie_fields(req.headers_mut());
         let canonical = match request::canonicalize(&req, peer, self.trusted_hops) {
             Ok(c) => c,
-            Err(e) => return (body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}")), "refused".into()),
+            Err(e) => {
+                let res = body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}"));
+                return (res, Target::bare(TargetKind::Refused));
+            }
         };
         let (browser, new_cookie) = self.browser(&req, &canonical.route.scheme);
         let (mut res, target) = self.serve(req, &canonical, browser.as_deref(), request_id).await;
@@ -169,18 +182,18 @@ impl Gateway {
         canonical: &Canonical,
         browser: Option<&str>,
         request_id: &HeaderValue,
-    ) -> (Response<Body>, String) {
+    ) -> (Response<Body>, Target) {
         if let Some(bridge) = self.bridge.as_ref().filter(|b| b.rebind_path == canonical.route.path) {
-            return (bridge.rebind(&req), "rebind".into());
+            return (bridge.rebind(&req), Target::bare(TargetKind::Rebind));
         }
         let who = match self.user(&req, canonical).await {
             Ok(who) => who,
-            Err(res) => return (res, "refused".into()),
+            Err(res) => return (res, Target::bare(TargetKind::Refused)),
         };
         match self.chain.route(&canonical.route, who.as_ref(), None) {
             Outcome::Decided { router, decision } => match self.dev_decision(decision) {
                 Decision::Forward(forward) => {
-                    let target = format!("upstream:{}", forward.upstream);
+                    let target = Target::new(TargetKind::Upstream, &forward.upstream);
                     if let Some(res) = self.not_ready(&forward.upstream) {
                         return (res, target);
                     }
@@ -192,36 +205,41 @@ impl Gateway {
                         // escapes and can no longer hold an encoded separator.
                         let file_path = percent_encoding::percent_decode_str(&canonical.route.path).decode_utf8_lossy();
                         let query = &canonical.route.query;
-                        (m.serve(req.method(), &file_path, query, req.headers()).await, format!("static:{mount}"))
+                        (
+                            m.serve(req.method(), &file_path, query, req.headers()).await,
+                            Target::new(TargetKind::Static, mount),
+                        )
                     }
                     None => (
                         body::text(
                             StatusCode::BAD_GATEWAY,
                             format!("router `{router}` chose static mount `{mount}`, which is not configured"),
                         ),
-                        format!("static:{mount}"),
+                        Target::new(TargetKind::Static, mount),
                     ),
                 },
-                Decision::Reply(r) => (reply::respond(&router, r), format!("reply:{router}")),
+                Decision::Reply(r) => (reply::respond(&router, r), Target::new(TargetKind::Reply, router)),
                 Decision::Refuse(refusal) => {
-                    (reply::refuse(&router, &refusal, &canonical.route), format!("refused:{router}"))
+                    (reply::refuse(&router, &refusal, &canonical.route), Target::new(TargetKind::Refused, router))
                 }
                 Decision::Pass => unreachable!("the chain never returns Pass as a decision"),
             },
-            Outcome::Failed { router, failure: PolicyFailure::Starting } => {
-                (retry_shortly(format!("router `{router}` is starting; retry shortly")), format!("starting:{router}"))
-            }
+            Outcome::Failed { router, failure: PolicyFailure::Starting } => (
+                retry_shortly(format!("router `{router}` is starting; retry shortly")),
+                Target::new(TargetKind::Starting, router),
+            ),
             // What failed is in the chain's log line; the client learns only that it did.
             Outcome::Failed { router, .. } => (
                 body::text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("router `{router}` failed; details are in the gateway's log"),
                 ),
-                format!("failed:{router}"),
+                Target::new(TargetKind::Failed, router),
             ),
-            Outcome::NoRoute => {
-                (body::text(StatusCode::NOT_FOUND, format!("no route for {}", canonical.route.path)), "none".into())
-            }
+            Outcome::NoRoute => (
+                body::text(StatusCode::NOT_FOUND, format!("no route for {}", canonical.route.path)),
+                Target::bare(TargetKind::None),
+            ),
         }
     }
 

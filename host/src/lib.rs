@@ -13,7 +13,8 @@
 //! upstream    transport both proxy and bridge use: pools, header hygiene, idle, tunnels
 //! ```
 //!
-//! Beside them: `config` and `limits` (every default in one place), `plugin` (the
+//! Beside them: `config` and `limits` (every default in one place), `metrics` (what
+//! every layer counts, handed down to each, and the listener serving it), `plugin` (the
 //! WebAssembly runtime behind `policy`), `builtin` (the default policies it ships),
 //! `reload` (plugins and certificates swapped on file change and SIGHUP), `redirect`
 //! (the plain-HTTP listener beside a TLS one), `supervise` (`isthmus run`), `init`, `cli`.
@@ -28,6 +29,7 @@ pub mod harness;
 pub mod identity;
 pub mod init;
 pub mod limits;
+pub mod metrics;
 pub mod plugin;
 pub mod policy;
 pub mod proxy;

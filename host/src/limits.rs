@@ -121,3 +121,12 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const HEALTH_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// `Retry-After` of the 503 answered for an upstream that is not ready yet.
 pub const NOT_READY_RETRY_AFTER_S: u32 = 2;
+
+/// `metrics.listen`: where the metrics listener binds when `[metrics]` names no address.
+pub const METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// Upper bounds (seconds) of every duration histogram (`isthmus_*_duration_seconds`):
+/// from a plugin call's tens of microseconds to a slow upstream's seconds.
+pub const METRICS_DURATION_BUCKETS: [f64; 17] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// The metrics listener: a scraper must send its request head within this.
+pub const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::limits;
+use crate::metrics::OpenGuard;
 use crate::request::Peer;
 
 /// Connection settings taken from the config once.
@@ -88,6 +89,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
+            _open: gateway.metrics().connection_opened(),
             builder: builder.clone(),
             watcher: graceful.watcher(),
             gateway: gateway.clone(),
@@ -123,6 +125,8 @@ pub async fn serve(
 
 /// One accepted connection, ready to be served over whatever stream it became.
 struct Connection {
+    /// Counted open until the connection ends, its TLS handshake included.
+    _open: OpenGuard,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
     gateway: Arc<Gateway>,
@@ -131,7 +135,7 @@ struct Connection {
 
 impl Connection {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, stream: S) {
-        let Connection { builder, watcher, gateway, peer } = self;
+        let Connection { _open, builder, watcher, gateway, peer } = self;
         let service = service_fn(move |req| {
             let (gateway, peer) = (gateway.clone(), peer.clone());
             async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &peer).await) }

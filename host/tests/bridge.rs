@@ -195,6 +195,7 @@ struct Stack {
     gw: RunningGateway,
     django: FakeDjango,
     reflex_rx: mpsc::UnboundedReceiver<String>,
+    metrics: Arc<isthmus::metrics::Metrics>,
     _site: Site,
 }
 
@@ -218,16 +219,18 @@ async fn stack(bridge_extra: &str, django_addr: Option<std::net::SocketAddr>) ->
         // Uploads go to the Django stand-in, which answers HTTP (the Reflex one only speaks WebSocket).
         Ok(if req.path.starts_with("/_event") || req.path == "/ping" { forward("reflex") } else { forward("django") })
     });
+    let metrics = metrics(&config);
     let gateway = Arc::new(
         isthmus::dispatch::Gateway::new(
             &config,
             isthmus::policy::RouterChain::new(vec![router]),
             Some(Arc::new(TestPolicy)),
+            metrics.clone(),
         )
         .unwrap(),
     );
     let gw = start_with(gateway, &config).await;
-    Stack { gw, django, reflex_rx, _site: site }
+    Stack { gw, django, reflex_rx, metrics, _site: site }
 }
 
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -551,8 +554,9 @@ async fn a_bridge_section_without_a_policy_is_refused() {
         + &format!("\n[bridge]\nidentity_secret = \"{IDENTITY_SECRET}\"\nbridge_secret = \"{BRIDGE_SECRET}\"\n[bridge.policy]\nplugin = \"test.wasm\"\n");
     let file = site.write("isthmus.toml", &text);
     let config = isthmus::config::Config::parse(&text, &file).unwrap();
-    let err =
-        isthmus::dispatch::Gateway::new(&config, isthmus::policy::RouterChain::default(), None).err().expect("refused");
+    let err = isthmus::dispatch::Gateway::new(&config, isthmus::policy::RouterChain::default(), None, metrics(&config))
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("no bridge policy"), "{err}");
 }
 
@@ -764,5 +768,54 @@ async fn a_session_cookie_the_browser_does_not_keep_changes_nothing() {
         tab.send(Message::text(event("state.secret.read", json!({})))).await.unwrap();
         assert_eq!(verified(&forwarded_event(&mut s).await["router_data"])["identity"]["username"], "alice");
         next_text(&mut tab).await;
+    }
+}
+
+/// Every judged packet is counted by kind and verdict, with the identity lookups and the
+/// open bridged sockets; the scrape never holds a user, a cookie or an event's name.
+#[tokio::test]
+async fn judged_packets_identity_lookups_and_open_sockets_are_counted() {
+    let mut s = stack("", None).await;
+    s.django.user("alice-session", "alice", false);
+    let value = |s: &Stack, series: &str| sample(&s.metrics.encode(false), series);
+    let mut alice = connect(&s, Some("alice-session"), "").await;
+    alice.send(Message::text("40/_event,{}")).await.unwrap();
+    assert!(next_text(&mut alice).await.starts_with("40/_event"));
+    alice.send(Message::text(event("state.shop.load", json!({"pathname": "/"})))).await.unwrap();
+    forwarded_event(&mut s).await;
+    alice.send(Message::text(event("state.admin.delete", json!({"pathname": "/"})))).await.unwrap();
+    // The echo of the allowed event may come first.
+    let mut answers = Vec::new();
+    while !answers.last().is_some_and(|a: &String| a.contains("event refused (forbidden:staff)")) {
+        assert!(answers.len() < 2, "{answers:?}");
+        answers.push(next_text(&mut alice).await);
+    }
+    let mut anonymous = connect(&s, None, "").await;
+    anonymous.send(Message::text(event("state.close_me", json!({"pathname": "/"})))).await.unwrap();
+    assert!(next_text(&mut anonymous).await.starts_with("CLOSE"));
+
+    let expected = [
+        (r#"isthmus_bridge_events_total{kind="connect",verdict="allowed"}"#, 1),
+        (r#"isthmus_bridge_events_total{kind="event",verdict="allowed"}"#, 1),
+        (r#"isthmus_bridge_events_total{kind="event",verdict="refused"}"#, 1),
+        (r#"isthmus_bridge_events_total{kind="event",verdict="closed"}"#, 1),
+        (r#"isthmus_bridge_event_duration_seconds_count{kind="event"}"#, 3),
+        (r#"isthmus_bridge_event_duration_seconds_count{kind="connect"}"#, 1),
+        // Alice's CONNECT asked Django, her events found the answer cached; no cookie asks nothing.
+        (r#"isthmus_identity_lookups_total{result="miss"}"#, 1),
+        (r#"isthmus_identity_lookups_total{result="hit"}"#, 2),
+        (r#"isthmus_identity_lookups_total{result="error"}"#, 0),
+        (r#"isthmus_requests_total{target="upstream",name="reflex",status="1xx"}"#, 2),
+    ];
+    for (series, n) in expected {
+        assert_eq!(value(&s, series), Some(n as f64), "{series} in:\n{}", s.metrics.encode(false));
+    }
+    let bridged = r#"isthmus_open_tunnels{kind="bridged"}"#;
+    eventually(|| value(&s, bridged) == Some(1.0), "the closed socket is no longer open").await;
+    drop(alice);
+    eventually(|| value(&s, bridged) == Some(0.0), "no bridged socket open").await;
+    let scrape = s.metrics.encode(false);
+    for secret in ["alice", "state.shop", "state.admin", "close_me", "/_event"] {
+        assert!(!scrape.contains(secret), "`{secret}` leaked into the scrape:\n{scrape}");
     }
 }

@@ -204,3 +204,31 @@ fn tls_values_name_the_key() {
     assert_eq!(tls.acme_challenge_dir, Some(dir.path().join("acme")));
     assert_eq!(config.listen.http2_max_concurrent_streams, isthmus::limits::HTTP2_MAX_CONCURRENT_STREAMS);
 }
+
+#[test]
+fn metrics_listener_defaults_to_loopback_and_never_the_public_port() {
+    let dir = site();
+    let file = dir.path().join("isthmus.toml");
+    assert!(Config::parse(GOOD, &file).unwrap().metrics.is_none(), "no table, no listener");
+    let config = Config::parse(&format!("{GOOD}\n[metrics]\n"), &file).unwrap();
+    let metrics = config.metrics.expect("the table turns it on");
+    assert_eq!(metrics.listen, "127.0.0.1:9464".parse().unwrap());
+    assert!(!metrics.allow_remote);
+    let remote = format!("{GOOD}\n[metrics]\nlisten = \"0.0.0.0:9464\"\nallow_remote = true\n");
+    assert!(Config::parse(&remote, &file).unwrap().metrics.unwrap().allow_remote);
+
+    let cases = [
+        ("listen = \"127.0.0.1:3000\"", "metrics.listen", "port of listen.addr"),
+        ("listen = \"[::1]:3000\"", "metrics.listen", "port of listen.addr"),
+        ("listen = \"0.0.0.0:9464\"", "metrics.listen", "allow_remote"),
+        ("listen = \"192.0.2.1:9464\"", "metrics.listen", "allow_remote"),
+        ("listen = \"localhost:9464\"", "metrics.listen", "socket address"),
+        ("listen = 9464", "metrics.listen", "invalid type"),
+        ("path = \"/m\"", "metrics", "path"),
+        ("allow_remote = \"yes\"", "metrics.allow_remote", "invalid type"),
+    ];
+    for (line, key, what) in cases {
+        let msg = error(&format!("{GOOD}\n[metrics]\n{line}\n"));
+        assert!(msg.contains(key) && msg.contains(what), "expected `{key}` and `{what}` in: {msg}");
+    }
+}

@@ -81,7 +81,7 @@ async fn gateway_of(config: &Config) -> std::io::Result<Gateway> {
     let plugins = PluginHost::new().unwrap().load(config, None).unwrap();
     let routers: Vec<Arc<dyn Router>> = plugins.routers.into_iter().map(|r| r as Arc<dyn Router>).collect();
     let bridge = plugins.bridge.map(|b| b as Arc<dyn isthmus::policy::BridgePolicy>);
-    Gateway::new(config, RouterChain::new(routers), bridge)
+    Gateway::new(config, RouterChain::new(routers), bridge, metrics(config))
 }
 
 #[tokio::test]

@@ -393,3 +393,55 @@ fn a_program_that_does_not_exist_is_an_error_and_nothing_keeps_running() {
         .unwrap_or_else(|| panic!("{e}"));
     assert!(members(pid).is_empty(), "django's process group outlived isthmus: {:?}", members(pid));
 }
+
+/// `[metrics]` under `isthmus run`: `/readyz` says which upstreams are not ready (503)
+/// until they are (200), the health and restarts are exported, and the public port
+/// routes `/metrics` like any path.
+#[test]
+fn the_metrics_listener_reports_readiness_health_and_restarts() {
+    let (port, metrics_port) = (free_port(), free_port());
+    let extra = format!("\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
+    let mut run = Run::start(site(port, 10.0, &extra), port, &[]);
+    run.wait_log("isthmus listening", 1, Duration::from_secs(60));
+    let scrape = || raw_get(metrics_port, "/metrics").2;
+    let value = |series: &str| sample(&scrape(), series);
+    let ready = r#"isthmus_upstream_ready{upstream="django"}"#;
+
+    assert_eq!(value(ready), Some(0.0), "Django sleeps 10 s before listening");
+    assert_eq!(raw_get(metrics_port, "/livez").0, 200);
+    assert_eq!(raw_get(metrics_port, "/other").0, 404);
+
+    // 503 with the reason until ready: while Django sleeps, and while the router still
+    // compiles should that outlast `startup_wait` (it can on a loaded machine).
+    let (start, mut reasons) = (Instant::now(), Vec::<String>::new());
+    loop {
+        let (status, _, body) = raw_get(metrics_port, "/readyz");
+        if status == 200 {
+            assert_eq!(body, "ready\n");
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        if reasons.last() != Some(&body) {
+            reasons.push(body);
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "not ready within 60 s: {reasons:?}\n{}", run.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waiting = |r: &String| r.starts_with("upstreams not ready yet: ") && r.contains("django");
+    let compiling = |r: &String| r.starts_with("plugin `prefix_router` is not loaded yet");
+    assert!(reasons.iter().any(waiting) && reasons.iter().all(|r| waiting(r) || compiling(r)), "{reasons:?}");
+    run.wait_log("all upstreams ready", 1, Duration::from_secs(5));
+    assert_eq!(value(ready), Some(1.0));
+    let (status, _, body) = run.get("/metrics");
+    assert_eq!((status, body.as_str()), (200, "<h1>exported spa</h1>"), "the SPA's fallback, not the exporter");
+    run.until_ok("/api/items", Duration::from_secs(30));
+    let calls = r#"isthmus_plugin_calls_total{plugin="prefix_router",world="router",outcome="ok"}"#;
+    assert!(value(calls).is_some_and(|n| n >= 2.0), "{}", scrape());
+
+    assert_eq!(run.get("/api/crash").2, "django /api/crash");
+    run.wait_log("restarted", 1, Duration::from_secs(10));
+    assert_eq!(value(r#"isthmus_child_restarts_total{upstream="django"}"#), Some(1.0), "{}", scrape());
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
+    assert_eq!(raw_get(metrics_port, "/livez").0, 0, "the metrics listener stops with the gateway");
+}

@@ -40,9 +40,10 @@ async fn https_site(pki: &Pki, extra: &str) -> (Site, Config, Tls, RunningGatewa
     let site = Site::new();
     site.write_pair("site", &pki.leaf(&["localhost", "127.0.0.1"]));
     let config = site.config(&[("app", up)], &format!("{extra}{TLS}"));
-    let tls = Tls::new(config.listen.tls.as_ref().unwrap()).unwrap();
+    let metrics = metrics(&config);
+    let tls = Tls::new(config.listen.tls.as_ref().unwrap(), &metrics).unwrap();
     let chain = RouterChain::new(vec![router("r", |_| Ok(forward("app")))]);
-    let gateway = Arc::new(Gateway::new(&config, chain, None).unwrap());
+    let gateway = Arc::new(Gateway::new(&config, chain, None, metrics).unwrap());
     let gw = start_serving(gateway, &config, Some(tls.acceptor())).await;
     (site, config, tls, gw)
 }
@@ -124,9 +125,11 @@ async fn sni_chooses_the_certificate_and_the_default_serves_the_rest() {
         &[("app", up)],
         &format!("{TLS}certificates = [{{ cert = \"tls/shop.pem\", key = \"tls/shop.key\" }}]\n"),
     );
-    let tls = Tls::new(config.listen.tls.as_ref().unwrap()).unwrap();
+    let metrics = metrics(&config);
+    let tls = Tls::new(config.listen.tls.as_ref().unwrap(), &metrics).unwrap();
     let chain = RouterChain::new(vec![router("r", |_| Ok(forward("app")))]);
-    let gw = start_serving(Arc::new(Gateway::new(&config, chain, None).unwrap()), &config, Some(tls.acceptor())).await;
+    let gateway = Gateway::new(&config, chain, None, metrics.clone()).unwrap();
+    let gw = start_serving(Arc::new(gateway), &config, Some(tls.acceptor())).await;
 
     // The client checks the chain up to the CA; which leaf it got is compared directly.
     for (sni, expected) in [
@@ -139,6 +142,15 @@ async fn sni_chooses_the_certificate_and_the_default_serves_the_rest() {
     ] {
         let der = presented_any(&gw, &pki, sni).await;
         assert_eq!(&der, expected, "SNI {sni}");
+    }
+    // Each certificate's expiry is a gauge, labelled by its first name.
+    let scrape = metrics.encode(false);
+    for (label, leaf) in [("localhost", &site_leaf), ("shop.test", &shop)] {
+        let line = format!(
+            "isthmus_tls_certificate_expiry_timestamp_seconds{{certificate=\"{label}\"}} {}",
+            leaf.not_after_unix
+        );
+        assert!(scrape.contains(&line), "no `{line}` in:\n{scrape}");
     }
     let names: Vec<Vec<String>> = tls.certificates().iter().map(|c| c.names.clone()).collect();
     assert_eq!(names, vec![vec!["localhost".to_owned()], vec!["shop.test".to_owned(), "*.shop.test".to_owned()]]);
@@ -248,7 +260,7 @@ async fn bad_pairs_are_refused_naming_the_file() {
     let other = pki.leaf(&["localhost"]);
     let tls_of = |site: &Site| {
         let config = site.config(&[("app", up)], TLS);
-        Tls::new(config.listen.tls.as_ref().unwrap()).err().map(|e| e.to_string())
+        Tls::new(config.listen.tls.as_ref().unwrap(), &metrics(&config)).err().map(|e| e.to_string())
     };
     site.write("tls/site.pem", &leaf.cert_pem);
     site.write("tls/site.key", &other.key_pem);
@@ -279,7 +291,7 @@ async fn validity_names_expired_and_soon_expiring_certificates() {
         let site = Site::new();
         site.write_pair("site", leaf);
         let config = site.config(&[("app", "127.0.0.1:1".parse().unwrap())], TLS);
-        let tls = Tls::new(config.listen.tls.as_ref().unwrap()).unwrap();
+        let tls = Tls::new(config.listen.tls.as_ref().unwrap(), &metrics(&config)).unwrap();
         let c = tls.certificates().remove(0);
         c.validity(now, isthmus::limits::TLS_EXPIRY_WARNING)
     };
@@ -316,7 +328,8 @@ async fn http2_over_tls_streams_bodies_both_ways_and_serves_static_ranges() {
     site.write("files/app.js", "0123456789");
     let config =
         site.config(&[("app", up)], &format!("{TLS}\n[static.files]\nroot = \"files\"\nstrip_prefix = \"/static\"\n"));
-    let tls = Tls::new(config.listen.tls.as_ref().unwrap()).unwrap();
+    let metrics = metrics(&config);
+    let tls = Tls::new(config.listen.tls.as_ref().unwrap(), &metrics).unwrap();
     let chain = RouterChain::new(vec![router("r", |req| {
         Ok(if req.path.starts_with("/static/") {
             isthmus::policy::Decision::ServeStatic("files".into())
@@ -324,7 +337,9 @@ async fn http2_over_tls_streams_bodies_both_ways_and_serves_static_ranges() {
             forward("app")
         })
     })]);
-    let gw = start_serving(Arc::new(Gateway::new(&config, chain, None).unwrap()), &config, Some(tls.acceptor())).await;
+    let gw =
+        start_serving(Arc::new(Gateway::new(&config, chain, None, metrics).unwrap()), &config, Some(tls.acceptor()))
+            .await;
     let stream = connect(&gw, &pki.client(&[b"h2"]), "localhost").await;
     let (mut send, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();

@@ -18,7 +18,8 @@ use super::socketio::{self, Packet};
 use super::Bridge;
 use crate::identity::browsers::{Control, Registration};
 use crate::identity::Origin;
-use crate::policy::{or_fail_mode, BridgeEvent, EventKind, Refusal, Resolved, RouteRequest, Verdict};
+use crate::metrics::BridgeKind;
+use crate::policy::{BridgeEvent, EventKind, Refusal, Resolved, RouteRequest, Verdict};
 
 /// reflex constants.CompileVars.CONNECT_AUTH_EVENT: the CONNECT auth member holding the first event.
 const CONNECT_EVENT_KEY: &str = "event";
@@ -117,7 +118,7 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
                 return Ok(refuse(&super::identity_unavailable()));
             };
             let bridge = &session.bridge;
-            match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_connect(&session.handshake, &who)) {
+            match bridge.verdict(BridgeKind::Connect, |policy| policy.on_connect(&session.handshake, &who)) {
                 Verdict::Allow(context) => session.connect_context = context,
                 Verdict::Refuse(refusal) => return Ok(refuse(&refusal)),
                 Verdict::Close(reason) => return Err(Closing::policy(reason)),
@@ -243,7 +244,12 @@ fn decide(
         query: as_path.split_once('?').map_or("", |(_, q)| q).to_owned(),
         traceparent: event.traceparent(),
     });
-    match or_fail_mode(bridge.policy.as_ref(), bridge.policy.on_event(&ev, who)) {
+    let counted_as = match kind {
+        EventKind::Client => BridgeKind::Event,
+        EventKind::IdentityChange => BridgeKind::IdentityChange,
+        EventKind::Upload => BridgeKind::Upload,
+    };
+    match bridge.verdict(counted_as, |policy| policy.on_event(&ev, who)) {
         Verdict::Allow(mut context) => {
             // The connection's fields first: an event's own fields of the same name win.
             if !connect_context.is_empty() {

@@ -11,6 +11,7 @@ pub mod socketio;
 mod upload;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::{HeaderName, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -20,7 +21,8 @@ pub use judge::{judge, Closing, Judged, Session};
 use crate::body::{self, Body};
 use crate::config::BridgeConfig;
 use crate::identity::{Identities, Origin};
-use crate::policy::{BridgePolicy, Refusal, Resolved, RouteRequest};
+use crate::metrics::{BridgeKind, BridgeVerdict, Metrics, TunnelKind};
+use crate::policy::{or_fail_mode, BridgePolicy, PolicyFailure, Refusal, Resolved, RouteRequest, Verdict};
 use crate::upstream::headers as upstream_headers;
 use crate::upstream::{Exchanged, Hop, Outbound, UpstreamError, Upstreams};
 use inject::Injector;
@@ -36,6 +38,7 @@ pub struct Bridge {
     identities: Arc<Identities>,
     injector: Injector,
     max_frame_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// What a bridged page's handshake says about it.
@@ -51,7 +54,12 @@ pub struct Page<'a> {
 static REBIND_TOKEN: HeaderName = HeaderName::from_static("x-isthmus-rebind");
 
 impl Bridge {
-    pub fn new(bridge: &BridgeConfig, identities: Arc<Identities>, policy: Arc<dyn BridgePolicy>) -> Bridge {
+    pub fn new(
+        bridge: &BridgeConfig,
+        identities: Arc<Identities>,
+        policy: Arc<dyn BridgePolicy>,
+        metrics: Arc<Metrics>,
+    ) -> Bridge {
         Bridge {
             path: bridge.path.clone(),
             rebind_path: bridge.rebind_path.clone(),
@@ -62,6 +70,7 @@ impl Bridge {
             identities,
             injector: Injector::new(bridge.bridge_secret.expose(), &bridge.inject_key),
             max_frame_bytes: bridge.max_frame_bytes,
+            metrics,
         }
     }
 
@@ -93,7 +102,7 @@ impl Bridge {
                 );
                 let session = Session::new(self.clone(), page.route.clone(), page.session, registration);
                 let idle = upstreams.timeouts().idle;
-                upstreams.tunnels().spawn(move |shutdown| async move {
+                upstreams.tunnels().spawn(TunnelKind::Bridged, move |shutdown| async move {
                     if let Some((client, upstream)) = Upstreams::join(client, upstream, &name).await {
                         relay::run(client, upstream, session, idle, shutdown).await;
                     }
@@ -126,6 +135,24 @@ impl Bridge {
     /// Whether a path (as sent upstream) is the bridge's.
     pub fn covers(&self, path: &str) -> bool {
         path.strip_prefix(self.path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// The policy's verdict on a packet of `kind` (`ask` calls it), counted and timed;
+    /// a failure becomes the verdict of its fail mode.
+    fn verdict(
+        &self,
+        kind: BridgeKind,
+        ask: impl FnOnce(&dyn BridgePolicy) -> Result<Verdict, PolicyFailure>,
+    ) -> Verdict {
+        let start = Instant::now();
+        let verdict = or_fail_mode(self.policy.as_ref(), ask(self.policy.as_ref()));
+        let counted = match &verdict {
+            Verdict::Allow(_) => BridgeVerdict::Allowed,
+            Verdict::Refuse(_) => BridgeVerdict::Refused,
+            Verdict::Close(_) => BridgeVerdict::Closed,
+        };
+        self.metrics.bridge_event(kind, counted, start.elapsed());
+        verdict
     }
 
     /// The identity to judge with now; `None`: refuse without asking the policy.

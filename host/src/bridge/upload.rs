@@ -16,7 +16,8 @@ use serde_json::Value;
 use super::Bridge;
 use crate::body::{self, Body};
 use crate::identity::Origin;
-use crate::policy::{or_fail_mode, BridgeEvent, EventKind, Forward, Refusal, RouteRequest, Verdict};
+use crate::metrics::BridgeKind;
+use crate::policy::{BridgeEvent, EventKind, Forward, Refusal, RouteRequest, Verdict};
 use crate::proxy;
 use crate::upstream::headers::IDENTITY;
 use crate::upstream::{Hop, UpstreamError, Upstreams};
@@ -68,7 +69,7 @@ impl Bridge {
             query: page_query.to_owned(),
             traceparent: headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
         });
-        match or_fail_mode(self.policy.as_ref(), self.policy.on_event(&ev, &who)) {
+        match self.verdict(BridgeKind::Upload, |policy| policy.on_event(&ev, &who)) {
             Verdict::Allow(context) => {
                 let query = query_object(page_query);
                 let mut last = None;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::limits;
+use crate::metrics::{Lookup, Metrics};
 use crate::policy::{Identity, Resolved};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,11 +60,20 @@ pub struct IdentityCache<S> {
     /// After a failed fetch, misses fail at once until then: a down or hanging Django
     /// must not cost every event the whole timeout, nor get a new request per event.
     down_until: Mutex<Option<Instant>>,
+    /// Where lookups are counted (`measured`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<S: IdentitySource> IdentityCache<S> {
     pub fn new(source: S, ttl: Duration, capacity: usize) -> Self {
-        Self { source, ttl, capacity, slots: Mutex::new(HashMap::new()), down_until: Mutex::new(None) }
+        Self { source, ttl, capacity, slots: Mutex::new(HashMap::new()), down_until: Mutex::new(None), metrics: None }
+    }
+
+    /// Count every lookup of a cookie in `metrics`: a hit (cached, or another lookup's
+    /// fetch shared), a miss (fetched) or an error.
+    pub fn measured(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The identity for a session cookie value; `None` (no cookie) is anonymous without asking.
@@ -72,21 +83,32 @@ impl<S: IdentitySource> IdentityCache<S> {
             return Ok(Resolved::anonymous());
         };
         let slot = self.slot(cookie);
+        let fetched = AtomicBool::new(false);
         // A failure is not cached per cookie; it holds every miss back for a moment.
-        slot.value
+        let result = slot
+            .value
             .get_or_try_init(|| async {
                 if let Some(until) = *self.down_until.lock().unwrap() {
                     if Instant::now() < until {
                         return Err(IdentityError::Backoff(limits::IDENTITY_FAILURE_BACKOFF));
                     }
                 }
+                fetched.store(true, Ordering::Relaxed);
                 let fetched = self.source.fetch(cookie, origin).await;
                 *self.down_until.lock().unwrap() =
                     fetched.is_err().then(|| Instant::now() + limits::IDENTITY_FAILURE_BACKOFF);
                 fetched.map(Resolved::new)
             })
             .await
-            .cloned()
+            .cloned();
+        if let Some(metrics) = &self.metrics {
+            metrics.identity(match (&result, fetched.load(Ordering::Relaxed)) {
+                (Err(_), _) => Lookup::Error,
+                (Ok(_), true) => Lookup::Miss,
+                (Ok(_), false) => Lookup::Hit,
+            });
+        }
+        result
     }
 
     fn slot(&self, cookie: &str) -> Arc<Slot> {

@@ -20,6 +20,7 @@ pub use cache::{IdentityCache, IdentityError, IdentitySource, Origin};
 use crate::body;
 use crate::config::{BridgeConfig, IdentityFailure};
 use crate::limits;
+use crate::metrics::Metrics;
 use crate::policy::{Identity, Resolved};
 use crate::upstream::headers::{IDENTITY_SECRET, X_FORWARDED_PROTO};
 use crate::upstream::Upstream;
@@ -35,7 +36,7 @@ pub struct Identities {
 impl Identities {
     /// From the `[bridge]` section's identity settings; `upstream` is the pool of
     /// `bridge.identity_upstream`.
-    pub fn new(config: &BridgeConfig, upstream: Arc<Upstream>) -> Identities {
+    pub fn new(config: &BridgeConfig, upstream: Arc<Upstream>, metrics: Arc<Metrics>) -> Identities {
         let source = DjangoIdentity {
             upstream,
             uri: Uri::try_from(config.identity_path.as_str()).expect("validated path"),
@@ -44,7 +45,7 @@ impl Identities {
             timeout: config.identity_timeout,
         };
         Identities {
-            cache: IdentityCache::new(source, config.identity_ttl, limits::IDENTITY_CACHE_ENTRIES),
+            cache: IdentityCache::new(source, config.identity_ttl, limits::IDENTITY_CACHE_ENTRIES).measured(metrics),
             on_error: config.on_identity_error,
             session_cookie: config.session_cookie.clone(),
             browsers: Arc::new(browsers::Browsers::new(&config.browser_cookie)),

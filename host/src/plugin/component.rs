@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use wasmtime::component::InstancePre;
@@ -26,6 +26,7 @@ use super::store::{begin_call, new_store, HostState, MemoryCapHit};
 use super::wasi::HostWaitDeadline;
 use crate::config::{InstanceMode, PluginEntry};
 use crate::limits::PLUGIN_SLOT_MAX_MEMORY as SLOT_MAX_MEMORY;
+use crate::metrics::{CallOutcome, Metrics, PluginSeries};
 use crate::policy::{FailMode, PolicyFailure};
 
 /// One world of the WIT package, through its generated bindings.
@@ -96,6 +97,8 @@ pub struct WasmPlugin<W: World> {
     starting: AtomicBool,
     /// Serializes reloads of this plugin.
     pub(super) reload_lock: Mutex<()>,
+    /// Where its calls and reloads are counted, once `measure`d.
+    pub(super) series: OnceLock<PluginSeries>,
 }
 
 /// The parts of a `PluginEntry` a plugin runs by.
@@ -264,7 +267,7 @@ impl<W: World> Version<W> {
         let pre = W::pre(instance_pre).map_err(|e| {
             inst_err(format!("{}: is it built for the `{}` world of isthmus:policy?", chain(&e), W::NAME))
         })?;
-        let setup_start = std::time::Instant::now();
+        let setup_start = Instant::now();
         let (warm, setup) = Self::instantiate_with(&pre, shared, s).map_err(|failure| match failure {
             LoadFailure::Setup(message) => PluginError::Setup { plugin: plugin.clone(), message },
             LoadFailure::Instantiate(PolicyFailure::Trap(reason)) => inst_err(reason),
@@ -439,6 +442,7 @@ impl<W: World> WasmPlugin<W> {
             current: ArcSwapOption::empty(),
             starting: AtomicBool::new(true),
             reload_lock: Mutex::new(()),
+            series: OnceLock::new(),
         }
     }
 
@@ -480,6 +484,11 @@ impl<W: World> WasmPlugin<W> {
         &self.settings.name
     }
 
+    /// Count its calls (outcome, latency) and reloads in `metrics` from now on.
+    pub fn measure(&self, metrics: &Metrics) {
+        let _ = self.series.set(metrics.plugin(&self.settings.name, W::NAME));
+    }
+
     pub fn fail_mode(&self) -> FailMode {
         self.settings.fail
     }
@@ -516,6 +525,24 @@ impl<W: World> WasmPlugin<W> {
     /// Run `f` with an instance's store and the world's exports (their types checked
     /// at load), bounded by the deadline and memory cap.
     pub(super) fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<HostState>, &W::Exports) -> wasmtime::Result<R>,
+    ) -> Result<R, PolicyFailure> {
+        let Some(series) = self.series.get() else { return self.call_unmeasured(f) };
+        let start = Instant::now();
+        let result = self.call_unmeasured(f);
+        let outcome = match &result {
+            Ok(_) => CallOutcome::Ok,
+            Err(PolicyFailure::Deadline(_)) => CallOutcome::Deadline,
+            Err(PolicyFailure::MemoryCap(_)) => CallOutcome::MemoryCap,
+            Err(PolicyFailure::Starting | PolicyFailure::NotLoaded) => CallOutcome::NotLoaded,
+            Err(PolicyFailure::Trap(_) | PolicyFailure::Invalid(_)) => CallOutcome::Trap,
+        };
+        series.call(outcome, start.elapsed());
+        result
+    }
+
+    fn call_unmeasured<R>(
         &self,
         f: impl FnOnce(&mut Store<HostState>, &W::Exports) -> wasmtime::Result<R>,
     ) -> Result<R, PolicyFailure> {

@@ -54,9 +54,15 @@ impl<W: World> WasmPlugin<W> {
             }
             Ok(Some(version)) => {
                 self.install(version, "plugin reloaded");
+                if let Some(series) = self.series.get() {
+                    series.reload(true);
+                }
                 Ok(true)
             }
             Err(e) => {
+                if let Some(series) = self.series.get() {
+                    series.reload(false);
+                }
                 tracing::error!(plugin = name, error = %e, "plugin reload refused; the previous version keeps serving");
                 Err(e)
             }

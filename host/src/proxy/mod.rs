@@ -8,6 +8,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::body::Body;
+use crate::metrics::TunnelKind;
 use crate::upstream::{Exchanged, Hop, Outbound, UpstreamError, Upstreams};
 
 /// Forward `req` as `outbound` says. `Ok` is the upstream's answer (a 101 once the
@@ -23,7 +24,9 @@ pub async fn forward(
         Exchanged::Response(response) => Ok(response),
         Exchanged::Switched { response, client, upstream } => {
             let idle = upstreams.timeouts().idle;
-            upstreams.tunnels().spawn(move |shutdown| tunnel::run(client, upstream, idle, shutdown, name));
+            upstreams
+                .tunnels()
+                .spawn(TunnelKind::Plain, move |shutdown| tunnel::run(client, upstream, idle, shutdown, name));
             Ok(response)
         }
     }

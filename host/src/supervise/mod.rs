@@ -18,6 +18,7 @@ pub use readiness::Readiness;
 
 use crate::config::{Config, Upstream};
 use crate::limits;
+use crate::metrics::Metrics;
 use child::{Running, Spec};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +47,7 @@ impl Supervisor {
     /// `dev`, else `run`), and watches the health of those that have no command at
     /// all but a `health` path. A command that cannot be started the first time is
     /// an error (the children already started are stopped first); later it is retried.
-    pub async fn start(config: &Config, dev: bool) -> Result<Supervisor, SuperviseError> {
+    pub async fn start(config: &Config, dev: bool, metrics: Arc<Metrics>) -> Result<Supervisor, SuperviseError> {
         let file = config.file.display().to_string();
         let dev_only = config.dev.as_ref().filter(|_| !dev).map(|d| d.upstream.as_str());
         let mut started = Vec::new();
@@ -76,7 +77,7 @@ impl Supervisor {
             }
         }
         let names = started.iter().map(|(w, ..)| w.name.as_str()).chain(watched.iter().map(|w| w.name.as_str()));
-        let readiness = Arc::new(Readiness::new(names));
+        let readiness = Arc::new(Readiness::new(names).measured(metrics.clone()));
         let stop = CancellationToken::new();
         let mut running = Vec::new();
         for (w, field, spec) in started {
@@ -96,7 +97,7 @@ impl Supervisor {
         }
         let mut tasks = JoinSet::new();
         for (w, spec, r) in running {
-            tasks.spawn(keep_running(w, spec, r, readiness.clone(), stop.clone()));
+            tasks.spawn(keep_running(w, spec, r, readiness.clone(), stop.clone(), metrics.clone()));
         }
         for w in watched {
             let (readiness, stop) = (readiness.clone(), stop.clone());
@@ -147,6 +148,7 @@ async fn keep_running(
     mut running: Running,
     readiness: Arc<Readiness>,
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
     let mut backoff = limits::RESTART_BACKOFF_MIN;
     let mut restarts = 0u32;
@@ -182,6 +184,7 @@ async fn keep_running(
             backoff = (backoff * 2).min(limits::RESTART_BACKOFF_MAX);
             match spec.spawn() {
                 Ok(r) => {
+                    metrics.child_restarted(&w.name);
                     tracing::info!(upstream = %w.name, pid = r.pid(), restart = restarts, "restarted");
                     break r;
                 }

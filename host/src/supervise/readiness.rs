@@ -3,17 +3,31 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-#[derive(Debug, Default)]
+use crate::metrics::Metrics;
+
+#[derive(Default)]
 pub struct Readiness {
     /// Only supervised upstreams are listed; any other is always ready.
     flags: HashMap<String, AtomicBool>,
+    /// Where each flag is mirrored (`isthmus_upstream_ready`), once `measured`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Readiness {
     /// Every name starts not ready.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Readiness {
-        Readiness { flags: names.into_iter().map(|n| (n.to_owned(), AtomicBool::new(false))).collect() }
+        Readiness { flags: names.into_iter().map(|n| (n.to_owned(), AtomicBool::new(false))).collect(), metrics: None }
+    }
+
+    /// Mirror every flag in `metrics` from now on.
+    pub fn measured(mut self, metrics: Arc<Metrics>) -> Readiness {
+        for name in self.flags.keys() {
+            metrics.upstream_ready(name, false);
+        }
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn is_ready(&self, upstream: &str) -> bool {
@@ -23,11 +37,19 @@ impl Readiness {
     pub fn set(&self, upstream: &str, ready: bool) {
         if let Some(f) = self.flags.get(upstream) {
             f.store(ready, Ordering::Release);
+            if let Some(metrics) = &self.metrics {
+                metrics.upstream_ready(upstream, ready);
+            }
         }
     }
 
     pub fn all_ready(&self) -> bool {
-        self.flags.values().all(|f| f.load(Ordering::Acquire))
+        self.waiting().next().is_none()
+    }
+
+    /// The supervised upstreams not ready now.
+    pub fn waiting(&self) -> impl Iterator<Item = &str> {
+        self.flags.iter().filter(|(_, f)| !f.load(Ordering::Acquire)).map(|(name, _)| name.as_str())
     }
 }
 
@@ -41,6 +63,7 @@ mod tests {
         assert!(!r.is_ready("django"));
         assert!(r.is_ready("other"));
         assert!(!r.all_ready());
+        assert_eq!(r.waiting().collect::<Vec<_>>(), ["django"]);
         r.set("django", true);
         assert!(r.is_ready("django") && r.all_ready());
         r.set("other", false);

@@ -56,6 +56,15 @@ impl Certificate {
         Ok(Certificate { key: Arc::new(key), names, not_before, not_after, cert_file: cert_file.to_owned() })
     }
 
+    /// What metrics call it: its first DNS name, else its file's name (bounded by the config).
+    pub fn label(&self) -> &str {
+        self.names
+            .first()
+            .map(String::as_str)
+            .or_else(|| self.cert_file.file_name().and_then(|n| n.to_str()))
+            .unwrap_or("")
+    }
+
     /// What is wrong with its dates at `now`, if anything: expired, not valid yet, or
     /// (`Ok(Some)`) expiring within `warn_within`.
     pub fn validity(&self, now: SystemTime, warn_within: Duration) -> Result<Option<String>, String> {

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 pub use self::certificate::Certificate;
 use crate::config;
 use crate::limits;
+use crate::metrics::Metrics;
 use crate::reload::Reload;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,17 +52,19 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Read and check every pair of `[listen.tls]`.
-    pub fn new(config: &config::Tls) -> Result<Tls, TlsError> {
+    /// Read and check every pair of `[listen.tls]`; each load and reload sets the
+    /// certificates' expiry in `metrics`.
+    pub fn new(config: &config::Tls, metrics: &Arc<Metrics>) -> Result<Tls, TlsError> {
         let provider = Arc::new(crypto_provider());
         let pairs: Vec<(PathBuf, PathBuf)> = config.pairs().map(|(c, k)| (c.to_owned(), k.to_owned())).collect();
         let (set, digest) = CertificateSet::read(&pairs, &provider)?;
-        set.log_validity("TLS certificate loaded");
+        set.loaded("TLS certificate loaded", metrics);
         let certificates = Arc::new(Certificates {
             pairs,
             provider: provider.clone(),
             current: ArcSwap::from_pointee((set, digest)),
             reload_lock: Mutex::new(()),
+            metrics: metrics.clone(),
         });
         let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -98,6 +101,7 @@ struct Certificates {
     /// The set, and the SHA-256 of the files it was read from.
     current: ArcSwap<(CertificateSet, [u8; 32])>,
     reload_lock: Mutex<()>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Certificates {
@@ -123,7 +127,7 @@ impl Reload for Certificates {
         match CertificateSet::read(&self.pairs, &self.provider) {
             Ok((_, digest)) if only_if_changed && digest == self.current.load().1 => {}
             Ok((set, digest)) => {
-                set.log_validity("TLS certificate reloaded");
+                set.loaded("TLS certificate reloaded", &self.metrics);
                 self.current.store(Arc::new((set, digest)));
             }
             Err(e) => tracing::error!(error = %e, "TLS certificates not reloaded; the previous ones keep serving"),
@@ -170,9 +174,13 @@ impl CertificateSet {
         found.unwrap_or(&self.all[0].key)
     }
 
-    fn log_validity(&self, what: &str) {
+    /// Logs each certificate's names and expiry (a warning when it is near, an error
+    /// when it is past) and sets its expiry gauge.
+    fn loaded(&self, what: &str, metrics: &Metrics) {
         let now = SystemTime::now();
         for c in &self.all {
+            let expiry = c.not_after.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            metrics.tls_certificate_expiry(c.label(), expiry);
             let names = c.names.join(", ");
             match c.validity(now, limits::TLS_EXPIRY_WARNING) {
                 Ok(None) => {

@@ -30,6 +30,7 @@ pub use tunnels::Tunnels;
 use crate::body::{self, Body, BoxError};
 use crate::config::{Config, Timeouts};
 use crate::limits;
+use crate::metrics::Metrics;
 use crate::policy::{Forward, RouteRequest};
 use headers::Forwarded;
 use idle::IdleBody;
@@ -76,7 +77,7 @@ pub enum Exchanged {
 }
 
 impl Upstreams {
-    pub fn new(config: &Config) -> Upstreams {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Upstreams {
         let settings = PoolSettings {
             connect_timeout: config.timeouts.connect,
             idle_timeout: config.timeouts.pool_idle,
@@ -86,10 +87,11 @@ impl Upstreams {
             .upstreams
             .iter()
             .map(|(name, u)| {
-                (name.clone(), Upstream::new(name, u.uri.authority().expect("validated by config"), settings))
+                let authority = u.uri.authority().expect("validated by config");
+                (name.clone(), Upstream::new(name, authority, settings, metrics.connect_errors(name)))
             })
             .collect();
-        Upstreams { pools, timeouts: config.timeouts.clone(), tunnels: Tunnels::default() }
+        Upstreams { pools, timeouts: config.timeouts.clone(), tunnels: Tunnels::new(metrics) }
     }
 
     /// A configured upstream's pool, for the gateway's own calls (the identity endpoint).

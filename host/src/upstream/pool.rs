@@ -17,6 +17,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -41,6 +42,8 @@ pub struct Upstream {
     host_header: HeaderValue,
     settings: PoolSettings,
     idle: Mutex<Idle>,
+    /// `isthmus_upstream_connect_errors_total` of this upstream.
+    connect_errors: Counter,
 }
 
 #[derive(Default)]
@@ -57,7 +60,7 @@ struct IdleConn {
 }
 
 impl Upstream {
-    pub fn new(name: &str, authority: &Authority, settings: PoolSettings) -> Arc<Upstream> {
+    pub fn new(name: &str, authority: &Authority, settings: PoolSettings, connect_errors: Counter) -> Arc<Upstream> {
         // IPv6 literals come bracketed in an authority; the resolver wants them bare.
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
         Arc::new(Upstream {
@@ -67,6 +70,7 @@ impl Upstream {
             host_header: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
             settings,
             idle: Mutex::new(Idle::default()),
+            connect_errors,
         })
     }
 
@@ -126,12 +130,16 @@ impl Upstream {
         let timeout = self.settings.connect_timeout;
         let connect_timeout = || UpstreamError::ConnectTimeout { upstream: self.name.clone(), timeout };
         let stream = match tokio::time::timeout(timeout, TcpStream::connect((self.host.as_str(), self.port))).await {
-            Err(_) => return Err(connect_timeout()),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return Err(connect_timeout()),
-            Ok(Err(e)) => {
-                return Err(UpstreamError::Unreachable { upstream: self.name.clone(), reason: e.to_string() })
-            }
             Ok(Ok(stream)) => stream,
+            failed => {
+                self.connect_errors.inc();
+                return Err(match failed {
+                    Ok(Err(e)) if e.kind() != std::io::ErrorKind::TimedOut => {
+                        UpstreamError::Unreachable { upstream: self.name.clone(), reason: e.to_string() }
+                    }
+                    _ => connect_timeout(),
+                });
+            }
         };
         // Request heads are small writes answered at once: Nagle would hold them back.
         let _ = stream.set_nodelay(true);

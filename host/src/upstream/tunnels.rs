@@ -2,21 +2,38 @@
 //! bridged) is tracked here, so that shutdown can wait for them, then end them.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-#[derive(Default)]
+use crate::metrics::{Metrics, TunnelKind};
+
 pub struct Tunnels {
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Tunnels {
-    /// Run a tunnel; `run` gets the token that is cancelled when the grace period ends.
-    pub fn spawn<F: Future<Output = ()> + Send + 'static>(&self, run: impl FnOnce(CancellationToken) -> F) {
-        self.tasks.spawn(run(self.shutdown.clone()));
+    pub fn new(metrics: Arc<Metrics>) -> Tunnels {
+        Tunnels { tasks: TaskTracker::new(), shutdown: CancellationToken::new(), metrics }
+    }
+
+    /// Run a tunnel, counted open as `kind` while it runs; `run` gets the token that is
+    /// cancelled when the grace period ends.
+    pub fn spawn<F: Future<Output = ()> + Send + 'static>(
+        &self,
+        kind: TunnelKind,
+        run: impl FnOnce(CancellationToken) -> F,
+    ) {
+        let open = self.metrics.tunnel_opened(kind);
+        let tunnel = run(self.shutdown.clone());
+        self.tasks.spawn(async move {
+            tunnel.await;
+            drop(open);
+        });
     }
 
     /// Whether shutdown began (no new tunnel is accepted).

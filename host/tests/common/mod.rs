@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use isthmus::body::Body;
 use isthmus::config::Config;
 use isthmus::dispatch::Gateway;
+use isthmus::metrics::Metrics;
 use isthmus::policy::{Decision, FailMode, Needs, PolicyFailure, Resolved, RouteRequest, Router, RouterChain};
 use isthmus::server::{self, ServerSettings};
 
@@ -164,7 +165,12 @@ impl RunningGateway {
 }
 
 pub async fn start_gateway(config: &Config, routers: Vec<Arc<dyn Router>>) -> RunningGateway {
-    start_with(Arc::new(Gateway::new(config, RouterChain::new(routers), None).unwrap()), config).await
+    start_with(Arc::new(Gateway::new(config, RouterChain::new(routers), None, metrics(config)).unwrap()), config).await
+}
+
+/// The metrics of a gateway of `config`.
+pub fn metrics(config: &Config) -> Arc<Metrics> {
+    Arc::new(Metrics::new(config))
 }
 
 pub async fn start_with(gateway: Arc<Gateway>, config: &Config) -> RunningGateway {
@@ -236,4 +242,19 @@ pub fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
     leb(payload.len(), &mut out);
     out.extend_from_slice(&payload);
     out
+}
+
+/// The value of one sample (`name{labels}`, exactly as written) in a Prometheus text
+/// scrape; `None` when absent.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Wait up to 5 s for `done`.
+pub async fn eventually(done: impl Fn() -> bool, what: &str) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "not within 5 s: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

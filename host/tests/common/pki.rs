@@ -21,6 +21,8 @@ pub struct Leaf {
     pub cert_pem: String,
     pub key_pem: String,
     pub der: CertificateDer<'static>,
+    /// notAfter, in seconds since the Unix epoch.
+    pub not_after_unix: i64,
 }
 
 impl Pki {
@@ -51,7 +53,12 @@ impl Pki {
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = not_after;
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().clone() }
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+            not_after_unix: not_after.unix_timestamp(),
+        }
     }
 
     pub fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
