@@ -20,6 +20,7 @@ use isthmus::config::Config;
 use isthmus::identity::Identities;
 use isthmus::plugin::PluginHost;
 use isthmus::policy::RouteRequest;
+use isthmus::trace::{SpanContext, Tracer};
 use isthmus::upstream::Upstreams;
 
 /// What the companion's identity endpoint answers for a logged-in clerk (as bench/ws's stub).
@@ -90,7 +91,8 @@ plugin = "django_bridge.wasm"
     let policy = PluginHost::new().unwrap().load(&config, None).unwrap().bridge.expect("a bridge policy");
     let bridge_config = config.bridge.as_ref().unwrap();
     let identities = Arc::new(Identities::new(bridge_config, Upstreams::new(&config).get("django").unwrap()));
-    (Arc::new(Bridge::new(bridge_config, identities.clone(), policy)), identities)
+    let tracer = Arc::new(Tracer::new(&config.tracing));
+    (Arc::new(Bridge::new(bridge_config, identities.clone(), policy, tracer)), identities)
 }
 
 fn session((bridge, identities): &(Arc<Bridge>, Arc<Identities>), cookie: &str) -> Session {
@@ -105,7 +107,8 @@ fn session((bridge, identities): &(Arc<Bridge>, Arc<Identities>), cookie: &str) 
     };
     // An open page of a browser, as the bridge registers each.
     let page = identities.browsers.register(Some("0123456789abcdef0123456789abcdef".into()), Some(cookie.into()), None);
-    Session::new(bridge.clone(), Arc::new(handshake), Some(cookie.into()), page)
+    let handshake_span = SpanContext { trace_id: 1, span_id: 1, sampled: true };
+    Session::new(bridge.clone(), Arc::new(handshake), Some(cookie.into()), page, handshake_span)
 }
 
 fn bench(c: &mut Criterion) {

@@ -105,3 +105,22 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const HEALTH_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// `Retry-After` of the 503 answered for an upstream that is not ready yet.
 pub const NOT_READY_RETRY_AFTER_S: u32 = 2;
+
+/// Longest `tracestate` passed on (request header or event field); a longer one is
+/// dropped whole (W3C Trace Context allows dropping it; 512 is its suggested minimum).
+pub const TRACESTATE_MAX_BYTES: usize = 512;
+/// `tracing.sample_ratio`: share of new traces (no sampled parent) recorded and marked sampled.
+pub const TRACE_SAMPLE_RATIO: f64 = 1.0;
+/// `tracing.otlp.service_name`: the `service.name` of the gateway's spans.
+pub const OTLP_SERVICE_NAME: &str = "isthmus";
+/// `tracing.otlp.queue_spans`: finished spans waiting for export; past it new ones are
+/// dropped (and counted in a warning), so a slow or dead collector never holds up requests.
+pub const OTLP_QUEUE_SPANS: usize = 8192;
+/// `tracing.otlp.batch_spans`: most spans sent in one export request.
+pub const OTLP_BATCH_SPANS: usize = 512;
+/// `tracing.otlp.export_interval`: a batch not yet full is sent after this.
+pub const OTLP_EXPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// `tracing.otlp.export_timeout`: one export request must be answered within this.
+pub const OTLP_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// On shutdown, the spans still queued get this long to be exported.
+pub const OTLP_SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);

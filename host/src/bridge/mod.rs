@@ -21,6 +21,7 @@ use crate::body::{self, Body};
 use crate::config::BridgeConfig;
 use crate::identity::{Identities, Origin};
 use crate::policy::{BridgePolicy, Refusal, Resolved, RouteRequest};
+use crate::trace::Tracer;
 use crate::upstream::headers as upstream_headers;
 use crate::upstream::{Exchanged, Hop, Outbound, UpstreamError, Upstreams};
 use inject::Injector;
@@ -35,6 +36,8 @@ pub struct Bridge {
     policy: Arc<dyn BridgePolicy>,
     identities: Arc<Identities>,
     injector: Injector,
+    /// Gives each event a span of its own, whose `traceparent` is spliced into it.
+    tracer: Arc<Tracer>,
     max_frame_bytes: usize,
 }
 
@@ -51,7 +54,12 @@ pub struct Page<'a> {
 static REBIND_TOKEN: HeaderName = HeaderName::from_static("x-isthmus-rebind");
 
 impl Bridge {
-    pub fn new(bridge: &BridgeConfig, identities: Arc<Identities>, policy: Arc<dyn BridgePolicy>) -> Bridge {
+    pub fn new(
+        bridge: &BridgeConfig,
+        identities: Arc<Identities>,
+        policy: Arc<dyn BridgePolicy>,
+        tracer: Arc<Tracer>,
+    ) -> Bridge {
         Bridge {
             path: bridge.path.clone(),
             rebind_path: bridge.rebind_path.clone(),
@@ -61,6 +69,7 @@ impl Bridge {
             policy,
             identities,
             injector: Injector::new(bridge.bridge_secret.expose(), &bridge.inject_key),
+            tracer,
             max_frame_bytes: bridge.max_frame_bytes,
         }
     }
@@ -91,7 +100,8 @@ impl Bridge {
                     page.session.clone(),
                     reflex_token,
                 );
-                let session = Session::new(self.clone(), page.route.clone(), page.session, registration);
+                let session =
+                    Session::new(self.clone(), page.route.clone(), page.session, registration, hop.span.context);
                 let idle = upstreams.timeouts().idle;
                 upstreams.tunnels().spawn(move |shutdown| async move {
                     if let Some((client, upstream)) = Upstreams::join(client, upstream, &name).await {

@@ -66,7 +66,8 @@ impl Bridge {
             payload_json: "{}".into(),
             route: page_path.to_owned(),
             query: page_query.to_owned(),
-            traceparent: headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            // The request's span, which the upload is sent upstream under.
+            traceparent: hop.span.traceparent().to_str().ok().map(str::to_owned),
         });
         match or_fail_mode(self.policy.as_ref(), self.policy.on_event(&ev, &who)) {
             Verdict::Allow(context) => {

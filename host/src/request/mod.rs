@@ -9,13 +9,14 @@ mod id;
 
 use std::sync::Arc;
 
-use http::Request;
+use http::{HeaderValue, Request};
 
 pub use canonical_path::PathError;
 pub use client::ClientView;
 pub use id::RequestIds;
 
 use crate::policy::RouteRequest;
+use crate::trace;
 
 /// An incoming request as the gateway judges and forwards it.
 pub struct Canonical {
@@ -24,8 +25,15 @@ pub struct Canonical {
     pub client: ClientView,
 }
 
-/// The canonical form of `req` from peer `peer_ip`; a path no upstream may be sent is refused.
-pub fn canonicalize<B>(req: &Request<B>, peer_ip: &str, trusted_hops: usize) -> Result<Canonical, PathError> {
+/// The canonical form of `req` from peer `peer_ip`; a path no upstream may be sent is
+/// refused. `traceparent`: the gateway's, which routers see in place of the client's
+/// trace context (it is what the upstream gets).
+pub fn canonicalize<B>(
+    req: &Request<B>,
+    peer_ip: &str,
+    trusted_hops: usize,
+    traceparent: Option<&HeaderValue>,
+) -> Result<Canonical, PathError> {
     let path = canonical_path::canonicalize(req.uri().path())?;
     // HTTP/2 carries the host in :authority, HTTP/1.1 in Host.
     let authority = req
@@ -44,7 +52,11 @@ pub fn canonicalize<B>(req: &Request<B>, peer_ip: &str, trusted_hops: usize) -> 
         headers: req
             .headers()
             .iter()
+            .filter(|(k, _)| traceparent.is_none() || (*k != trace::TRACEPARENT && *k != trace::TRACESTATE))
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .chain(
+                traceparent.and_then(|t| Some((trace::TRACEPARENT.as_str().to_owned(), t.to_str().ok()?.to_owned()))),
+            )
             .collect(),
         client_ip: client.ip.clone(),
     };
