@@ -21,6 +21,7 @@ use isthmus::identity::Identities;
 use isthmus::metrics::Metrics;
 use isthmus::plugin::PluginHost;
 use isthmus::policy::RouteRequest;
+use isthmus::trace::{SpanContext, Tracer};
 use isthmus::upstream::Upstreams;
 
 /// What the companion's identity endpoint answers for a logged-in clerk (as bench/ws's stub).
@@ -95,7 +96,8 @@ plugin = "django_bridge.wasm"
     let bridge_config = config.bridge.as_ref().unwrap();
     let django = Upstreams::new(&config, metrics.clone()).get("django").unwrap();
     let identities = Arc::new(Identities::new(bridge_config, django, metrics.clone()));
-    (Arc::new(Bridge::new(bridge_config, identities.clone(), policy, metrics)), identities)
+    let tracer = Arc::new(Tracer::new(&config.tracing));
+    (Arc::new(Bridge::new(bridge_config, identities.clone(), policy, metrics, tracer)), identities)
 }
 
 fn session((bridge, identities): &(Arc<Bridge>, Arc<Identities>), cookie: &str) -> Session {
@@ -110,7 +112,8 @@ fn session((bridge, identities): &(Arc<Bridge>, Arc<Identities>), cookie: &str) 
     };
     // An open page of a browser, as the bridge registers each.
     let page = identities.browsers.register(Some("0123456789abcdef0123456789abcdef".into()), Some(cookie.into()), None);
-    Session::new(bridge.clone(), Arc::new(handshake), Some(cookie.into()), page)
+    let handshake_span = SpanContext { trace_id: 1, span_id: 1, sampled: true };
+    Session::new(bridge.clone(), Arc::new(handshake), Some(cookie.into()), page, handshake_span)
 }
 
 fn bench(c: &mut Criterion) {

@@ -220,6 +220,7 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
     // A plugin still compiling after `startup_wait` does not hold up serving.
     let loaded = Loaded::new(config_path, |config| Some(config.routing.startup_wait))?;
     let config = &loaded.config;
+    crate::logging::set_format(config.log.format);
     let file = config.file.display();
     let dev = match (run, &config.dev) {
         (Some(true), None) => {
@@ -370,7 +371,7 @@ fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[
     let req = builder.body(()).map_err(|e| CliError::Usage(format!("not a valid request: {e}")))?;
 
     println!("{} {}", req.method(), req.uri());
-    let canonical = match request::canonicalize(&req, &peer, 0) {
+    let canonical = match request::canonicalize(&req, &peer, 0, None) {
         Ok(c) => c,
         Err(e) => {
             println!("  refused with 400 before routing: {e}");

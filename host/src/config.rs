@@ -37,6 +37,12 @@ pub struct Config {
     pub dev: Option<Dev>,
     /// The metrics listener (Prometheus, liveness, readiness); absent: none.
     pub metrics: Option<MetricsConfig>,
+    /// W3C trace context and OTLP span export (off unless `[tracing.otlp]` is given).
+    #[serde(default)]
+    pub tracing: Tracing,
+    /// How log lines are written.
+    #[serde(default)]
+    pub log: Log,
     /// Folder of the config file; relative paths below were joined to it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -159,6 +165,61 @@ pub struct Upstream {
 
 /// `[dev]`: in `isthmus run --dev`, requests a router sends to static mount `static`
 /// go to upstream `upstream` instead (Reflex's frontend dev server with hot reload).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tracing {
+    /// Continue the trace of a valid incoming `traceparent` (and a bridged event's own);
+    /// `false`: every request and event starts a new trace.
+    pub trust_client: bool,
+    /// Share of new traces (no sampled parent) that are recorded and marked sampled.
+    pub sample_ratio: f64,
+    /// Where spans are exported; absent: none are built.
+    pub otlp: Option<Otlp>,
+}
+
+impl Default for Tracing {
+    fn default() -> Self {
+        Tracing { trust_client: true, sample_ratio: limits::TRACE_SAMPLE_RATIO, otlp: None }
+    }
+}
+
+/// OTLP/HTTP protobuf export of the gateway's spans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Otlp {
+    /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub endpoint: String,
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    #[serde(default = "default_queue_spans")]
+    pub queue_spans: usize,
+    #[serde(default = "default_batch_spans")]
+    pub batch_spans: usize,
+    #[serde(default = "default_export_interval", with = "humantime_serde")]
+    pub export_interval: Duration,
+    #[serde(default = "default_export_timeout", with = "humantime_serde")]
+    pub export_timeout: Duration,
+    #[serde(skip, default = "default_uri")]
+    pub uri: http::Uri,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, fields as keys (access lines carry `trace_id` and `span_id`).
+    Json,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dev {
@@ -367,6 +428,25 @@ fn default_max_upload_bytes() -> u64 {
     limits::BRIDGE_MAX_UPLOAD_BYTES
 }
 
+fn default_service_name() -> String {
+    limits::OTLP_SERVICE_NAME.into()
+}
+fn default_queue_spans() -> usize {
+    limits::OTLP_QUEUE_SPANS
+}
+fn default_batch_spans() -> usize {
+    limits::OTLP_BATCH_SPANS
+}
+fn default_export_interval() -> Duration {
+    limits::OTLP_EXPORT_INTERVAL
+}
+fn default_export_timeout() -> Duration {
+    limits::OTLP_EXPORT_TIMEOUT
+}
+fn default_uri() -> http::Uri {
+    http::Uri::from_static("/")
+}
+
 fn default_grace() -> Duration {
     limits::SHUTDOWN_GRACE
 }
@@ -456,6 +536,9 @@ impl Config {
         for mount in self.static_mounts.values_mut() {
             mount.root = base.join(&mount.root);
         }
+        if let Some(otlp) = self.tracing.otlp.as_mut() {
+            otlp.uri = parse_otlp_endpoint(&otlp.endpoint).map_err(|m| ("tracing.otlp.endpoint".to_owned(), m))?;
+        }
         self.routing.plugins_dir = base.join(&self.routing.plugins_dir);
         if let Some(tls) = &mut self.listen.tls {
             for path in [&mut tls.cert, &mut tls.key].into_iter().chain(tls.acme_challenge_dir.as_mut()) {
@@ -486,6 +569,7 @@ impl Config {
         self.check_static()?;
         self.check_routing()?;
         self.check_dev()?;
+        self.check_tracing()?;
         self.check_bridge()?;
         self.check_metrics()
     }
@@ -505,6 +589,32 @@ impl Config {
                 "metrics.listen".into(),
                 format!("`{addr}` is reachable from other machines; use a loopback address (127.0.0.1, ::1) or set metrics.allow_remote = true"),
             ));
+        }
+        Ok(())
+    }
+
+    fn check_tracing(&self) -> Result<(), (String, String)> {
+        let ratio = self.tracing.sample_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(("tracing.sample_ratio".into(), format!("{ratio} must be between 0 and 1")));
+        }
+        let Some(otlp) = &self.tracing.otlp else { return Ok(()) };
+        if otlp.service_name.is_empty() {
+            return Err(("tracing.otlp.service_name".into(), "must not be empty".into()));
+        }
+        if otlp.queue_spans == 0 {
+            return Err(("tracing.otlp.queue_spans".into(), "must be greater than zero".into()));
+        }
+        if otlp.batch_spans == 0 || otlp.batch_spans > otlp.queue_spans {
+            return Err(("tracing.otlp.batch_spans".into(), "must be between 1 and `queue_spans`".into()));
+        }
+        for (key, value) in [
+            ("tracing.otlp.export_interval", otlp.export_interval),
+            ("tracing.otlp.export_timeout", otlp.export_timeout),
+        ] {
+            if value.is_zero() {
+                return Err((key.into(), "must be greater than zero".into()));
+            }
         }
         Ok(())
     }
@@ -759,6 +869,22 @@ fn parse_upstream_url(url: &str) -> Result<http::Uri, String> {
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!("`{url}` must not have a path; use the router's path rewrite"));
+    }
+    Ok(uri)
+}
+
+fn parse_otlp_endpoint(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "`{url}` must start with http:// (export over TLS through a local collector, e.g. the OpenTelemetry Collector)"
+        ));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if matches!(uri.path(), "" | "/") {
+        return Err(format!("`{url}` has no path; OTLP/HTTP collectors take traces at `/v1/traces`"));
     }
     Ok(uri)
 }

@@ -1,7 +1,8 @@
 //! One request's way through the gateway, stage by stage: the canonical request
 //! (`request`), the router chain (`policy`), then the decision carried out by its
 //! target: `proxy` (or the event `bridge`, for its path) over the `upstream`
-//! transport, `static_files`, or a direct `reply`. Writes the access-log line.
+//! transport, `static_files`, or a direct `reply`. Starts the request's span (`trace`),
+//! which its upstream gets as parent, and ends it with the access-log line.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::policy::{BridgePolicy, Decision, Forward, Outcome, PolicyFailure, Res
 use crate::request::{self, Canonical, Peer, RequestIds};
 use crate::static_files::Mount;
 use crate::supervise::Readiness;
+use crate::trace::{self, Ending, Span, Tracer};
 use crate::upstream::headers::X_REQUEST_ID;
 use crate::upstream::{Hop, Upstreams};
 use crate::{proxy, reply};
@@ -34,6 +36,7 @@ pub struct Gateway {
     mounts: HashMap<String, Mount>,
     trusted_hops: usize,
     ids: RequestIds,
+    tracer: Arc<Tracer>,
     supervised: Option<Supervised>,
     metrics: Arc<Metrics>,
 }
@@ -60,13 +63,14 @@ impl Gateway {
             mounts.insert(name.clone(), Mount::new(name, mount)?);
         }
         let upstreams = Upstreams::new(config, metrics.clone());
+        let tracer = Arc::new(Tracer::new(&config.tracing));
         let identities = config.bridge.as_ref().map(|bridge| {
             let upstream = upstreams.get(&bridge.identity_upstream).expect("validated by config");
             Arc::new(Identities::new(bridge, upstream, metrics.clone()))
         });
         let bridge = match (&config.bridge, bridge_policy, &identities) {
             (Some(bridge), Some(policy), Some(identities)) => {
-                Some(Arc::new(Bridge::new(bridge, identities.clone(), policy, metrics.clone())))
+                Some(Arc::new(Bridge::new(bridge, identities.clone(), policy, metrics.clone(), tracer.clone())))
             }
             (None, None, _) => None,
             (Some(_), None, _) => {
@@ -90,6 +94,7 @@ impl Gateway {
             mounts,
             trusted_hops: config.listen.trusted_hops,
             ids: RequestIds::default(),
+            tracer,
             supervised: None,
             metrics,
         })
@@ -104,29 +109,51 @@ impl Gateway {
         &self.metrics
     }
 
-    /// Stop accepting tunnels, give open ones `grace` to finish, then end them.
+    /// Stop accepting tunnels, give open ones `grace` to finish, then end them; then
+    /// export the spans still queued.
     pub async fn shutdown(&self, grace: Duration) {
         self.upstreams.tunnels().shutdown(grace).await;
+        self.tracer.shutdown().await;
+    }
+
+    /// Spans dropped because the export queue was full, since start.
+    pub fn spans_dropped(&self) -> u64 {
+        self.tracer.dropped()
     }
 
     pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let start = Instant::now();
         let request_id = self.ids.for_request(req.headers(), self.trusted_hops);
+        let span = self.tracer.request(req.headers());
         let method = req.method().clone();
         let raw_path = req.uri().path().to_owned();
-        let (mut res, target) = self.route_and_serve(req, peer, &request_id).await;
+        let (mut res, target) = self.route_and_serve(req, peer, &request_id, &span).await;
         res.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
         let took = start.elapsed();
         self.metrics.request(&target, res.status(), took);
+        let status = res.status().as_u16();
         tracing::info!(
             target: "isthmus::access",
             method = %method,
             path = %raw_path,
-            status = res.status().as_u16(),
+            status,
             target = %target,
             duration_us = took.as_micros() as u64,
             request_id = request_id.to_str().unwrap_or(""),
+            trace_id = format_args!("{:032x}", span.context.trace_id),
+            span_id = format_args!("{:016x}", span.context.span_id),
         );
+        if self.tracer.records(&span) {
+            let attributes = vec![
+                ("http.request.method", trace::Value::Str(method.to_string())),
+                ("url.path", trace::Value::Str(raw_path)),
+                ("http.response.status_code", trace::Value::Int(i64::from(status))),
+                ("isthmus.target", trace::Value::Str(target.to_string())),
+                ("client.address", trace::Value::Str(peer.ip.to_string())),
+            ];
+            let ending = Ending { name: format!("{method} {target}"), attributes, link: None, error: status >= 500 };
+            self.tracer.end(&span, true, ending);
+        }
         res
     }
 
@@ -136,9 +163,10 @@ impl Gateway {
         mut req: Request<Incoming>,
         peer: &Peer,
         request_id: &HeaderValue,
+        span: &Span,
     ) -> (Response<Body>, Target) {
         request::join_cookie_fields(req.headers_mut());
-        let canonical = match request::canonicalize(&req, peer, self.trusted_hops) {
+        let canonical = match request::canonicalize(&req, peer, self.trusted_hops, Some(&span.traceparent())) {
             Ok(c) => c,
             Err(e) => {
                 let res = body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}"));
@@ -146,7 +174,7 @@ impl Gateway {
             }
         };
         let (browser, new_cookie) = self.browser(&req, &canonical.route.scheme);
-        let (mut res, target) = self.serve(req, &canonical, browser.as_deref(), request_id).await;
+        let (mut res, target) = self.serve(req, &canonical, browser.as_deref(), request_id, span).await;
         if let Some(cookie) = new_cookie {
             res.headers_mut().append(http::header::SET_COOKIE, cookie);
         }
@@ -182,6 +210,7 @@ impl Gateway {
         canonical: &Canonical,
         browser: Option<&str>,
         request_id: &HeaderValue,
+        span: &Span,
     ) -> (Response<Body>, Target) {
         if let Some(bridge) = self.bridge.as_ref().filter(|b| b.rebind_path == canonical.route.path) {
             return (bridge.rebind(&req), Target::bare(TargetKind::Rebind));
@@ -197,7 +226,7 @@ impl Gateway {
                     if let Some(res) = self.not_ready(&forward.upstream) {
                         return (res, target);
                     }
-                    (self.forward(req, &forward, canonical, browser, request_id).await, target)
+                    (self.forward(req, &forward, canonical, browser, request_id, span).await, target)
                 }
                 Decision::ServeStatic(mount) => match self.mounts.get(&mount) {
                     Some(m) => {
@@ -284,12 +313,13 @@ impl Gateway {
         canonical: &Canonical,
         browser: Option<&str>,
         request_id: &HeaderValue,
+        span: &Span,
     ) -> Response<Body> {
         let outbound = match self.upstreams.outbound(forward, &canonical.route) {
             Ok(o) => o,
             Err(e) => return failed(e),
         };
-        let hop = Hop { forwarded: &canonical.client.forwarded, request_id };
+        let hop = Hop { forwarded: &canonical.client.forwarded, request_id, span };
         let session_cookie = self.identities.as_ref().and_then(|i| i.session_cookie(req.headers()));
         let route = &canonical.route;
         let result = match self.bridge.as_ref() {

@@ -130,3 +130,21 @@ pub const METRICS_DURATION_BUCKETS: [f64; 17] =
     [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// The metrics listener: a scraper must send its request head within this.
 pub const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest `tracestate` passed on (request header or event field); a longer one is
+/// dropped whole (W3C Trace Context allows dropping it; 512 is its suggested minimum).
+pub const TRACESTATE_MAX_BYTES: usize = 512;
+/// `tracing.sample_ratio`: share of new traces (no sampled parent) recorded and marked sampled.
+pub const TRACE_SAMPLE_RATIO: f64 = 1.0;
+/// `tracing.otlp.service_name`: the `service.name` of the gateway's spans.
+pub const OTLP_SERVICE_NAME: &str = "isthmus";
+/// `tracing.otlp.queue_spans`: finished spans waiting for export; past it new ones are
+/// dropped (and counted in a warning), so a slow or dead collector never holds up requests.
+pub const OTLP_QUEUE_SPANS: usize = 8192;
+/// `tracing.otlp.batch_spans`: most spans sent in one export request.
+pub const OTLP_BATCH_SPANS: usize = 512;
+/// `tracing.otlp.export_interval`: a batch not yet full is sent after this.
+pub const OTLP_EXPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// `tracing.otlp.export_timeout`: one export request must be answered within this.
+pub const OTLP_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// On shutdown, the spans still queued get this long to be exported.
+pub const OTLP_SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);

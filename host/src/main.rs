@@ -26,6 +26,7 @@ fn main() {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
         .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
+        .event_format(isthmus::logging::Lines::default())
         .init();
     let result = cli::run(cli);
     drop(flush_on_exit);

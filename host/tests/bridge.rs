@@ -819,3 +819,76 @@ async fn judged_packets_identity_lookups_and_open_sockets_are_counted() {
         assert!(!scrape.contains(secret), "`{secret}` leaked into the scrape:\n{scrape}");
     }
 }
+
+/// The next event frame Reflex got, as text.
+async fn forwarded_frame(stack: &mut Stack) -> String {
+    loop {
+        let text = tokio::time::timeout(Duration::from_secs(5), stack.reflex_rx.recv())
+            .await
+            .expect("upstream got a frame")
+            .unwrap();
+        if text.starts_with("42/_event,") {
+            return text;
+        }
+    }
+}
+
+fn event_with(name: &str, extra: Value) -> String {
+    let mut data = json!({"name": name, "payload": {}, "router_data": {"pathname": "/"}});
+    data.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    format!("42/_event,{}", json!(["event", data]))
+}
+
+/// Each event gets a span of the gateway's, whose `traceparent` replaces the client's
+/// in the event Reflex reads (so Reflex's span is the child of the gateway's), and
+/// which is exported with the client's span as parent and a link to the handshake's.
+#[tokio::test]
+async fn each_event_carries_the_gateways_span_in_place_of_the_clients_trace_context() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const SPAN: &str = "00f067aa0ba902b7";
+    let (collector, mut exports) = collector().await;
+    let mut s = stack(
+        &format!("[tracing.otlp]\nendpoint = \"http://{collector}/v1/traces\"\nexport_interval = \"50ms\"\n"),
+        None,
+    )
+    .await;
+    let mut ws = connect(&s, None, "").await;
+
+    let client = format!("00-{TRACE}-{SPAN}-01");
+    ws.send(Message::text(event_with("state.a", json!({"traceparent": client, "tracestate": "v=1"})))).await.unwrap();
+    let frame = forwarded_frame(&mut s).await;
+    assert_eq!(frame.matches("traceparent").count(), 1, "{frame}");
+    let ev = &serde_json::from_str::<Value>(frame.strip_prefix("42/_event,").unwrap()).unwrap()[1];
+    let (trace, parent, flags) = traceparent_parts(ev["traceparent"].as_str().unwrap());
+    assert_eq!((trace.as_str(), flags.as_str()), (TRACE, "01"), "the client's trace continues");
+    assert_ne!(parent, SPAN, "under the gateway's span");
+    assert_eq!(ev["tracestate"], "v=1");
+    verified(&ev["router_data"]);
+
+    let (span, _) = exports.span(|s| hex(&s.span_id) == parent).await;
+    assert_eq!(hex(&span.trace_id), TRACE);
+    assert_eq!(hex(&span.parent_span_id), SPAN);
+    assert_eq!((span.kind, span.name.as_str()), (4, "event state.a"), "a producer span");
+    let (handshake, _) = exports.span(|s| s.name == "GET upstream:reflex").await;
+    assert_eq!(span.links.len(), 1);
+    assert_eq!(
+        (hex(&span.links[0].trace_id), hex(&span.links[0].span_id)),
+        (hex(&handshake.trace_id), hex(&handshake.span_id)),
+        "linked to the WebSocket handshake's span"
+    );
+
+    // A forged or malformed trace context never reaches Reflex: a new trace starts.
+    for extra in [
+        json!({"traceparent": format!("00-{}-{SPAN}-01", TRACE.to_uppercase()), "tracestate": "evil=1"}),
+        json!({"traceparent": {"an": "object"}, "tracestate": 5}),
+        json!({}),
+    ] {
+        ws.send(Message::text(event_with("state.b", extra.clone()))).await.unwrap();
+        let frame = forwarded_frame(&mut s).await;
+        let ev = &serde_json::from_str::<Value>(frame.strip_prefix("42/_event,").unwrap()).unwrap()[1];
+        let (trace, _, _) = traceparent_parts(ev["traceparent"].as_str().unwrap_or_else(|| panic!("{frame}")));
+        assert_ne!(trace, TRACE, "{extra}");
+        assert!(ev.get("tracestate").is_none(), "{frame}");
+        assert_eq!(ev["name"], "state.b");
+    }
+}

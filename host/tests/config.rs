@@ -232,3 +232,47 @@ fn metrics_listener_defaults_to_loopback_and_never_the_public_port() {
         assert!(msg.contains(key) && msg.contains(what), "expected `{key}` and `{what}` in: {msg}");
     }
 }
+
+#[test]
+fn tracing_is_on_without_export_by_default_and_its_errors_name_the_key() {
+    let dir = site();
+    let config = Config::parse(GOOD, &dir.path().join("isthmus.toml")).unwrap();
+    assert!(config.tracing.trust_client);
+    assert_eq!(config.tracing.sample_ratio, isthmus::limits::TRACE_SAMPLE_RATIO);
+    assert!(config.tracing.otlp.is_none(), "no export unless configured");
+    assert_eq!(config.log.format, isthmus::config::LogFormat::Text);
+
+    let text = GOOD.to_owned() + "[tracing.otlp]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\n";
+    let config = Config::parse(&text, &dir.path().join("isthmus.toml")).unwrap();
+    let otlp = config.tracing.otlp.unwrap();
+    assert_eq!(otlp.uri.port_u16(), Some(4318));
+    assert_eq!(otlp.service_name, isthmus::limits::OTLP_SERVICE_NAME);
+    assert_eq!(otlp.queue_spans, isthmus::limits::OTLP_QUEUE_SPANS);
+
+    for (extra, key, part) in [
+        ("[tracing]\nsample_ratio = 1.5\n", "tracing.sample_ratio", "between 0 and 1"),
+        ("[tracing]\ntrust = true\n", "tracing.trust", "unknown field"),
+        ("[tracing.otlp]\nendpoint = \"https://collector:4318/v1/traces\"\n", "tracing.otlp.endpoint", "http://"),
+        ("[tracing.otlp]\nendpoint = \"http://127.0.0.1:4318\"\n", "tracing.otlp.endpoint", "/v1/traces"),
+        ("[tracing.otlp]\nservice_name = \"x\"\n", "tracing.otlp", "endpoint"),
+        (
+            "[tracing.otlp]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\nqueue_spans = 0\n",
+            "tracing.otlp.queue_spans",
+            "greater than zero",
+        ),
+        (
+            "[tracing.otlp]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\nbatch_spans = 10000\nqueue_spans = 10\n",
+            "tracing.otlp.batch_spans",
+            "queue_spans",
+        ),
+        (
+            "[tracing.otlp]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\nexport_timeout = \"0s\"\n",
+            "tracing.otlp.export_timeout",
+            "greater than zero",
+        ),
+        ("[log]\nformat = \"xml\"\n", "log.format", "unknown variant"),
+    ] {
+        let msg = error(&(GOOD.to_owned() + extra));
+        assert!(msg.contains(&format!(": {key}: ")) && msg.contains(part), "{extra}: {msg}");
+    }
+}

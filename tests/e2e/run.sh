@@ -38,6 +38,11 @@ E2E_DEPS=(
     "httpx>=0.27"
     "tomli-w>=1.0"
     "pytest-timeout>=2.3"
+    # Reflex's OpenTelemetry spans (test_traces.py): exact pins, the receiver decodes
+    # with opentelemetry-proto as the exporter encodes.
+    "reflex-otel==0.2.0"
+    "opentelemetry-sdk==1.45.2"
+    "opentelemetry-exporter-otlp-proto-http==1.45.2"
 )
 
 step "python environment ($venv)"
@@ -45,7 +50,7 @@ bash "$repo/python/venv.sh" >/dev/null
 e2e_stamp="$venv/.isthmus-e2e-stamp"
 e2e_want="$(printf '%s\n' "${E2E_DEPS[@]}" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$e2e_stamp" ] || [ "$(cat "$e2e_stamp")" != "$e2e_want" ] \
-    || ! "$venv/bin/python" -c 'import rest_framework, uvicorn, socketio, aiohttp, httpx, tomli_w, pytest_timeout' 2>/dev/null; then
+    || ! "$venv/bin/python" -c 'import rest_framework, uvicorn, socketio, aiohttp, httpx, tomli_w, pytest_timeout, reflex_otel, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
     echo "installing the e2e test dependencies: ${E2E_DEPS[*]}"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${E2E_DEPS[@]}"
     echo "$e2e_want" > "$e2e_stamp"

@@ -28,6 +28,8 @@ from typing import Any, Callable
 import httpx
 import tomli_w
 
+from otlp import Receiver
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "shop"
 VENV_BIN = Path(sys.executable).parent
@@ -276,6 +278,8 @@ class Stack:
     logdir: Path
     procs: dict[str, Proc] = field(default_factory=dict)
     gateways: dict[str, Gateway] = field(default_factory=dict)
+    # Where the Reflex process (reflex-otel) and traced gateways export their spans.
+    otlp: Receiver = field(default_factory=Receiver)
 
     # -- environment ---------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
@@ -294,6 +298,14 @@ class Stack:
                 "REFLEX_TELEMETRY_ENABLED": "false",
                 "RUST_LOG": os.environ.get("ISTHMUS_E2E_RUST_LOG", "isthmus=info,isthmus::bridge=debug"),
                 "NO_COLOR": "1",
+                # The shop's Reflex app turns reflex-otel on when these are set.
+                "OTEL_SERVICE_NAME": "shop-reflex",
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_LOGS_EXPORTER": "none",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": self.otlp.endpoint,
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
             }
         )
         env.pop("VIRTUAL_ENV", None)

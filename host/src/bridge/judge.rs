@@ -20,6 +20,7 @@ use crate::identity::browsers::{Control, Registration};
 use crate::identity::Origin;
 use crate::metrics::BridgeKind;
 use crate::policy::{BridgeEvent, EventKind, Refusal, Resolved, RouteRequest, Verdict};
+use crate::trace::{self, Ending, SpanContext};
 
 /// reflex constants.CompileVars.CONNECT_AUTH_EVENT: the CONNECT auth member holding the first event.
 const CONNECT_EVENT_KEY: &str = "event";
@@ -43,6 +44,9 @@ pub struct Session {
     last_router_data: Option<String>,
     /// Who the last judged event came from, to tell whether a new session changes it.
     last_identity: Option<Arc<Resolved>>,
+    /// The span of the WebSocket handshake: each event's span links to it (an event
+    /// starts a trace of its own, as Reflex's do, unless it carries one).
+    handshake_span: SpanContext,
 }
 
 impl Session {
@@ -51,6 +55,7 @@ impl Session {
         handshake: Arc<RouteRequest>,
         session_cookie: Option<String>,
         page: Registration,
+        handshake_span: SpanContext,
     ) -> Session {
         let origin = Origin { host: handshake.authority.clone(), scheme: handshake.scheme.clone() };
         Session {
@@ -64,6 +69,7 @@ impl Session {
             namespace: None,
             last_router_data: None,
             last_identity: None,
+            handshake_span,
         }
     }
 
@@ -129,12 +135,12 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
             let mut rewritten = String::with_capacity(text.len() + 512);
             match decide(session, &who, &event, EventKind::Client)? {
                 Ok(first) => {
-                    auth.write_with(&mut rewritten, CONNECT_EVENT_KEY, Some(&first));
+                    auth.write_with(&mut rewritten, &[(CONNECT_EVENT_KEY, Some(&first))]);
                     Ok(Judged::Forward(socketio::encode_connect(namespace, Some(&rewritten))))
                 }
                 // The connection goes ahead without its first event; the client is told why.
                 Err((refusal, page)) => {
-                    auth.write_with(&mut rewritten, CONNECT_EVENT_KEY, None);
+                    auth.write_with(&mut rewritten, &[(CONNECT_EVENT_KEY, None)]);
                     Ok(Judged::ForwardAndAnswer(
                         socketio::encode_connect(namespace, Some(&rewritten)),
                         refusal_packet(namespace, refusal, &page),
@@ -194,20 +200,22 @@ impl<'a> ReflexEvent<'a> {
         self.router_data.as_ref().and_then(|r| r.str(key)).unwrap_or_default()
     }
 
-    /// The event's W3C trace context: a top-level `traceparent` string, as Reflex reads it.
-    fn traceparent(&self) -> Option<String> {
-        self.members.str("traceparent").map(Cow::into_owned)
+    /// The event's W3C trace context as the client sent it: top-level `traceparent`
+    /// and `tracestate` strings, where Reflex reads them.
+    fn trace_context(&self) -> (Option<Cow<'a, str>>, Option<Cow<'a, str>>) {
+        (self.members.str(trace::TRACEPARENT.as_str()), self.members.str(trace::TRACESTATE.as_str()))
     }
 
     fn query(&self) -> Option<&'a RawValue> {
         self.router_data.as_ref().and_then(|r| r.get("query"))
     }
 
-    /// The event as sent, with `router_data[field]` set to `signed`.
-    fn with_identity(&self, field: &str, signed: &str) -> String {
+    /// The event as sent, with `router_data[field]` set to `signed` and the trace
+    /// context replaced by the gateway's span (the client's never reaches Reflex).
+    fn forwarded(&self, field: &str, signed: &str, traceparent: &str, tracestate: Option<&str>) -> String {
         let mut router_data = String::new();
         match &self.router_data {
-            Some(members) => members.write_with(&mut router_data, field, Some(signed)),
+            Some(members) => members.write_with(&mut router_data, &[(field, Some(signed))]),
             None => {
                 router_data.push('{');
                 push_json_string(&mut router_data, field);
@@ -216,8 +224,21 @@ impl<'a> ReflexEvent<'a> {
                 router_data.push('}');
             }
         }
-        let mut out = String::with_capacity(self.payload().len() + router_data.len() + self.name.len() + 64);
-        self.members.write_with(&mut out, "router_data", Some(&router_data));
+        let mut traceparent_json = String::with_capacity(traceparent.len() + 2);
+        push_json_string(&mut traceparent_json, traceparent);
+        let mut tracestate_json = String::new();
+        if let Some(state) = tracestate {
+            push_json_string(&mut tracestate_json, state);
+        }
+        let mut out = String::with_capacity(self.payload().len() + router_data.len() + self.name.len() + 128);
+        self.members.write_with(
+            &mut out,
+            &[
+                ("router_data", Some(&router_data)),
+                (trace::TRACEPARENT.as_str(), Some(&traceparent_json)),
+                (trace::TRACESTATE.as_str(), tracestate.map(|_| tracestate_json.as_str())),
+            ],
+        );
         out
     }
 }
@@ -230,26 +251,48 @@ fn decide(
     event: &ReflexEvent<'_>,
     kind: EventKind,
 ) -> Result<Result<String, (Refusal, String)>, Closing> {
-    let Session { bridge, signed, connect_context, last_router_data, .. } = session;
+    let Session { bridge, signed, connect_context, last_router_data, handshake_span, .. } = session;
     if bridge.on_identity_change.is_some() {
         *last_router_data = event.members.get("router_data").map(|r| r.get().to_owned());
     }
     let route = event.router_text("pathname");
     let as_path = event.router_text("asPath");
+    let (traceparent, tracestate) = event.trace_context();
+    let span = bridge.tracer.event(traceparent.as_deref(), tracestate.as_deref());
+    let span_traceparent = span.context.traceparent();
+    let span_traceparent = std::str::from_utf8(&span_traceparent).expect("hex and dashes");
     let ev = Arc::new(BridgeEvent {
         kind,
         name: event.name.clone().into_owned(),
         payload_json: event.payload().to_owned(),
         route: route.clone().into_owned(),
         query: as_path.split_once('?').map_or("", |(_, q)| q).to_owned(),
-        traceparent: event.traceparent(),
+        // The gateway's span, which Reflex's will be a child of.
+        traceparent: Some(span_traceparent.to_owned()),
     });
     let counted_as = match kind {
         EventKind::Client => BridgeKind::Event,
         EventKind::IdentityChange => BridgeKind::IdentityChange,
         EventKind::Upload => BridgeKind::Upload,
     };
-    match bridge.verdict(counted_as, |policy| policy.on_event(&ev, who)) {
+    let verdict = bridge.verdict(counted_as, |policy| policy.on_event(&ev, who));
+    if bridge.tracer.records(&span) {
+        let outcome = match &verdict {
+            Verdict::Allow(_) => "allow",
+            Verdict::Refuse(_) => "refuse",
+            Verdict::Close(_) => "close",
+        };
+        let attributes = vec![
+            ("reflex.event.name", trace::Value::Str(ev.name.clone())),
+            ("isthmus.event.kind", trace::Value::Str(format!("{kind:?}").to_lowercase())),
+            ("isthmus.verdict", trace::Value::Str(outcome.into())),
+        ];
+        let ending =
+            Ending { name: format!("event {}", ev.name), attributes, link: Some(&*handshake_span), error: false };
+        // Ended before forwarding: the span covers the gateway's judging of the event.
+        bridge.tracer.end(&span, false, ending);
+    }
+    match verdict {
         Verdict::Allow(mut context) => {
             // The connection's fields first: an event's own fields of the same name win.
             if !connect_context.is_empty() {
@@ -259,7 +302,7 @@ fn decide(
             }
             let injector = &bridge.injector;
             let signed = injector.signed(signed, who, event.query(), context);
-            Ok(Ok(event.with_identity(injector.field(), signed)))
+            Ok(Ok(event.forwarded(injector.field(), signed, span_traceparent, span.tracestate.as_deref())))
         }
         Verdict::Refuse(refusal) => {
             tracing::info!(target: "isthmus::bridge", event = %ev.name, user = %who.identity.username, %refusal, "event refused");
@@ -347,4 +390,53 @@ async fn adopt(session: &mut Session, cookie: Option<String>, namespace: &str) -
         // Logged by `decide`; the page simply does not hear of it.
         Err(_) => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+
+    /// What the splice must produce, computed on a parsed tree with serde_json (whose
+    /// duplicate keys also end with the last one, as Python's `json.loads` does).
+    fn expected(input: &str, signed: &str, tracestate: Option<&str>) -> Value {
+        let mut event: Value = serde_json::from_str(input).unwrap();
+        let object = event.as_object_mut().unwrap();
+        let mut router_data = match object.remove("router_data") {
+            Some(Value::Object(r)) => r,
+            _ => serde_json::Map::new(),
+        };
+        router_data.insert("isthmus".into(), serde_json::from_str(signed).unwrap());
+        object.insert("router_data".into(), Value::Object(router_data));
+        object.insert("traceparent".into(), Value::String(TP.into()));
+        match tracestate {
+            Some(state) => object.insert("tracestate".into(), Value::String(state.into())),
+            None => object.remove("tracestate"),
+        };
+        event
+    }
+
+    #[test]
+    fn the_splice_matches_serde_json_and_replaces_the_clients_trace_context() {
+        let signed = r#"{"payload":"{\"v\":1}","sig":"ab"}"#;
+        for input in [
+            r#"{"name":"s.h","payload":{"x":[1,{"y":null}]},"router_data":{"pathname":"/"}}"#,
+            r#"{"name":"s.h","payload":{},"traceparent":"00-ffffffffffffffffffffffffffffffff-2222222222222222-01","tracestate":"evil=1"}"#,
+            r#"{"name":"s.h","traceparent":{"not":"a string"},"tracestate":7,"router_data":"not an object"}"#,
+            r#"{"name":"s.h","trace\u0070arent":"smuggled","traceparent":"x","router_data":{"isthmus":"forged","q":"\u00e9\n"}}"#,
+            r#"{"name":"s.h","tracestate":"a","tracestate":"b","payload":"caf\u00e9 \"quoted\""}"#,
+            r#"{"name":"s.h"}"#,
+        ] {
+            for tracestate in [None, Some("vendor=x"), Some("odd=\"quote\"")] {
+                let event = ReflexEvent::parse(serde_json::from_str(input).unwrap()).unwrap();
+                let out = event.forwarded("isthmus", signed, TP, tracestate);
+                let parsed: Value =
+                    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nfrom {input}"));
+                assert_eq!(parsed, expected(input, signed, tracestate), "{input} with {tracestate:?}");
+                assert_eq!(out.matches("\"traceparent\"").count(), 1, "each key once: {out}");
+                assert!(!out.contains("smuggled") && !out.contains("evil") && !out.contains("forged"), "{out}");
+            }
+        }
+    }
 }

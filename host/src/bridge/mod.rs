@@ -23,6 +23,7 @@ use crate::config::BridgeConfig;
 use crate::identity::{Identities, Origin};
 use crate::metrics::{BridgeKind, BridgeVerdict, Metrics, TunnelKind};
 use crate::policy::{or_fail_mode, BridgePolicy, PolicyFailure, Refusal, Resolved, RouteRequest, Verdict};
+use crate::trace::Tracer;
 use crate::upstream::headers as upstream_headers;
 use crate::upstream::{Exchanged, Hop, Outbound, UpstreamError, Upstreams};
 use inject::Injector;
@@ -37,6 +38,8 @@ pub struct Bridge {
     policy: Arc<dyn BridgePolicy>,
     identities: Arc<Identities>,
     injector: Injector,
+    /// Gives each event a span of its own, whose `traceparent` is spliced into it.
+    tracer: Arc<Tracer>,
     max_frame_bytes: usize,
     metrics: Arc<Metrics>,
 }
@@ -59,6 +62,7 @@ impl Bridge {
         identities: Arc<Identities>,
         policy: Arc<dyn BridgePolicy>,
         metrics: Arc<Metrics>,
+        tracer: Arc<Tracer>,
     ) -> Bridge {
         Bridge {
             path: bridge.path.clone(),
@@ -69,6 +73,7 @@ impl Bridge {
             policy,
             identities,
             injector: Injector::new(bridge.bridge_secret.expose(), &bridge.inject_key),
+            tracer,
             max_frame_bytes: bridge.max_frame_bytes,
             metrics,
         }
@@ -100,7 +105,8 @@ impl Bridge {
                     page.session.clone(),
                     reflex_token,
                 );
-                let session = Session::new(self.clone(), page.route.clone(), page.session, registration);
+                let session =
+                    Session::new(self.clone(), page.route.clone(), page.session, registration, hop.span.context);
                 let idle = upstreams.timeouts().idle;
                 upstreams.tunnels().spawn(TunnelKind::Bridged, move |shutdown| async move {
                     if let Some((client, upstream)) = Upstreams::join(client, upstream, &name).await {

@@ -31,8 +31,9 @@ impl<'a> RawObject<'a> {
         self.get(key).and_then(string)
     }
 
-    /// Write the object with member `key` set to the raw JSON `value`, or left out (`None`).
-    pub fn write_with(&self, out: &mut String, key: &str, value: Option<&str>) {
+    /// Write the object with each member of `set` given the raw JSON value, or left out
+    /// (`None`); the set members come last, in `set`'s order.
+    pub fn write_with(&self, out: &mut String, set: &[(&str, Option<&str>)]) {
         out.push('{');
         let mut first = true;
         let mut member = |out: &mut String, k: &str, v: &str| {
@@ -45,12 +46,14 @@ impl<'a> RawObject<'a> {
             out.push_str(v);
         };
         for (k, v) in &self.0 {
-            if k != key {
+            if !set.iter().any(|(key, _)| key == k) {
                 member(out, k, v.get());
             }
         }
-        if let Some(value) = value {
-            member(out, key, value);
+        for (key, value) in set {
+            if let Some(value) = value {
+                member(out, key, value);
+            }
         }
         out.push('}');
     }
@@ -92,7 +95,7 @@ mod tests {
         let obj = RawObject::parse(raw(r#"{"name":"a","n\u0061me":"b","x":[1, 2]}"#)).unwrap();
         assert_eq!(obj.str("name").as_deref(), Some("b"), "as Python's json.loads");
         let mut out = String::new();
-        obj.write_with(&mut out, "y", Some("true"));
+        obj.write_with(&mut out, &[("y", Some("true"))]);
         assert_eq!(out, r#"{"name":"b","x":[1, 2],"y":true}"#, "each key once, values as written");
         let back: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(back["name"], "b");
@@ -102,14 +105,17 @@ mod tests {
     fn members_are_replaced_or_removed() {
         let obj = RawObject::parse(raw(r#"{"a":1,"b":{"c":2}}"#)).unwrap();
         let mut out = String::new();
-        obj.write_with(&mut out, "a", Some(r#""new""#));
+        obj.write_with(&mut out, &[("a", Some(r#""new""#))]);
         assert_eq!(out, r#"{"b":{"c":2},"a":"new"}"#);
         out.clear();
-        obj.write_with(&mut out, "a", None);
+        obj.write_with(&mut out, &[("a", None)]);
         assert_eq!(out, r#"{"b":{"c":2}}"#);
         out.clear();
-        RawObject::parse(raw("{}")).unwrap().write_with(&mut out, "k", Some("1"));
+        RawObject::parse(raw("{}")).unwrap().write_with(&mut out, &[("k", Some("1"))]);
         assert_eq!(out, r#"{"k":1}"#);
+        out.clear();
+        obj.write_with(&mut out, &[("b", Some("2")), ("gone", None), ("a", Some("3"))]);
+        assert_eq!(out, r#"{"b":2,"a":3}"#, "several at once, in the order given");
     }
 
     #[test]

@@ -67,7 +67,8 @@ impl Bridge {
             payload_json: "{}".into(),
             route: page_path.to_owned(),
             query: page_query.to_owned(),
-            traceparent: headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            // The request's span, which the upload is sent upstream under.
+            traceparent: hop.span.traceparent().to_str().ok().map(str::to_owned),
         });
         match self.verdict(BridgeKind::Upload, |policy| policy.on_event(&ev, &who)) {
             Verdict::Allow(context) => {

@@ -9,13 +9,14 @@ mod id;
 
 use std::sync::Arc;
 
-use http::Request;
+use http::{HeaderValue, Request};
 
 pub use canonical_path::PathError;
 pub use client::{ClientView, Peer};
 pub use id::RequestIds;
 
 use crate::policy::RouteRequest;
+use crate::trace;
 
 /// An incoming request as the gateway judges and forwards it.
 pub struct Canonical {
@@ -35,13 +36,20 @@ pub fn join_cookie_fields(headers: &mut http::HeaderMap) {
     }
     let joined: Vec<u8> =
         headers.get_all(http::header::COOKIE).iter().map(|v| v.as_bytes()).collect::<Vec<_>>().join(&b"; "[..]);
-    if let Ok(value) = http::HeaderValue::from_bytes(&joined) {
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
         headers.insert(http::header::COOKIE, value);
     }
 }
 
 /// The canonical form of `req` from `peer`; a path no upstream may be sent is refused.
-pub fn canonicalize<B>(req: &Request<B>, peer: &Peer, trusted_hops: usize) -> Result<Canonical, PathError> {
+/// `traceparent`: the gateway's, which routers see in place of the client's trace
+/// context (it is what the upstream gets).
+pub fn canonicalize<B>(
+    req: &Request<B>,
+    peer: &Peer,
+    trusted_hops: usize,
+    traceparent: Option<&HeaderValue>,
+) -> Result<Canonical, PathError> {
     let path = canonical_path::canonicalize(req.uri().path())?;
     // HTTP/2 carries the host in :authority, HTTP/1.1 in Host.
     let authority = req
@@ -60,7 +68,11 @@ pub fn canonicalize<B>(req: &Request<B>, peer: &Peer, trusted_hops: usize) -> Re
         headers: req
             .headers()
             .iter()
+            .filter(|(k, _)| traceparent.is_none() || (*k != trace::TRACEPARENT && *k != trace::TRACESTATE))
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .chain(
+                traceparent.and_then(|t| Some((trace::TRACEPARENT.as_str().to_owned(), t.to_str().ok()?.to_owned()))),
+            )
             .collect(),
         client_ip: client.ip.clone(),
     };

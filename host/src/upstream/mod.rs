@@ -1,8 +1,8 @@
 //! The upstream transport, used by every dispatch target that talks to an upstream:
 //! the proxy, the event bridge (its handshake and its identity calls). It owns one
 //! keep-alive connection pool per upstream (`pool`), prepares what is sent (the
-//! decision's path and header edits, hop-by-hop headers removed, X-Forwarded-* and the
-//! request id written: `headers`), bounds waits (`idle`, the configured timeouts) and
+//! decision's path and header edits, hop-by-hop headers removed, X-Forwarded-*, the
+//! request id and the trace context written: `headers`, `crate::trace`), bounds waits (`idle`, the configured timeouts) and
 //! keeps the tunnels upgraded connections become (`tunnels`).
 
 mod error;
@@ -32,6 +32,7 @@ use crate::config::{Config, Timeouts};
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::policy::{Forward, RouteRequest};
+use crate::trace::Span;
 use headers::Forwarded;
 use idle::IdleBody;
 
@@ -65,6 +66,8 @@ impl Outbound<'_> {
 pub struct Hop<'a> {
     pub forwarded: &'a Forwarded,
     pub request_id: &'a HeaderValue,
+    /// The gateway's span of the request: the upstream's parent (`traceparent`).
+    pub span: &'a Span,
 }
 
 /// What an upstream answered.
@@ -163,6 +166,7 @@ impl Upstreams {
         }
         hop.forwarded.write(&mut parts.headers);
         parts.headers.insert(headers::X_REQUEST_ID.clone(), hop.request_id.clone());
+        hop.span.write(&mut parts.headers);
         if let Some(protocol) = &upgrade {
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, protocol.clone());

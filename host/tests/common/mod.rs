@@ -258,3 +258,65 @@ pub async fn eventually(done: impl Fn() -> bool, what: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// An OTLP/HTTP collector stand-in: every export request it gets, decoded with the
+/// OpenTelemetry project's own generated types (not the gateway's).
+pub async fn collector() -> (SocketAddr, Exports) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let addr = upstream(move |req: Request<Incoming>| {
+        let tx = tx.clone();
+        async move {
+            assert_eq!(req.uri().path(), "/v1/traces");
+            assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let _ = tx.send(<ExportTraceServiceRequest as prost::Message>::decode(body).expect("OTLP protobuf"));
+            text("")
+        }
+    })
+    .await;
+    (addr, Exports { rx, seen: Vec::new() })
+}
+
+/// What a collector stand-in received.
+pub struct Exports {
+    rx: tokio::sync::mpsc::UnboundedReceiver<ExportTraceServiceRequest>,
+    seen: Vec<ExportTraceServiceRequest>,
+}
+
+impl Exports {
+    /// The first exported span `pick` accepts (and the request it came in), waiting up to 10 s.
+    pub async fn span(&mut self, pick: impl Fn(&OtlpSpan) -> bool) -> (OtlpSpan, ExportTraceServiceRequest) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut checked = 0;
+        loop {
+            for request in &self.seen[checked..] {
+                let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans);
+                if let Some(span) = spans.into_iter().find(|s| pick(s)) {
+                    return (span.clone(), request.clone());
+                }
+            }
+            checked = self.seen.len();
+            let request =
+                tokio::time::timeout_at(deadline, self.rx.recv()).await.expect("a span exported within 10 s").unwrap();
+            self.seen.push(request);
+        }
+    }
+}
+
+pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+pub use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
+
+/// A parsed `traceparent`: (trace id, parent id, flags), as lowercase hex.
+pub fn traceparent_parts(value: &str) -> (String, String, String) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    assert_eq!(parts[0], "00", "{value}");
+    assert!(parts[1].len() == 32 && parts[2].len() == 16 && parts[3].len() == 2, "{value}");
+    assert!(value.bytes().all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{value}");
+    assert!(parts[1] != "0".repeat(32) && parts[2] != "0".repeat(16), "{value}");
+    (parts[1].to_owned(), parts[2].to_owned(), parts[3].to_owned())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,6 +1,8 @@
 """The shop page: products from the Django ORM, the Django user's name, a staff action;
 a Reflex login page, a password change page and an upload, all with Django's auth."""
 
+import os
+
 import reflex as rx
 from isthmus_reflex import auth, install_upload_identity
 
@@ -123,6 +125,15 @@ def whoami() -> rx.Component:
         )
     )
 
+
+# OpenTelemetry, when the environment asks for it (OTEL_TRACES_EXPORTER=otlp and the
+# OTEL_EXPORTER_OTLP_* settings; `pip install reflex-otel opentelemetry-sdk
+# opentelemetry-exporter-otlp-proto-http`): each event handler's span is then a child of
+# the gateway's span of that event.
+if os.environ.get("OTEL_TRACES_EXPORTER"):
+    from reflex_otel import ReflexInstrumentor
+
+    ReflexInstrumentor().instrument()
 
 app = rx.App()
 # Upload handlers get the Django user from the gateway's X-Isthmus-Identity header.
