@@ -35,6 +35,7 @@ from spa import (
     open_shop,
     press_staff_action,
     reflex_login,
+    say,
     staff_action_ran_as,
     start_spa_gateway,
     wait_shop,
@@ -105,7 +106,13 @@ def ws_opened(tab) -> list[str]:
     return [e["url"] for e in tab.log() if e["kind"] == "ws-open"]
 
 
-def test_login_and_a_staff_event_over_https_and_wss_survive_a_certificate_renewal(stack, tls_site, gw):
+def socket_handshakes(gw: Gateway) -> list[str]:
+    """Statuses of the gateway's access lines for the page's sockets: 101 over HTTP/1.1,
+    200 for a WebSocket over HTTP/2 (RFC 8441 extended CONNECT)."""
+    return re.findall(r"path=/_event/ status=(\d+)", gw.log())
+
+
+def test_login_and_a_staff_event_over_https_and_wss_survive_a_certificate_renewal(stack, tls_site, gw, request):
     assert gw.url.startswith("https://")
     with Chromium(stack.logdir / "chromium-tls.log", trust_spki=tls_site["pin"]) as chromium:
         browser = chromium.context()
@@ -127,6 +134,10 @@ def test_login_and_a_staff_event_over_https_and_wss_survive_a_certificate_renewa
 
         press_staff_action(tab)
         staff_action_ran_as(tab, "staffer")
+        handshakes = socket_handshakes(gw)
+        assert handshakes and set(handshakes) <= {"101", "200"}, handshakes
+        say(request, f"test_browser_tls: Chromium {chromium.version} opened its sockets over "
+            + ", ".join(sorted({"HTTP/2 (RFC 8441)" if h == "200" else "HTTP/1.1" for h in handshakes})))  # fmt: skip
 
         # A renewal while the page's wss:// socket is open.
         before = served_certificate(gw.port)
