@@ -121,13 +121,17 @@ impl Gateway {
         self.tracer.dropped()
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let start = Instant::now();
+        let extended_connect = request::extended_connect_as_upgrade(&mut req);
         let request_id = self.ids.for_request(req.headers(), self.trusted_hops);
         let span = self.tracer.request(req.headers());
         let method = req.method().clone();
         let raw_path = req.uri().path().to_owned();
         let (mut res, target) = self.route_and_serve(req, peer, &request_id, &span).await;
+        if extended_connect {
+            request::extended_connect_answer(&mut res);
+        }
         res.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
         let took = start.elapsed();
         self.metrics.request(&target, res.status(), took);

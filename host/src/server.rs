@@ -48,10 +48,11 @@ impl ServerSettings {
             .header_read_timeout(self.client_header_timeout)
             .max_buf_size(self.max_header_bytes)
             .max_headers(self.max_headers);
-        // WebSockets stay on HTTP/1.1: no extended CONNECT (RFC 8441) is advertised,
-        // so browsers open their sockets on an HTTP/1.1 connection of their own.
+        // Extended CONNECT (RFC 8441) advertised: WebSockets ride HTTP/2 connections too
+        // (`request::extended_connect_as_upgrade`).
         builder
             .http2()
+            .enable_connect_protocol()
             .timer(TokioTimer::new())
             .max_header_list_size(self.max_header_bytes as u32)
             .max_concurrent_streams(self.http2_max_concurrent_streams)

@@ -412,6 +412,73 @@ async fn http2_rapid_reset_closes_the_connection_and_others_are_served() {
 }
 
 #[tokio::test]
+async fn websockets_ride_http2_by_extended_connect() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{protocol::Role, Message};
+    let pki = Pki::new();
+    // A WebSocket echo upstream, spoken to in HTTP/1.1 as ever.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        ws.send(msg).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let site = Site::new();
+    site.write_pair("site", &pki.leaf(&["localhost"]));
+    let config = site.config(&[("ws", up)], TLS);
+    let metrics = metrics(&config);
+    let tls = Tls::new(config.listen.tls.as_ref().unwrap(), &metrics).unwrap();
+    let chain = RouterChain::new(vec![router("r", |_| Ok(forward("ws")))]);
+    let gw =
+        start_serving(Arc::new(Gateway::new(&config, chain, None, metrics).unwrap()), &config, Some(tls.acceptor()))
+            .await;
+
+    let stream = connect(&gw, &pki.client(&[b"h2"]), "localhost").await;
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Two sockets on one HTTP/2 connection, beside an ordinary request.
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let mut req = Request::connect("https://localhost/_event/?EIO=4&transport=websocket")
+            .header("sec-websocket-version", "13")
+            .body(Empty::new())
+            .unwrap();
+        req.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+        let mut res = send.send_request(req).await.unwrap();
+        assert_eq!((res.status(), res.version()), (StatusCode::OK, http::Version::HTTP_2));
+        assert!(!res.headers().contains_key("sec-websocket-accept") && !res.headers().contains_key("connection"));
+        let upgraded = hyper::upgrade::on(&mut res).await.unwrap();
+        sockets.push(
+            tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await,
+        );
+    }
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        for n in 0..20 {
+            let msg = format!("42/_event,[\"event\",{{\"socket\":{i},\"n\":{n}}}]");
+            ws.send(Message::text(msg.clone())).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), msg);
+        }
+    }
+    // A plain CONNECT (no :protocol) is no WebSocket: not tunneled.
+    let res = send.send_request(Request::connect("https://localhost/x").body(Empty::new()).unwrap()).await;
+    assert!(res.map_or(true, |r| r.status() != StatusCode::OK), "a CONNECT without :protocol was answered 200");
+    for mut ws in sockets {
+        ws.close(None).await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn http2_stream_limit_is_advertised() {
     let pki = Pki::new();
     let (_site, _config, _tls, gw) = https_site(&pki, "").await;

@@ -9,7 +9,8 @@ mod id;
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Request};
+use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 pub use canonical_path::PathError;
 pub use client::{ClientView, Peer};
@@ -23,6 +24,41 @@ pub struct Canonical {
     /// What routers see: the canonical path, the raw query, the headers.
     pub route: Arc<RouteRequest>,
     pub client: ClientView,
+}
+
+/// RFC 8441: a WebSocket over HTTP/2 arrives as `CONNECT` with `:protocol websocket`.
+/// It is rewritten here into the HTTP/1.1 upgrade request every later stage (the
+/// bridge, the tunnel, the upstream) already handles, with a handshake key of the
+/// gateway's; `true` when it was one, and its answer must then go through
+/// `extended_connect_answer`. hyper keeps the stream's pending upgrade in the request.
+pub fn extended_connect_as_upgrade<B>(req: &mut Request<B>) -> bool {
+    let websocket = req.method() == Method::CONNECT
+        && req.extensions().get::<hyper::ext::Protocol>().is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if !websocket {
+        return false;
+    }
+    *req.method_mut() = Method::GET;
+    let headers = req.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if !headers.contains_key(SEC_WEBSOCKET_VERSION) {
+        headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    }
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    headers.insert(SEC_WEBSOCKET_KEY, HeaderValue::from_str(&key).expect("base64 is a valid header value"));
+    true
+}
+
+/// The answer to an RFC 8441 `CONNECT`: the upstream's `101 Switching Protocols` is
+/// `200 OK` on HTTP/2, without the HTTP/1.1 handshake's headers (HTTP/2 has no
+/// Connection header, and the accept value answered the gateway's key).
+pub fn extended_connect_answer<B>(res: &mut Response<B>) {
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+        *res.status_mut() = StatusCode::OK;
+        for name in [CONNECTION, UPGRADE, SEC_WEBSOCKET_ACCEPT] {
+            res.headers_mut().remove(name);
+        }
+    }
 }
 
 /// HTTP/2 clients may send each cookie in a field of its own (RFC 9113 §8.2.3, as
