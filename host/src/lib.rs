@@ -19,6 +19,7 @@
 //! `reload` (plugins and certificates swapped on file change and SIGHUP), `redirect`
 //! (the plain-HTTP listener beside a TLS one), `supervise` (`isthmus run`), `init`, `cli`.
 
+pub mod accept;
 pub mod body;
 pub mod bridge;
 pub mod builtin;

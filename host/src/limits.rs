@@ -35,6 +35,8 @@ pub const TLS_EXPIRY_WARNING: Duration = Duration::from_secs(21 * 24 * 3600);
 /// Largest file the redirect listener serves from `listen.tls.acme_challenge_dir`
 /// (an ACME key authorization is under 100 bytes).
 pub const ACME_CHALLENGE_MAX_BYTES: u64 = 4096;
+/// A listener whose accept failed (EMFILE and friends) tries again after this.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// Idle pooled connections kept per upstream host.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 /// Log lines queued for the log-writer thread; past this, new lines are dropped so a

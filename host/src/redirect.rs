@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::accept;
 use crate::body::{self, Body};
 use crate::limits;
 
@@ -41,15 +42,8 @@ impl Redirect {
         let builder = Arc::new(builder);
         tokio::pin!(shutdown);
         loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::error!(error = %e, "accept failed on the redirect listener");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let (stream, _) = tokio::select! {
+                accepted = accept::next(&listener, "redirect") => accepted,
                 () = &mut shutdown => return,
             };
             let this = self.clone();

@@ -13,6 +13,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use crate::accept;
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::limits;
@@ -77,15 +78,7 @@ pub async fn serve(
 
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::error!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept::next(&listener, "public") => accepted,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);

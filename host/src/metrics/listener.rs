@@ -16,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use super::Metrics;
+use crate::accept;
 use crate::body::{self, Body};
 use crate::limits;
 
@@ -35,15 +36,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::error!(error = %e, "metrics listener: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (stream, _) = tokio::select! {
+            accepted = accept::next(&listener, "metrics") => accepted,
             () = &mut shutdown => break,
         };
         let (metrics, ready) = (metrics.clone(), ready.clone());
