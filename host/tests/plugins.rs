@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::variant;
+use common::{variant, Captured};
 use isthmus::config::Config;
 use isthmus::plugin::cache::CacheMeta;
 use isthmus::plugin::{CacheOutcome, PluginError, PluginHost, WasmRouter};
@@ -256,27 +256,6 @@ fn not_a_component_is_a_load_error() {
     let err = PluginHost::new().unwrap().load(&env.config, None).map(|p| p.routers).unwrap_err();
     assert!(matches!(err, PluginError::Compile { .. }), "{err:?}");
     assert!(err.to_string().starts_with("plugin `junk`: "), "{err}");
-}
-
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
 }
 
 #[test]

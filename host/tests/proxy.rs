@@ -235,21 +235,7 @@ async fn bodies_stream_both_ways() {
 
 #[tokio::test]
 async fn websocket_upgrades_are_tunneled() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        ws.send(msg).await.unwrap();
-                    }
-                }
-            });
-        }
-    });
+    let up = websocket_echo().await;
     let site = Site::new();
     let gw = start_gateway(&site.config(&[("ws", up)], ""), vec![router("r", |_| Ok(forward("ws")))]).await;
     let (mut ws, res) =

@@ -417,20 +417,7 @@ async fn websockets_ride_http2_by_extended_connect() {
     use tokio_tungstenite::tungstenite::{protocol::Role, Message};
     let pki = Pki::new();
     // A WebSocket echo upstream, spoken to in HTTP/1.1 as ever.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        ws.send(msg).await.unwrap();
-                    }
-                }
-            });
-        }
-    });
+    let up = websocket_echo().await;
     let site = Site::new();
     site.write_pair("site", &pki.leaf(&["localhost"]));
     let config = site.config(&[("ws", up)], TLS);

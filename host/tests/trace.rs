@@ -29,16 +29,15 @@ async fn gateway(extra: &str) -> (RunningGateway, Site, Arc<isthmus::dispatch::G
     let app = echo_trace().await;
     let site = Site::new();
     let config = site.config(&[("app", app)], extra);
-    let gateway = Arc::new(
-        isthmus::dispatch::Gateway::new(
-            &config,
-            isthmus::policy::RouterChain::new(vec![router("r", |_| Ok(forward("app")))]),
-            None,
-            metrics(&config),
-        )
-        .unwrap(),
-    );
-    (start_with(gateway.clone(), &config).await, site, gateway)
+    let (gw, gateway) = serve(&config).await;
+    (gw, site, gateway)
+}
+
+/// A gateway of `config` sending everything to its upstream `app`.
+async fn serve(config: &isthmus::config::Config) -> (RunningGateway, Arc<isthmus::dispatch::Gateway>) {
+    let chain = isthmus::policy::RouterChain::new(vec![router("r", |_| Ok(forward("app")))]);
+    let gateway = Arc::new(isthmus::dispatch::Gateway::new(config, chain, None, metrics(config)).unwrap());
+    (start_with(gateway.clone(), config).await, gateway)
 }
 
 async fn get_with(url: &str, headers: &[(&str, &str)]) -> (String, String) {
@@ -216,19 +215,6 @@ async fn spans_queued_at_shutdown_are_exported() {
     exports.span(|s| hex(&s.trace_id) == trace).await;
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn json_access_lines_carry_the_trace_and_span_ids() {
     // The process-wide subscriber, as the binary installs it: a thread's own default
@@ -248,16 +234,7 @@ async fn json_access_lines_carry_the_trace_and_span_ids() {
     let config = site.config(&[("app", echo_trace().await)], "[log]\nformat = \"json\"\n");
     assert_eq!(config.log.format, isthmus::config::LogFormat::Json);
     isthmus::logging::set_format(config.log.format);
-    let gateway = Arc::new(
-        isthmus::dispatch::Gateway::new(
-            &config,
-            isthmus::policy::RouterChain::new(vec![router("r", |_| Ok(forward("app")))]),
-            None,
-            metrics(&config),
-        )
-        .unwrap(),
-    );
-    let gw = start_with(gateway, &config).await;
+    let (gw, _) = serve(&config).await;
     let client = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let (tp, _) = get_with(&gw.url("/logged"), &[("traceparent", &client)]).await;
     let (_, span_id, _) = traceparent_parts(&tp);
