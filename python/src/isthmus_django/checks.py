@@ -70,10 +70,15 @@ def check_identity_secret(app_configs: Any = None, **kwargs: Any) -> list[checks
     return []
 
 
+def _proxy_ssl_header_ok(header: Any) -> bool:
+    """Whether SECURE_PROXY_SSL_HEADER trusts the X-Forwarded-Proto the gateway writes."""
+    return header is not None and tuple(header) == EXPECTED_PROXY_SSL_HEADER
+
+
 def check_proxy_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-    if header is None or tuple(header) != EXPECTED_PROXY_SSL_HEADER:
+    if not _proxy_ssl_header_ok(header):
         messages.append(
             checks.Warning(
                 f"SECURE_PROXY_SSL_HEADER is {header!r}, not {EXPECTED_PROXY_SSL_HEADER!r}.",
@@ -219,7 +224,7 @@ def check_tls_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     origin = parsed[0]
     messages: list[checks.CheckMessage] = []
     header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
-    if header is None or tuple(header) != EXPECTED_PROXY_SSL_HEADER:
+    if not _proxy_ssl_header_ok(header):
         messages.append(
             checks.Error(
                 f"The site is served over https ({origin}) but SECURE_PROXY_SSL_HEADER is {header!r}.",
