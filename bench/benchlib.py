@@ -227,6 +227,46 @@ def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
+# ---------------------------------------------------------------- nginx
+
+# The top of every nginx config the parts write (`{work}`, `{name}` to format): one worker
+# in the foreground, its pid and errors in the work folder.
+NGINX_COMMON = """\
+worker_processes 1;
+daemon off;
+master_process on;
+pid {work}/{name}.pid;
+error_log {work}/{name}.err warn;
+events {{ worker_connections 4096; }}
+"""
+
+# What isthmus writes on every proxied request, for the nginx proxies compared with it:
+# pooled keep-alive upstream connections, Host kept, X-Forwarded-For/-Proto/-Host
+# written, a request id sent upstream and returned to the client.
+NGINX_PROXY_HEADERS = """\
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_set_header Host $http_host;
+  proxy_set_header X-Forwarded-For $remote_addr;
+  proxy_set_header X-Forwarded-Proto $scheme;
+  proxy_set_header X-Forwarded-Host $http_host;
+  proxy_set_header X-Request-Id $request_id;
+  add_header X-Request-Id $request_id;
+"""
+
+
+def nginx(name: str, conf: str, work: Path, ports: list[int]) -> Server:
+    """nginx with config text `conf` (written to WORK/NAME.conf), started on the server
+    CPU; returns once each of `ports` accepts connections."""
+    path = work / f"{name}.conf"
+    path.write_text(conf)
+    s = Server(name, ["nginx", "-p", str(work), "-e", str(work / f"{name}.err"), "-c", str(path)],
+               work / f"{name}.log", stop_signal=signal.SIGQUIT).start()
+    for port in ports:
+        wait_port(port, server=s)
+    return s
+
+
 # ---------------------------------------------------------------- wrk
 
 ALT_LUA = Path(__file__).resolve().parent / "http" / "alternate.lua"

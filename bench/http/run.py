@@ -37,18 +37,9 @@ EXPECT = {"/api/items/1": "django", "/ping": "reflex"}
 
 # ------------------------------------------------------------------ server recipes
 
-NGINX_COMMON = """\
-worker_processes 1;
-daemon off;
-master_process on;
-pid {work}/{name}.pid;
-error_log {work}/{name}.err warn;
-events {{ worker_connections 4096; }}
-"""
-
 # Both keepalive_requests limits are lifted so that no connection is closed every 1000
 # requests (nginx's default) in any case: the clients and isthmus keep theirs open.
-UPSTREAM_CONF = NGINX_COMMON + """\
+UPSTREAM_CONF = B.NGINX_COMMON + """\
 http {{
   access_log off;
   keepalive_requests 100000000;
@@ -61,23 +52,14 @@ UPSTREAM_SERVER = """\
     location / {{ add_header X-Upstream {label}; return 200 "ok"; }}
   }}"""
 
-# The same work isthmus does per request: two prefixes to two upstreams over pooled
-# keep-alive connections, Host kept, X-Forwarded-For/-Proto/-Host written, a request id
-# sent upstream and returned to the client.
-PROXY_CONF = NGINX_COMMON + """\
+# The same work isthmus does per request: two prefixes to two upstreams.
+PROXY_CONF = B.NGINX_COMMON + """\
 http {{
   access_log off;
   keepalive_requests 100000000;
   upstream django {{ server 127.0.0.1:{django}; keepalive 64; keepalive_requests 100000000; }}
   upstream reflex {{ server 127.0.0.1:{reflex}; keepalive 64; keepalive_requests 100000000; }}
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_set_header Host $http_host;
-  proxy_set_header X-Forwarded-For $remote_addr;
-  proxy_set_header X-Forwarded-Proto $scheme;
-  proxy_set_header X-Forwarded-Host $http_host;
-  proxy_set_header X-Request-Id $request_id;
-  add_header X-Request-Id $request_id;
+""" + B.NGINX_PROXY_HEADERS + """\
   server {{
     listen 127.0.0.1:{port};
     location /api/ {{ proxy_pass http://django; }}
@@ -122,21 +104,12 @@ class Env:
 
     def nginx_upstream(self, ports: dict[str, int], name: str) -> B.Server:
         servers = "\n".join(UPSTREAM_SERVER.format(port=p, label=label) for label, p in ports.items())
-        conf = self.work / f"{name}.conf"
-        conf.write_text(UPSTREAM_CONF.format(work=self.work, name=name, servers=servers))
-        s = B.Server(name, ["nginx", "-p", str(self.work), "-e", str(self.work / f"{name}.err"), "-c", str(conf)],
-                     self.work / f"{name}.log", stop_signal=signal.SIGQUIT).start()
-        for p in ports.values():
-            B.wait_port(p, server=s)
-        return s
+        conf = UPSTREAM_CONF.format(work=self.work, name=name, servers=servers)
+        return B.nginx(name, conf, self.work, list(ports.values()))
 
     def nginx_proxy(self, port: int, django: int, reflex: int, name: str = "nginx-proxy") -> B.Server:
-        conf = self.work / f"{name}.conf"
-        conf.write_text(PROXY_CONF.format(work=self.work, name=name, port=port, django=django, reflex=reflex))
-        s = B.Server(name, ["nginx", "-p", str(self.work), "-e", str(self.work / f"{name}.err"), "-c", str(conf)],
-                     self.work / f"{name}.log", stop_signal=signal.SIGQUIT).start()
-        B.wait_port(port, server=s)
-        return s
+        conf = PROXY_CONF.format(work=self.work, name=name, port=port, django=django, reflex=reflex)
+        return B.nginx(name, conf, self.work, [port])
 
     def isthmus_site(self, port: int, django: int, reflex: int) -> Path:
         site = self.work / "isthmus"

@@ -22,7 +22,6 @@ import argparse
 import json
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,12 +33,7 @@ import benchlib as B  # noqa: E402
 
 CONNECTIONS = 32
 
-UPSTREAM_CONF = """\
-worker_processes 1;
-daemon off;
-pid {work}/upstream.pid;
-error_log {work}/upstream.err warn;
-events {{ worker_connections 4096; }}
+UPSTREAM_CONF = B.NGINX_COMMON + """\
 http {{
   access_log off;
   keepalive_requests 100000000;
@@ -47,27 +41,14 @@ http {{
 }}
 """
 
-# What isthmus does per request, as in bench/http: Host kept, X-Forwarded-* written, a
-# request id both ways. TLS as isthmus sets it up: 1.2 and 1.3, ALPN h2 and http/1.1,
-# session tickets on (neither side resumes here).
-PROXY_CONF = """\
-worker_processes 1;
-daemon off;
-pid {work}/proxy.pid;
-error_log {work}/proxy.err warn;
-events {{ worker_connections 4096; }}
+# What isthmus does per request, as in bench/http; TLS as isthmus sets it up: 1.2 and
+# 1.3, ALPN h2 and http/1.1, session tickets on (neither side resumes here).
+PROXY_CONF = B.NGINX_COMMON + """\
 http {{
   access_log off;
   keepalive_requests 100000000;
   upstream app {{ server 127.0.0.1:{upstream}; keepalive 64; keepalive_requests 100000000; }}
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_set_header Host $http_host;
-  proxy_set_header X-Forwarded-For $remote_addr;
-  proxy_set_header X-Forwarded-Proto $scheme;
-  proxy_set_header X-Forwarded-Host $http_host;
-  proxy_set_header X-Request-Id $request_id;
-  add_header X-Request-Id $request_id;
+""" + B.NGINX_PROXY_HEADERS + """\
   server {{
     listen 127.0.0.1:{port} ssl http2;
     ssl_certificate {cert};
@@ -94,15 +75,6 @@ url = "http://127.0.0.1:{upstream}"
 plugin = "builtin:prefix-router"
 config = {{ django_prefixes = ["/bench"], django_upstream = "app" }}
 """
-
-
-def nginx(name: str, conf: str, work: Path, port: int) -> B.Server:
-    path = work / f"{name}.conf"
-    path.write_text(conf)
-    s = B.Server(name, ["nginx", "-p", str(work), "-e", str(work / f"{name}.err"), "-c", str(path)],
-                 work / f"{name}.log", stop_signal=signal.SIGQUIT).start()
-    B.wait_port(port, server=s)
-    return s
 
 
 def isthmus(binary: Path, work: Path, port: int, upstream: int, cert: Path, key: Path) -> B.Server:
@@ -176,7 +148,8 @@ def main() -> int:
                        check=True, stdout=subprocess.DEVNULL)
         cert, key = work / "tls" / "site.pem", work / "tls" / "site-key.pem"
         upstream_port = B.free_port()
-        upstream = nginx("upstream", UPSTREAM_CONF.format(work=work, port=upstream_port), work, upstream_port)
+        upstream = B.nginx("upstream", UPSTREAM_CONF.format(work=work, name="upstream", port=upstream_port), work,
+                           [upstream_port])
         samples: dict[tuple[str, str], list[dict]] = {}
         kinds = ["handshakes", "https-h1", "https-h2"]
         for rep in range(args.reps):
@@ -185,8 +158,8 @@ def main() -> int:
                 for server in servers:
                     port = B.free_port()
                     if server == "nginx":
-                        s = nginx("proxy", PROXY_CONF.format(work=work, port=port, upstream=upstream_port, cert=cert, key=key),
-                                  work, port)
+                        conf = PROXY_CONF.format(work=work, name="proxy", port=port, upstream=upstream_port, cert=cert, key=key)
+                        s = B.nginx("proxy", conf, work, [port])
                     else:
                         s = isthmus(args.isthmus, work, port, upstream_port, cert, key)
                     try:
