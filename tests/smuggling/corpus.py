@@ -108,14 +108,29 @@ CASES: list[Case] = [
         b"POST / HTTP/1.0\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n" + HELLO_CHUNKED + SMUGGLED,
     ),
     # ------------------------------------------------------------ Content-Length values
-    Case("two Content-Lengths differing", "Content-Length", post(b"Content-Length: 5\r\nContent-Length: 6\r\n", b"hello!"), REFUSED),
-    Case("two Content-Lengths equal", "Content-Length", post(b"Content-Length: 5\r\nContent-Length: 5\r\n", b"hello"), body=b"hello"),
+    Case(
+        "two Content-Lengths differing",
+        "Content-Length",
+        post(b"Content-Length: 5\r\nContent-Length: 6\r\n", b"hello!"),
+        REFUSED,
+    ),
+    Case(
+        "two Content-Lengths equal",
+        "Content-Length",
+        post(b"Content-Length: 5\r\nContent-Length: 5\r\n", b"hello"),
+        body=b"hello",
+    ),
     Case("Content-Length: 5, 5", "Content-Length", post(b"Content-Length: 5, 5\r\n", b"hello"), body=b"hello"),
     Case("Content-Length: 5, 6", "Content-Length", post(b"Content-Length: 5, 6\r\n", b"hello!"), REFUSED),
     Case("Content-Length: +5", "Content-Length", post(b"Content-Length: +5\r\n", b"hello"), REFUSED),
     Case("Content-Length: -1", "Content-Length", post(b"Content-Length: -1\r\n", b"hello"), REFUSED),
     Case("Content-Length: 0x5", "Content-Length", post(b"Content-Length: 0x5\r\n", b"hello"), REFUSED),
-    Case("Content-Length: 5 with leading zeros", "Content-Length", post(b"Content-Length: 0005\r\n", b"hello"), body=b"hello"),
+    Case(
+        "Content-Length: 5 with leading zeros",
+        "Content-Length",
+        post(b"Content-Length: 0005\r\n", b"hello"),
+        body=b"hello",
+    ),
     Case("Content-Length: 5 5", "Content-Length", post(b"Content-Length: 5 5\r\n", b"hello"), REFUSED),
     Case(
         "Content-Length of 20 digits",
@@ -139,9 +154,19 @@ CASES: list[Case] = [
     ),
     # ------------------------------------------------------------ Transfer-Encoding values
     Case("TE: chunked, identity", "Transfer-Encoding", te_post(b"Transfer-Encoding: chunked, identity\r\n"), REFUSED),
-    Case("TE: identity, chunked", "Transfer-Encoding", te_post(b"Transfer-Encoding: identity, chunked\r\n"), body=b"hello"),
+    Case(
+        "TE: identity, chunked",
+        "Transfer-Encoding",
+        te_post(b"Transfer-Encoding: identity, chunked\r\n"),
+        body=b"hello",
+    ),
     Case("TE: xchunked", "Transfer-Encoding", te_post(b"Transfer-Encoding: xchunked\r\n"), REFUSED),
-    Case("TE: chunked with trailing space", "Transfer-Encoding", te_post(b"Transfer-Encoding: chunked \r\n"), body=b"hello"),
+    Case(
+        "TE: chunked with trailing space",
+        "Transfer-Encoding",
+        te_post(b"Transfer-Encoding: chunked \r\n"),
+        body=b"hello",
+    ),
     Case("TE: tab before chunked", "Transfer-Encoding", te_post(b"Transfer-Encoding:\tchunked\r\n"), body=b"hello"),
     Case("TE: CHUNKED upper case", "Transfer-Encoding", te_post(b"Transfer-Encoding: CHUNKED\r\n"), body=b"hello"),
     Case(
@@ -161,7 +186,12 @@ CASES: list[Case] = [
         post(b"Transfer-Encoding: \x0bchunked\r\n" + cl(HELLO_CHUNKED), HELLO_CHUNKED),
         REFUSED,
     ),
-    Case("Connection names Transfer-Encoding", "Transfer-Encoding", te_post(b"Connection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n"), body=b"hello"),
+    Case(
+        "Connection names Transfer-Encoding",
+        "Transfer-Encoding",
+        te_post(b"Connection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n"),
+        body=b"hello",
+    ),
     # ------------------------------------------------------------ obs-fold, bare LF, NUL and controls
     Case(
         "obs-fold continuing Transfer-Encoding, and CL",
@@ -170,7 +200,12 @@ CASES: list[Case] = [
     ),
     Case("obs-fold in X-Foo", "obs-fold", get(headers=HOST + b"X-Foo: a\r\n b\r\n")),
     Case("bare LF line ends", "bare LF", b"GET / HTTP/1.1\nHost: app.test\nX-Foo: a\n\n"),
-    Case("bare LF after the chunk size", "bare LF", te_post(b"Transfer-Encoding: chunked\r\n", b"5\nhello\r\n0\r\n\r\n"), body=b"hello"),
+    Case(
+        "bare LF after the chunk size",
+        "bare LF",
+        te_post(b"Transfer-Encoding: chunked\r\n", b"5\nhello\r\n0\r\n\r\n"),
+        body=b"hello",
+    ),
     Case("bare CR in a header value", "controls", get(headers=HOST + b"X-Foo: a\rb\r\n")),
     Case("NUL in a header value", "controls", get(headers=HOST + b"X-Foo: a\x00b\r\n")),
     Case("NUL in the target", "controls", get(b"/a\x00b", HOST), REFUSED),
@@ -252,9 +287,27 @@ CASES: list[Case] = [
         forbid_trailers=("transfer-encoding",),
     ),
     # ------------------------------------------------------------ the gateway's own headers
-    Case("X-Isthmus-Identity from the client", "gateway headers", get(headers=HOST + b"X-Isthmus-Identity: forged\r\n"), forbid=("x-isthmus-identity",), gateway_only=True),
-    Case("X-Isthmus_Identity (underscore)", "gateway headers", get(headers=HOST + b"X-Isthmus_Identity: forged\r\n"), forbid=("x-isthmus-identity",), gateway_only=True),
-    Case("X-Isthmus-Secret from the client", "gateway headers", get(headers=HOST + b"X-Isthmus-Secret: guess\r\n"), forbid=("x-isthmus-secret",), gateway_only=True),
+    Case(
+        "X-Isthmus-Identity from the client",
+        "gateway headers",
+        get(headers=HOST + b"X-Isthmus-Identity: forged\r\n"),
+        forbid=("x-isthmus-identity",),
+        gateway_only=True,
+    ),
+    Case(
+        "X-Isthmus_Identity (underscore)",
+        "gateway headers",
+        get(headers=HOST + b"X-Isthmus_Identity: forged\r\n"),
+        forbid=("x-isthmus-identity",),
+        gateway_only=True,
+    ),
+    Case(
+        "X-Isthmus-Secret from the client",
+        "gateway headers",
+        get(headers=HOST + b"X-Isthmus-Secret: guess\r\n"),
+        forbid=("x-isthmus-secret",),
+        gateway_only=True,
+    ),
     # ------------------------------------------------------------ request line and target
     Case("absolute-form target", "request line", get(b"http://app.test/abs", HOST)),
     Case("absolute-form with another host than Host", "request line", get(b"http://other.test/abs", HOST)),
@@ -276,11 +329,25 @@ CASES: list[Case] = [
     Case("Host with a path", "Host", get(headers=b"Host: app.test/evil\r\n"), REFUSED),
     # ------------------------------------------------------------ Expect
     Case("Expect: 100-continue", "Expect", post(b"Expect: 100-continue\r\n" + cl(b"hello"), b"hello"), body=b"hello"),
-    Case("Expect: 100-continue, chunked", "Expect", te_post(b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n"), body=b"hello"),
-    Case("Expect: something-else", "Expect", post(b"Expect: something-else\r\n" + cl(b"hello"), b"hello"), body=b"hello"),
+    Case(
+        "Expect: 100-continue, chunked",
+        "Expect",
+        te_post(b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n"),
+        body=b"hello",
+    ),
+    Case(
+        "Expect: something-else", "Expect", post(b"Expect: something-else\r\n" + cl(b"hello"), b"hello"), body=b"hello"
+    ),
     # ------------------------------------------------------------ pipelining and connection reuse
     Case("two GETs pipelined", "pipelining", get(headers=HOST) + get(b"/second", HOST), NORMALISED, requests=2),
-    Case("POST then GET pipelined", "pipelining", post(cl(b"hello"), b"hello") + get(b"/second", HOST), NORMALISED, requests=2, body=b"hello"),
+    Case(
+        "POST then GET pipelined",
+        "pipelining",
+        post(cl(b"hello"), b"hello") + get(b"/second", HOST),
+        NORMALISED,
+        requests=2,
+        body=b"hello",
+    ),
     Case(
         "chunked POST then two GETs pipelined",
         "pipelining",
@@ -289,7 +356,12 @@ CASES: list[Case] = [
         requests=3,
         body=b"hello",
     ),
-    Case("Connection: close then a request", "pipelining", get(headers=HOST + b"Connection: close\r\n") + SMUGGLED, NORMALISED),
+    Case(
+        "Connection: close then a request",
+        "pipelining",
+        get(headers=HOST + b"Connection: close\r\n") + SMUGGLED,
+        NORMALISED,
+    ),
     Case("HTTP/1.0 then a request", "pipelining", get(headers=HOST, version=b"HTTP/1.0") + SMUGGLED, NORMALISED),
     Case("GET with a body", "pipelining", get(headers=HOST + cl(b"hello")) + b"hello", body=b"hello"),
     Case("GET whose body is a request", "pipelining", get(headers=HOST + cl(SMUGGLED)) + SMUGGLED, body=SMUGGLED),
@@ -306,13 +378,20 @@ CASES: list[Case] = [
     Case(
         "Upgrade: h2c on GET",
         "h2c",
-        get(headers=HOST + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"),
+        get(
+            headers=HOST
+            + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
+        ),
         forbid=("upgrade", "http2-settings"),
     ),
     Case(
         "Upgrade: h2c on POST, then the preface",
         "h2c",
-        post(b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n" + cl(b"hello"), b"hello")
+        post(
+            b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"
+            + cl(b"hello"),
+            b"hello",
+        )
         + H2_PREFACE,
         forbid=("upgrade", "http2-settings"),
         body=b"hello",

@@ -18,6 +18,7 @@ recorded as tunnelled bytes of that request.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -255,7 +256,9 @@ class Recorder:
                     return
                 if wants_upgrade(seen):
                     upgrade = seen.header("upgrade")[0].encode("latin-1")
-                    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: " + upgrade + b"\r\n\r\n")
+                    conn.sendall(
+                        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: " + upgrade + b"\r\n\r\n"
+                    )
                     seen.tunnel = reader.rest()
                     return
                 close = seen.version == "HTTP/1.0" or "close" in ",".join(seen.header("connection")).lower()
@@ -269,7 +272,5 @@ class Recorder:
         head = f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"
         if close:
             head += "Connection: close\r\n"
-        try:
+        with contextlib.suppress(OSError):
             conn.sendall(head.encode() + b"\r\n" + body)
-        except OSError:
-            pass

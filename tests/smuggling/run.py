@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import shutil
 import signal
@@ -34,14 +35,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 import benchlib as B  # noqa: E402
+
 from corpus import CASES, Case  # noqa: E402
 from recorder import Recorder, Seen  # noqa: E402
 
@@ -97,7 +99,7 @@ class Reply:
     raw: bytes = b""
 
     def describe(self) -> str:
-        parts = [",".join(map(str, self.statuses)) or "no answer"]
+        parts = [",".join(str(st or "non-HTTP/1") for st in self.statuses) or "no answer"]
         if self.interim:
             parts.append("after " + ",".join(map(str, self.interim)))
         parts.append("reset" if self.reset else "closed" if self.closed else "open")
@@ -346,7 +348,7 @@ def totals(rows: list[dict[str, object]], proxy: str) -> dict[str, int]:
         out[str(r["verdict"])] += 1
         out["hangs"] += bool(r["hang"])
         out["crashes"] += str(r["why"]).startswith("crash")
-        out["upstream_requests"] += len(r["upstream"])  # type: ignore[arg-type]
+        out["upstream_requests"] += len(r["upstream"])
     return out
 
 
@@ -373,16 +375,21 @@ def main() -> int:
     try:
         port = B.free_port()
         binary = args.isthmus.resolve()
-        proxies.append(Proxy("isthmus", port, lambda port=port: start_isthmus(binary, work, port, recorder.port)))
+        proxies.append(Proxy("isthmus", port, functools.partial(start_isthmus, binary, work, port, recorder.port)))
         if not args.no_nginx:
             if ensure_nginx():
                 port = B.free_port()
-                proxies.append(Proxy("nginx", port, lambda port=port: start_nginx(work, port, recorder.port)))
+                proxies.append(Proxy("nginx", port, functools.partial(start_nginx, work, port, recorder.port)))
             else:
                 B.log("nginx could not be installed; isthmus only")
         rows = []
         for case in cases:
-            row: dict[str, object] = {"case": case.name, "category": case.category, "wire": case.wire.decode("latin-1")}
+            row: dict[str, object] = {
+                "case": case.name,
+                "category": case.category,
+                "wire": case.wire[:400].decode("latin-1"),
+                "wire_bytes": len(case.wire),
+            }
             for proxy in proxies:
                 if case.gateway_only and proxy.name != "isthmus":
                     row[proxy.name] = None
