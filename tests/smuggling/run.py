@@ -17,6 +17,9 @@ proxy:
   is not the one sent, no answer came in time (hang), the proxy process died or
   panicked, or a verdict the case does not accept (normalised where a 400 is required).
 
+`python3 -m unittest discover -s tests/smuggling` checks the harness itself: a
+byte-for-byte relay in front of the recorder must fail the smuggling cases.
+
 Writes DIR/table.md and DIR/results.json (DIR: bench/results/<UTC>-smuggling) and exits
 1 when isthmus fails a case; nginx's failures are reported only. nginx is installed with
 apt when missing, as bench/run.sh does.
@@ -249,6 +252,26 @@ def judge(case: Case, reply: Reply, seen: list[Seen], crash: str | None) -> tupl
     return verdict, ""
 
 
+def attempt(
+    port: int, case: Case, recorder: Recorder, timeout: float, crashed: Callable[[], str | None]
+) -> dict[str, object]:
+    """One case on the proxy at `port`: its verdict and what the client and upstream saw."""
+    started = time.monotonic()
+    reply = exchange(port, case, timeout)
+    time.sleep(SETTLE)
+    seen = recorder.since(started)
+    verdict, why = judge(case, reply, seen, crashed())
+    return {
+        "verdict": verdict,
+        "why": why,
+        "client": reply.describe(),
+        "hang": reply.hang,
+        "reply": reply.raw.decode("latin-1"),
+        "upstream": [s.summary() for s in seen],
+        "upstream_view": upstream_view(seen),
+    }
+
+
 def upstream_view(seen: list[Seen]) -> str:
     out = []
     for s in seen:
@@ -359,6 +382,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="results folder (default bench/results/<UTC>-smuggling)")
     ap.add_argument("-k", dest="only", default="", help="only the cases whose name contains this")
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds a case may wait for its answers")
+    ap.add_argument("--budget", type=float, default=110.0, help="seconds the whole run may take; then it stops")
     args = ap.parse_args()
     if not args.isthmus.is_file():
         ap.error(f"--isthmus: no such file: {args.isthmus}")
@@ -384,6 +408,8 @@ def main() -> int:
                 B.log("nginx could not be installed; isthmus only")
         rows = []
         for case in cases:
+            if time.monotonic() - t0 > args.budget:
+                raise SystemExit(f"over the --budget of {args.budget}s at `{case.name}`: proxies hang")
             row: dict[str, object] = {
                 "case": case.name,
                 "category": case.category,
@@ -394,20 +420,7 @@ def main() -> int:
                 if case.gateway_only and proxy.name != "isthmus":
                     row[proxy.name] = None
                     continue
-                started = time.monotonic()
-                reply = exchange(proxy.port, case, args.timeout)
-                time.sleep(SETTLE)
-                seen = recorder.since(started)
-                verdict, why = judge(case, reply, seen, proxy.crashed())
-                row[proxy.name] = {
-                    "verdict": verdict,
-                    "why": why,
-                    "client": reply.describe(),
-                    "hang": reply.hang,
-                    "reply": reply.raw.decode("latin-1"),
-                    "upstream": [s.summary() for s in seen],
-                    "upstream_view": upstream_view(seen),
-                }
+                row[proxy.name] = attempt(proxy.port, case, recorder, args.timeout, proxy.crashed)
             rows.append(row)
             print(
                 f"{case.name[:52]:52} "
