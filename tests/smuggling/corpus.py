@@ -132,6 +132,10 @@ CASES: list[Case] = [
         body=b"hello",
     ),
     Case("Content-Length: 5 5", "Content-Length", post(b"Content-Length: 5 5\r\n", b"hello"), REFUSED),
+    Case("empty Content-Length", "Content-Length", post(b"Content-Length: \r\n", b"hello"), REFUSED),
+    Case(
+        "Content-Length: 5 between tabs", "Content-Length", post(b"Content-Length:\t5\t\r\n", b"hello"), body=b"hello"
+    ),
     Case(
         "Content-Length of 20 digits",
         "Content-Length",
@@ -216,6 +220,12 @@ CASES: list[Case] = [
     Case("chunk size +5", "chunks", te_post(b"Transfer-Encoding: chunked\r\n", b"+5\r\nhello\r\n0\r\n\r\n"), REFUSED),
     Case("chunk size 0x5", "chunks", te_post(b"Transfer-Encoding: chunked\r\n", b"0x5\r\nhello\r\n0\r\n\r\n"), REFUSED),
     Case("chunk size -5", "chunks", te_post(b"Transfer-Encoding: chunked\r\n", b"-5\r\nhello\r\n0\r\n\r\n"), REFUSED),
+    Case(
+        "chunk size 5 then a space",
+        "chunks",
+        te_post(b"Transfer-Encoding: chunked\r\n", b"5 \r\nhello\r\n0\r\n\r\n"),
+        body=b"hello",
+    ),
     Case(
         "chunk size of 2^72 (overflow)",
         "chunks",
@@ -302,6 +312,13 @@ CASES: list[Case] = [
         gateway_only=True,
     ),
     Case(
+        "X-Isthmus_Secret (underscore)",
+        "gateway headers",
+        get(headers=HOST + b"X-Isthmus_Secret: guess\r\n"),
+        forbid=("x-isthmus-secret",),
+        gateway_only=True,
+    ),
+    Case(
         "X-Isthmus-Secret from the client",
         "gateway headers",
         get(headers=HOST + b"X-Isthmus-Secret: guess\r\n"),
@@ -311,6 +328,11 @@ CASES: list[Case] = [
     # ------------------------------------------------------------ request line and target
     Case("absolute-form target", "request line", get(b"http://app.test/abs", HOST)),
     Case("absolute-form with another host than Host", "request line", get(b"http://other.test/abs", HOST)),
+    Case("absolute-form with userinfo", "request line", get(b"http://user@app.test/abs", HOST)),
+    Case("absolute-form https", "request line", get(b"https://app.test/abs", HOST)),
+    Case("empty line before the request line", "request line", b"\r\n" + get(headers=HOST)),
+    Case("lower-case method", "request line", get(headers=HOST).replace(b"GET", b"get", 1)),
+    Case("empty header name", "controls", get(headers=HOST + b": a\r\n"), REFUSED),
     Case("two spaces in the request line", "request line", b"GET  / HTTP/1.1\r\n" + HOST + b"\r\n"),
     Case("HTTP/0.9 request", "request line", b"GET /\r\n", half_close=True),
     Case("OPTIONS *", "request line", b"OPTIONS * HTTP/1.1\r\n" + HOST + b"\r\n"),
@@ -327,6 +349,8 @@ CASES: list[Case] = [
     Case("Host with userinfo", "Host", get(headers=b"Host: user@app.test\r\n"), REFUSED),
     Case("Host with another port", "Host", get(headers=b"Host: app.test:8443\r\n")),
     Case("Host with a path", "Host", get(headers=b"Host: app.test/evil\r\n"), REFUSED),
+    Case("X-Forwarded-Host from the client", "Host", get(headers=HOST + b"X-Forwarded-Host: other.test\r\n")),
+    Case("X-Forwarded-Proto: https from the client", "Host", get(headers=HOST + b"X-Forwarded-Proto: https\r\n")),
     # ------------------------------------------------------------ Expect
     Case("Expect: 100-continue", "Expect", post(b"Expect: 100-continue\r\n" + cl(b"hello"), b"hello"), body=b"hello"),
     Case(

@@ -13,7 +13,8 @@ proxy:
   one way, each answered;
 - `FAIL`: a request the wire does not carry reached the upstream (a path with
   `smuggled`), the upstream's strict parser could not frame what it got (CL with TE,
-  two Content-Lengths, a bare LF, ...), a forbidden header reached it, the forwarded body
+  two Content-Lengths, a bare LF, ...), a forbidden header reached it, Host and
+  X-Forwarded-Host disagree, X-Forwarded-Proto is not `http`, the forwarded body
   is not the one sent, no answer came in time (hang), the proxy process died or
   panicked, or a verdict the case does not accept (normalised where a 400 is required).
 
@@ -232,6 +233,9 @@ def judge(case: Case, reply: Reply, seen: list[Seen], crash: str | None) -> tupl
         return "FAIL", f"forwarded {names}"
     if hosts := two_hosts(seen):
         return "FAIL", "; ".join(hosts)
+    # Both proxies listen in plain HTTP: anything else came from the client.
+    if protos := [v for s in seen for v in s.header("x-forwarded-proto") if v != "http"]:
+        return "FAIL", f"X-Forwarded-Proto {protos} on a plain-HTTP connection"
     if reply.hang:
         return "FAIL", f"hang: {reply.describe()} after the timeout"
     if len(seen) > case.requests:

@@ -89,6 +89,18 @@ class HarnessTest(unittest.TestCase):
         result = self.through_relay(case("X-Isthmus-Identity from the client"))
         assert (result["verdict"], result["why"]) == ("FAIL", "forwarded ['x-isthmus-identity']"), result
 
+    def test_a_client_chosen_forwarded_host_or_proto_fails(self) -> None:
+        result = self.through_relay(case("X-Forwarded-Host from the client"))
+        assert (result["verdict"], result["why"]) == (
+            "FAIL",
+            "Host ['app.test'] but X-Forwarded-Host ['other.test']",
+        ), result
+        result = self.through_relay(case("X-Forwarded-Proto: https from the client"))
+        assert (result["verdict"], result["why"]) == (
+            "FAIL",
+            "X-Forwarded-Proto ['https'] on a plain-HTTP connection",
+        ), result
+
     def test_pipelined_requests_pass(self) -> None:
         result = self.through_relay(case("two GETs pipelined"))
         assert (result["verdict"], result["client"]) == ("normalised", "200,200 open"), result
