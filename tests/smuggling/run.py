@@ -33,14 +33,13 @@ import datetime
 import functools
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -256,24 +255,55 @@ def judge(case: Case, reply: Reply, seen: list[Seen], crash: str | None) -> tupl
     return verdict, ""
 
 
-def attempt(
-    port: int, case: Case, recorder: Recorder, timeout: float, crashed: Callable[[], str | None]
-) -> dict[str, object]:
-    """One case on the proxy at `port`: its verdict and what the client and upstream saw."""
+@dataclass
+class Outcome:
+    """One case on one proxy: the verdict, and what the client and the upstream saw."""
+
+    verdict: str
+    why: str
+    client: str
+    hang: bool
+    reply: str
+    upstream_view: str
+    upstream: list[dict[str, object]]
+
+    def cell(self) -> str:
+        text = f"{self.verdict} ({self.client})" + (f": {self.why}" if self.why else "")
+        return text.replace("|", "\\|")
+
+
+def attempt(port: int, case: Case, recorder: Recorder, timeout: float, crashed: Callable[[], str | None]) -> Outcome:
+    """Run one case on the proxy at `port`."""
     started = time.monotonic()
     reply = exchange(port, case, timeout)
     time.sleep(SETTLE)
     seen = recorder.since(started)
     verdict, why = judge(case, reply, seen, crashed())
-    return {
-        "verdict": verdict,
-        "why": why,
-        "client": reply.describe(),
-        "hang": reply.hang,
-        "reply": reply.raw.decode("latin-1"),
-        "upstream": [s.summary() for s in seen],
-        "upstream_view": upstream_view(seen),
-    }
+    return Outcome(
+        verdict=verdict,
+        why=why,
+        client=reply.describe(),
+        hang=reply.hang,
+        reply=reply.raw.decode("latin-1"),
+        upstream_view=upstream_view(seen),
+        upstream=[s.summary() for s in seen],
+    )
+
+
+@dataclass
+class Row:
+    case: Case
+    # Per proxy; None where the case does not apply to it (`Case.gateway_only`).
+    outcomes: dict[str, Outcome | None]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "case": self.case.name,
+            "category": self.case.category,
+            "wire": self.case.wire[:400].decode("latin-1"),
+            "wire_bytes": len(self.case.wire),
+            **{p: o and asdict(o) for p, o in self.outcomes.items()},
+        }
 
 
 def upstream_view(seen: list[Seen]) -> str:
@@ -345,37 +375,25 @@ def nginx_version() -> str:
     return p.stderr.strip().removeprefix("nginx version: ")
 
 
-def table(rows: list[dict[str, object]], proxies: list[str]) -> str:
-    head = "| case | category | " + " | ".join(proxies) + " |\n"
-    head += "|---|---|" + "---|" * len(proxies) + "\n"
+def table(rows: list[Row], proxies: list[str]) -> str:
+    text = "| case | category | " + " | ".join(proxies) + " |\n"
+    text += "|---|---|" + "---|" * len(proxies) + "\n"
     for row in rows:
-        cells = []
-        for p in proxies:
-            r = row[p]
-            if r is None:
-                cells.append("n/a (isthmus's own headers)")
-                continue
-            assert isinstance(r, dict)
-            cell = f"{r['verdict']} ({r['client']})"
-            if r["why"]:
-                cell += f": {r['why']}"
-            cells.append(cell.replace("|", "\\|"))
-        head += f"| {row['case']} | {row['category']} | " + " | ".join(cells) + " |\n"
-    return head
+        cells = [o.cell() if (o := row.outcomes[p]) else "n/a (isthmus's own headers)" for p in proxies]
+        text += f"| {row.case.name} | {row.case.category} | " + " | ".join(cells) + " |\n"
+    return text
 
 
-def totals(rows: list[dict[str, object]], proxy: str) -> dict[str, int]:
+def totals(rows: list[Row], proxy: str) -> dict[str, int]:
     out = {"cases": 0, "refused": 0, "normalised": 0, "FAIL": 0, "hangs": 0, "crashes": 0, "upstream_requests": 0}
-    for row in rows:
-        r = row[proxy]
-        if r is None:
+    for o in (row.outcomes[proxy] for row in rows):
+        if o is None:
             continue
-        assert isinstance(r, dict)
         out["cases"] += 1
-        out[str(r["verdict"])] += 1
-        out["hangs"] += bool(r["hang"])
-        out["crashes"] += str(r["why"]).startswith("crash")
-        out["upstream_requests"] += len(r["upstream"])
+        out[o.verdict] += 1
+        out["hangs"] += o.hang
+        out["crashes"] += o.why.startswith("crash")
+        out["upstream_requests"] += len(o.upstream)
     return out
 
 
@@ -410,26 +428,19 @@ def main() -> int:
                 proxies.append(Proxy("nginx", port, functools.partial(start_nginx, work, port, recorder.port)))
             else:
                 B.log("nginx could not be installed; isthmus only")
-        rows = []
+        rows: list[Row] = []
         for case in cases:
             if time.monotonic() - t0 > args.budget:
                 raise SystemExit(f"over the --budget of {args.budget}s at `{case.name}`: proxies hang")
-            row: dict[str, object] = {
-                "case": case.name,
-                "category": case.category,
-                "wire": case.wire[:400].decode("latin-1"),
-                "wire_bytes": len(case.wire),
-            }
+            row = Row(case, {})
             for proxy in proxies:
-                if case.gateway_only and proxy.name != "isthmus":
-                    row[proxy.name] = None
-                    continue
-                row[proxy.name] = attempt(proxy.port, case, recorder, args.timeout, proxy.crashed)
+                skip = case.gateway_only and proxy.name != "isthmus"
+                row.outcomes[proxy.name] = (
+                    None if skip else attempt(proxy.port, case, recorder, args.timeout, proxy.crashed)
+                )
             rows.append(row)
-            print(
-                f"{case.name[:52]:52} "
-                + "  ".join(f"{p.name}: {(row[p.name] or {'verdict': 'n/a'})['verdict']:10}" for p in proxies)  # type: ignore[index]
-            )
+            verdicts = (f"{name}: {o.verdict if o else 'n/a':10}" for name, o in row.outcomes.items())
+            print(f"{case.name[:52]:52} " + "  ".join(verdicts))
         names = [p.name for p in proxies]
         meta = {
             "isthmus": str(args.isthmus),
@@ -446,10 +457,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     text = table(rows, names)
     (out / "table.md").write_text(text)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "cases": rows}, indent=1) + "\n")
+    (out / "results.json").write_text(json.dumps({"meta": meta, "cases": [r.to_json() for r in rows]}, indent=1) + "\n")
     print(text)
     print(json.dumps(meta, indent=1))
-    failed = [row["case"] for row in rows if row["isthmus"]["verdict"] == "FAIL"]  # type: ignore[index]
+    failed = [row.case.name for row in rows if (o := row.outcomes["isthmus"]) and o.verdict == "FAIL"]
     if failed:
         print(f"isthmus FAILED {len(failed)} case(s): {failed}", file=sys.stderr)
         return 1
@@ -457,5 +468,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

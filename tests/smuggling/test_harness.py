@@ -72,44 +72,44 @@ class HarnessTest(unittest.TestCase):
         cls.relay.sock.close()
         cls.recorder.stop()
 
-    def through_relay(self, c: Case) -> dict[str, object]:
+    def through_relay(self, c: Case) -> run.Outcome:
         return run.attempt(self.relay.port, c, self.recorder, 2.0, no_crash)
 
     def test_a_second_request_reaching_the_upstream_fails(self) -> None:
         result = self.through_relay(Case("smuggle", "test", get(headers=HOST) + SMUGGLED))
-        assert result["verdict"] == "FAIL", result
-        assert "smuggled request reached the upstream" in str(result["why"]), result
+        assert result.verdict == "FAIL", result
+        assert "smuggled request reached the upstream" in result.why, result
 
     def test_cl_with_te_reaching_the_upstream_fails(self) -> None:
         result = self.through_relay(case("cl-te: CL covers a request after the chunked end"))
-        assert result["verdict"] == "FAIL", result
-        assert "both Content-Length and Transfer-Encoding" in str(result["why"]), result
+        assert result.verdict == "FAIL", result
+        assert "both Content-Length and Transfer-Encoding" in result.why, result
 
     def test_a_forbidden_header_fails(self) -> None:
         result = self.through_relay(case("X-Isthmus-Identity from the client"))
-        assert (result["verdict"], result["why"]) == ("FAIL", "forwarded ['x-isthmus-identity']"), result
+        assert (result.verdict, result.why) == ("FAIL", "forwarded ['x-isthmus-identity']"), result
 
     def test_a_client_chosen_forwarded_host_or_proto_fails(self) -> None:
         result = self.through_relay(case("X-Forwarded-Host from the client"))
-        assert (result["verdict"], result["why"]) == (
+        assert (result.verdict, result.why) == (
             "FAIL",
             "Host ['app.test'] but X-Forwarded-Host ['other.test']",
         ), result
         result = self.through_relay(case("X-Forwarded-Proto: https from the client"))
-        assert (result["verdict"], result["why"]) == (
+        assert (result.verdict, result.why) == (
             "FAIL",
             "X-Forwarded-Proto ['https'] on a plain-HTTP connection",
         ), result
 
     def test_pipelined_requests_pass(self) -> None:
         result = self.through_relay(case("two GETs pipelined"))
-        assert (result["verdict"], result["client"]) == ("normalised", "200,200 open"), result
+        assert (result.verdict, result.client) == ("normalised", "200,200 open"), result
 
     def test_a_malformed_forwarded_request_fails(self) -> None:
         # The recorder answers 400 itself, but the proxy forwarded what RFC 9112 refuses.
         result = self.through_relay(case("two Host fields"))
-        assert result["verdict"] == "FAIL", result
-        assert "2 Host fields" in str(result["why"]), result
+        assert result.verdict == "FAIL", result
+        assert "2 Host fields" in result.why, result
 
     def test_silence_is_a_hang(self) -> None:
         with socket.create_server(("127.0.0.1", 0)) as silent:
@@ -119,11 +119,11 @@ class HarnessTest(unittest.TestCase):
             result = run.attempt(silent.getsockname()[1], c, self.recorder, 0.5, no_crash)
             for conn, _ in held:
                 conn.close()
-        assert (result["verdict"], result["hang"]) == ("FAIL", True), result
+        assert (result.verdict, result.hang) == ("FAIL", True), result
 
     def test_a_crash_fails_whatever_the_answer(self) -> None:
         result = run.attempt(self.relay.port, case("two GETs pipelined"), self.recorder, 2.0, lambda: "crash: test")
-        assert (result["verdict"], result["why"]) == ("FAIL", "crash: test"), result
+        assert (result.verdict, result.why) == ("FAIL", "crash: test"), result
 
 
 if __name__ == "__main__":
