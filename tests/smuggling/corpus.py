@@ -15,14 +15,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HOST = b"Host: app.test\r\n"
+OWN_HEADERS = "isthmus's own headers"
+H2C = "nginx's port speaks HTTP/1 only"
 REFUSED = frozenset({"refused"})
 NORMALISED = frozenset({"normalised"})
 EITHER = frozenset({"refused", "normalised"})
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\n" + HOST + b"\r\n"
 # The chunked coding of b"hello".
 HELLO_CHUNKED = b"5\r\nhello\r\n0\r\n\r\n"
-# An empty SETTINGS frame after the HTTP/2 connection preface.
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def h2_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    """One HTTP/2 frame (RFC 9113 §4.1)."""
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def hpack_int(value: int, prefix: int, first: int = 0) -> bytes:
+    """An HPACK integer with a `prefix`-bit prefix (RFC 7541 §5.1)."""
+    top = (1 << prefix) - 1
+    if value < top:
+        return bytes([first | value])
+    out, value = bytearray([first | top]), value - top
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    return bytes([*out, value])
+
+
+def h2_request(fields: list[tuple[bytes, bytes]], data: bytes | None = None) -> bytes:
+    """The client preface, an empty SETTINGS frame and one request on stream 1: its fields
+    as literals without indexing (no Huffman), so any bytes can be sent, and `data` as one
+    DATA frame ending the stream."""
+    block = b"".join(
+        b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value for name, value in fields
+    )
+    end_headers, end_stream = 0x4, 0x1
+    out = H2_PREFACE + h2_frame(0x1, end_headers | (end_stream if data is None else 0), 1, block)
+    if data is not None:
+        out += h2_frame(0x0, end_stream, 1, data)
+    return out
+
+
+# The HTTP/2 connection preface and an empty SETTINGS frame.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b"")
+H2_GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"app.test")]
+H2_POST = [(b":method", b"POST"), *H2_GET[1:]]
 
 
 @dataclass(frozen=True)
@@ -41,10 +78,11 @@ class Case:
     # The message is incomplete on purpose: the client shuts its sending side, so a
     # proxy waiting for the rest sees the end instead of waiting for ever.
     half_close: bool = False
-    # An HTTP/2 answer (the server's SETTINGS frame) counts as served.
+    # The bytes are HTTP/2 (prior knowledge): an answer in HTTP/2 is read as such.
     h2: bool = False
-    # About the gateway's own headers, which nginx knows nothing of: isthmus only.
-    gateway_only: bool = False
+    # Why the case is run against isthmus only, when it is (the gateway's own headers,
+    # which nginx knows nothing of; HTTP/2 in the clear, which nginx's port does not speak).
+    isthmus_only: str = ""
 
 
 def post(headers: bytes, body: bytes, target: bytes = b"/") -> bytes:
@@ -302,28 +340,28 @@ CASES: list[Case] = [
         "gateway headers",
         get(headers=HOST + b"X-Isthmus-Identity: forged\r\n"),
         forbid=("x-isthmus-identity",),
-        gateway_only=True,
+        isthmus_only=OWN_HEADERS,
     ),
     Case(
         "X-Isthmus_Identity (underscore)",
         "gateway headers",
         get(headers=HOST + b"X-Isthmus_Identity: forged\r\n"),
         forbid=("x-isthmus-identity",),
-        gateway_only=True,
+        isthmus_only=OWN_HEADERS,
     ),
     Case(
         "X-Isthmus_Secret (underscore)",
         "gateway headers",
         get(headers=HOST + b"X-Isthmus_Secret: guess\r\n"),
         forbid=("x-isthmus-secret",),
-        gateway_only=True,
+        isthmus_only=OWN_HEADERS,
     ),
     Case(
         "X-Isthmus-Secret from the client",
         "gateway headers",
         get(headers=HOST + b"X-Isthmus-Secret: guess\r\n"),
         forbid=("x-isthmus-secret",),
-        gateway_only=True,
+        isthmus_only=OWN_HEADERS,
     ),
     # ------------------------------------------------------------ request line and target
     Case("absolute-form target", "request line", get(b"http://app.test/abs", HOST)),
@@ -421,4 +459,92 @@ CASES: list[Case] = [
         body=b"hello",
     ),
     Case("HTTP/2 preface on the HTTP/1 port", "h2c", H2_PREFACE, requests=0, h2=True),
+    # ------------------------------------------------------------ HTTP/2 downgraded to HTTP/1.1 upstream
+    Case("h2 GET", "h2 downgrade", h2_request(H2_GET), NORMALISED, h2=True, isthmus_only=H2C),
+    Case(
+        "h2 POST with transfer-encoding: chunked, a request in the data",
+        "h2 downgrade",
+        h2_request([*H2_POST, (b"transfer-encoding", b"chunked")], b"0\r\n\r\n" + SMUGGLED),
+        REFUSED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 POST with content-length: 0, a request in the data",
+        "h2 downgrade",
+        h2_request([*H2_POST, (b"content-length", b"0")], SMUGGLED),
+        REFUSED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 POST, content-length matching the data",
+        "h2 downgrade",
+        h2_request([*H2_POST, (b"content-length", b"5")], b"hello"),
+        NORMALISED,
+        body=b"hello",
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 POST without content-length",
+        "h2 downgrade",
+        h2_request(H2_POST, SMUGGLED),
+        NORMALISED,
+        body=SMUGGLED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 field value with CRLF and a header",
+        "h2 downgrade",
+        h2_request([*H2_GET, (b"x-foo", b"a\r\nTransfer-Encoding: chunked")]),
+        REFUSED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 field name with CRLF and a request",
+        "h2 downgrade",
+        h2_request([*H2_GET, (b"x-foo: a\r\n\r\n" + SMUGGLED[:-4] + b"\r\nx-bar", b"b")]),
+        REFUSED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 upper-case field name",
+        "h2 downgrade",
+        h2_request([*H2_GET, (b"X-Foo", b"a")]),
+        REFUSED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 connection-specific field",
+        "h2 downgrade",
+        h2_request([*H2_GET, (b"connection", b"keep-alive")]),
+        REFUSED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 :path with a space and a version",
+        "h2 downgrade",
+        h2_request(
+            [
+                (b":path", b"/ HTTP/1.1\r\nHost: app.test\r\n\r\nGET /smuggled") if n == b":path" else (n, v)
+                for n, v in H2_GET
+            ]
+        ),
+        REFUSED,
+        h2=True,
+        isthmus_only=H2C,
+    ),
+    Case(
+        "h2 host differing from :authority",
+        "h2 downgrade",
+        h2_request([*H2_GET, (b"host", b"other.test")]),
+        h2=True,
+        isthmus_only=H2C,
+    ),
 ]

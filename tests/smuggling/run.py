@@ -100,11 +100,16 @@ class Reply:
     reset: bool = False
     hang: bool = False
     raw: bytes = b""
+    # HTTP/2: the server sent its SETTINGS; it reset stream 1 or sent GOAWAY with an error.
+    h2: bool = False
+    h2_refused: str = ""
 
     def describe(self) -> str:
         parts = [",".join(str(st or "non-HTTP/1") for st in self.statuses) or "no answer"]
         if self.interim:
             parts.append("after " + ",".join(map(str, self.interim)))
+        if self.h2_refused:
+            parts.append(self.h2_refused)
         parts.append("reset" if self.reset else "closed" if self.closed else "open")
         return " ".join(parts)
 
@@ -160,6 +165,63 @@ def parse_replies(data: bytes, closed: bool) -> tuple[list[int], list[int]]:
     return finals, interim
 
 
+# HPACK's static table entries for :status (RFC 7541 Appendix A).
+STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
+# The Huffman codes of the ten digits (RFC 7541 Appendix B), enough for a status.
+HUFFMAN_DIGITS = {
+    "00000": "0", "00001": "1", "00010": "2", "011001": "3", "011010": "4",
+    "011011": "5", "011100": "6", "011101": "7", "011110": "8", "011111": "9",
+}  # fmt: skip
+
+
+def h2_status(block: bytes) -> int:
+    """The :status of a response header block, when it comes first (as servers send it);
+    -1 when it cannot be read without a full HPACK decoder."""
+    while block and block[0] & 0xE0 == 0x20:
+        block = block[1:]  # dynamic table size update
+    if not block:
+        return -1
+    first = block[0]
+    if first & 0x80:
+        return STATIC_STATUS.get(first & 0x7F, -1)
+    index = first & 0x3F if first & 0xC0 == 0x40 else first & 0x0F
+    if index not in STATIC_STATUS or len(block) < 2:
+        return -1
+    huffman, length = block[1] & 0x80, block[1] & 0x7F
+    value = block[2 : 2 + length]
+    if not huffman:
+        return int(value) if value.isdigit() else -1
+    bits, digits = "".join(f"{b:08b}" for b in value), ""
+    while len(digits) < 3:
+        code = next((c for c in HUFFMAN_DIGITS if bits.startswith(c)), None)
+        if code is None:
+            return -1
+        digits, bits = digits + HUFFMAN_DIGITS[code], bits[len(code) :]
+    return int(digits)
+
+
+def parse_h2(data: bytes, reply: Reply) -> bool:
+    """Reads the server's HTTP/2 frames into `reply`; whether stream 1 has ended."""
+    reply.statuses, reply.h2_refused, ended, pos = [], "", False, 0
+    while len(data) - pos >= 9:
+        length = int.from_bytes(data[pos : pos + 3], "big")
+        kind, flags, stream = data[pos + 3], data[pos + 4], int.from_bytes(data[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+        payload = data[pos + 9 : pos + 9 + length]
+        if len(payload) < length:
+            break
+        pos += 9 + length
+        reply.h2 = reply.h2 or kind == 0x4
+        if stream == 1 and kind == 0x1:
+            reply.statuses.append(h2_status(payload))
+        if stream == 1 and kind in (0x0, 0x1) and flags & 0x1:
+            ended = True
+        if stream == 1 and kind == 0x3:
+            reply.h2_refused, ended = f"RST_STREAM {int.from_bytes(payload[:4], 'big')}", True
+        if kind == 0x7 and int.from_bytes(payload[4:8], "big"):
+            reply.h2_refused, ended = f"GOAWAY {int.from_bytes(payload[4:8], 'big')}", True
+    return ended
+
+
 def exchange(port: int, case: Case, timeout: float) -> Reply:
     """Write the case on a new connection and read what comes back."""
     reply = Reply()
@@ -174,10 +236,14 @@ def exchange(port: int, case: Case, timeout: float) -> Reply:
         deadline = time.monotonic() + timeout
         settle: float | None = None
         while True:
-            finals, _ = parse_replies(data, reply.closed)
             if reply.closed:
                 break
-            enough = len(finals) >= max(case.requests, 1) or any(f >= 400 or f in (0, 101) for f in finals)
+            if speaks_h2(case, data):
+                # The preface alone asks for nothing but the server's SETTINGS.
+                enough = parse_h2(data, reply) or (case.requests == 0 and reply.h2)
+            else:
+                finals, _ = parse_replies(data, reply.closed)
+                enough = len(finals) >= max(case.requests, 1) or any(f >= 400 or f in (0, 101) for f in finals)
             if enough and settle is None:
                 settle = time.monotonic() + LINGER
             remaining = (settle or deadline) - time.monotonic()
@@ -195,9 +261,17 @@ def exchange(port: int, case: Case, timeout: float) -> Reply:
             if not chunk:
                 reply.closed = True
             data += chunk
-    reply.statuses, reply.interim = parse_replies(data, reply.closed)
+    if speaks_h2(case, data):
+        parse_h2(data, reply)
+    else:
+        reply.statuses, reply.interim = parse_replies(data, reply.closed)
     reply.raw = data[:300]
     return reply
+
+
+def speaks_h2(case: Case, data: bytes) -> bool:
+    """Whether the server answered an HTTP/2 case in HTTP/2 (nginx answers in HTTP/1)."""
+    return case.h2 and len(data) >= 5 and not data.startswith(b"HTTP/")
 
 
 def forbidden(case: Case, seen: list[Seen]) -> list[str]:
@@ -242,10 +316,10 @@ def judge(case: Case, reply: Reply, seen: list[Seen], crash: str | None) -> tupl
     complete = [s for s in seen if s.complete]
     if case.body is not None and complete and complete[0].body != case.body:
         return "FAIL", f"forwarded body {complete[0].body[:60]!r}, sent {case.body[:60]!r}"
-    if not reply.statuses or any(st >= 400 for st in reply.statuses):
+    if case.requests == 0 and reply.h2 and not reply.statuses and not reply.h2_refused:
+        verdict = "normalised"  # the HTTP/2 preface alone, answered in HTTP/2
+    elif not reply.statuses or any(st >= 400 for st in reply.statuses):
         verdict = "refused"
-    elif case.h2 and reply.statuses == [0]:
-        verdict = "normalised"
     elif len(reply.statuses) != case.requests or len(complete) != case.requests:
         return "FAIL", f"{len(reply.statuses)} answers and {len(complete)} requests upstream for {case.requests}"
     else:
@@ -293,7 +367,7 @@ def attempt(port: int, case: Case, recorder: Recorder, timeout: float, crashed: 
 @dataclass
 class Row:
     case: Case
-    # Per proxy; None where the case does not apply to it (`Case.gateway_only`).
+    # Per proxy; None where the case does not apply to it (`Case.isthmus_only`).
     outcomes: dict[str, Outcome | None]
 
     def to_json(self) -> dict[str, object]:
@@ -379,7 +453,7 @@ def table(rows: list[Row], proxies: list[str]) -> str:
     text = "| case | category | " + " | ".join(proxies) + " |\n"
     text += "|---|---|" + "---|" * len(proxies) + "\n"
     for row in rows:
-        cells = [o.cell() if (o := row.outcomes[p]) else "n/a (isthmus's own headers)" for p in proxies]
+        cells = [o.cell() if (o := row.outcomes[p]) else f"n/a ({row.case.isthmus_only})" for p in proxies]
         text += f"| {row.case.name} | {row.case.category} | " + " | ".join(cells) + " |\n"
     return text
 
@@ -434,7 +508,7 @@ def main() -> int:
                 raise SystemExit(f"over the --budget of {args.budget}s at `{case.name}`: proxies hang")
             row = Row(case, {})
             for proxy in proxies:
-                skip = case.gateway_only and proxy.name != "isthmus"
+                skip = bool(case.isthmus_only) and proxy.name != "isthmus"
                 row.outcomes[proxy.name] = (
                     None if skip else attempt(proxy.port, case, recorder, args.timeout, proxy.crashed)
                 )

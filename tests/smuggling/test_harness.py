@@ -121,6 +121,10 @@ class HarnessTest(unittest.TestCase):
                 conn.close()
         assert (result.verdict, result.hang) == ("FAIL", True), result
 
+    def test_http2_status_codes_are_read(self) -> None:
+        # Indexed (static table), a plain literal and a Huffman-coded literal "502".
+        assert [run.h2_status(b) for b in (b"\x88", b"\x08\x03431", b"\x08\x83\x6c\x02\xff")] == [200, 431, 502]
+
     def test_a_crash_fails_whatever_the_answer(self) -> None:
         result = run.attempt(self.relay.port, case("two GETs pipelined"), self.recorder, 2.0, lambda: "crash: test")
         assert (result.verdict, result.why) == ("FAIL", "crash: test"), result
