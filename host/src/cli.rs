@@ -19,6 +19,7 @@ use crate::request::{self, Peer};
 use crate::server::{self, ServerSettings};
 use crate::supervise::{Readiness, SuperviseError, Supervisor};
 use crate::tls::{Tls, TlsError};
+use crate::upstream::headers::ClientHeaders;
 
 #[derive(Debug, Parser)]
 #[command(name = "isthmus", version, about = "One origin for a Django project and a Reflex app")]
@@ -368,16 +369,23 @@ fn route(config_path: &Path, method: &str, target: &str, host: &str, headers: &[
             h.split_once(':').ok_or_else(|| CliError::Usage(format!("header `{h}` is not `Name: value`")))?;
         builder = builder.header(name.trim(), value.trim());
     }
-    let req = builder.body(()).map_err(|e| CliError::Usage(format!("not a valid request: {e}")))?;
+    let mut req = builder.body(()).map_err(|e| CliError::Usage(format!("not a valid request: {e}")))?;
 
     println!("{} {}", req.method(), req.uri());
-    let canonical = match request::canonicalize(&req, &peer, 0, None) {
+    let sent: Vec<http::HeaderName> = req.headers().keys().cloned().collect();
+    let clean = ClientHeaders::new(&config.headers);
+    let canonical = match request::canonicalize(&mut req, &peer, 0, &clean, None) {
         Ok(c) => c,
         Err(e) => {
             println!("  refused with 400 before routing: {e}");
             return Ok(());
         }
     };
+    let removed: Vec<&str> =
+        sent.iter().filter(|name| !req.headers().contains_key(*name)).map(http::HeaderName::as_str).collect();
+    if !removed.is_empty() {
+        println!("  removed at the door ([headers]): {}", removed.join(", "));
+    }
     if canonical.route.path != req.uri().path() {
         println!("  canonical path: {}", canonical.route.path);
     }

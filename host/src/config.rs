@@ -43,6 +43,9 @@ pub struct Config {
     /// How log lines are written.
     #[serde(default)]
     pub log: Log,
+    /// Which client request headers are removed before any router or upstream.
+    #[serde(default)]
+    pub headers: Headers,
     /// Folder of the config file; relative paths below were joined to it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -71,6 +74,26 @@ pub struct Listen {
     pub http2_max_concurrent_streams: u32,
     /// `[listen.tls]`: serve HTTPS on `addr` (HTTP/2 and HTTP/1.1 by ALPN).
     pub tls: Option<Tls>,
+}
+
+/// `[headers]`: client request headers removed at the door, before any router or
+/// upstream sees the request. The gateway's own namespace, `x-isthmus-*`, is always
+/// removed; so are the identity headers of `limits::IDENTITY_HEADERS` not in `keep`,
+/// the names in `remove`, and names with `_` unless `allow_underscores`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    /// Removed too, beside the default identity headers.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Default identity headers let through: a trusted proxy in front of the gateway
+    /// authenticates users and sets them.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    /// ASGI and WSGI servers fold `_` and `-` together (`X_User` reads as `X-User`), so
+    /// names with `_` are dropped, as nginx and Django's runserver do, unless this is set.
+    #[serde(default)]
+    pub allow_underscores: bool,
 }
 
 /// `[listen.tls]`. PEM files; relative paths are joined to the config's folder.
@@ -571,7 +594,32 @@ impl Config {
         self.check_dev()?;
         self.check_tracing()?;
         self.check_bridge()?;
+        self.check_headers()?;
         self.check_metrics()
+    }
+
+    fn check_headers(&self) -> Result<(), (String, String)> {
+        for (field, names) in [("remove", &self.headers.remove), ("keep", &self.headers.keep)] {
+            for (i, name) in names.iter().enumerate() {
+                let key = format!("headers.{field}[{i}]");
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err((key, format!("`{name}` is not a header name")));
+                }
+                let lower = name.to_ascii_lowercase();
+                if field == "keep" && !limits::IDENTITY_HEADERS.contains(&lower.as_str()) {
+                    return Err((
+                        key,
+                        format!(
+                            "`{name}` is not one of the identity headers removed by default; only those can be kept"
+                        ),
+                    ));
+                }
+                if lower.starts_with("x-isthmus-") {
+                    return Err((key, format!("`{name}` is in the gateway's own namespace, which is always removed")));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_metrics(&self) -> Result<(), (String, String)> {

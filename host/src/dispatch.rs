@@ -23,7 +23,7 @@ use crate::request::{self, Canonical, Peer, RequestIds};
 use crate::static_files::Mount;
 use crate::supervise::Readiness;
 use crate::trace::{self, Ending, Span, Tracer};
-use crate::upstream::headers::X_REQUEST_ID;
+use crate::upstream::headers::{ClientHeaders, X_REQUEST_ID};
 use crate::upstream::{Hop, Upstreams};
 use crate::{proxy, reply};
 
@@ -35,6 +35,8 @@ pub struct Gateway {
     bridge: Option<Arc<Bridge>>,
     mounts: HashMap<String, Mount>,
     trusted_hops: usize,
+    /// What no client may send, removed at the door.
+    client_headers: ClientHeaders,
     ids: RequestIds,
     tracer: Arc<Tracer>,
     supervised: Option<Supervised>,
@@ -93,6 +95,7 @@ impl Gateway {
             bridge,
             mounts,
             trusted_hops: config.listen.trusted_hops,
+            client_headers: ClientHeaders::new(&config.headers),
             ids: RequestIds::default(),
             tracer,
             supervised: None,
@@ -170,13 +173,15 @@ impl Gateway {
         span: &Span,
     ) -> (Response<Body>, Target) {
         request::join_cookie_fields(req.headers_mut());
-        let canonical = match request::canonicalize(&req, peer, self.trusted_hops, Some(&span.traceparent())) {
-            Ok(c) => c,
-            Err(e) => {
-                let res = body::text(StatusCode::BAD_REQUEST, format!("bad request path: {e}"));
-                return (res, Target::bare(TargetKind::Refused));
-            }
-        };
+        let traceparent = span.traceparent();
+        let canonical =
+            match request::canonicalize(&mut req, peer, self.trusted_hops, &self.client_headers, Some(&traceparent)) {
+                Ok(c) => c,
+                Err(e) => {
+                    let res = body::text(StatusCode::BAD_REQUEST, e.to_string());
+                    return (res, Target::bare(TargetKind::Refused));
+                }
+            };
         let (browser, new_cookie) = self.browser(&req, &canonical.route.scheme);
         let (mut res, target) = self.serve(req, &canonical, browser.as_deref(), request_id, span).await;
         if let Some(cookie) = new_cookie {
@@ -201,7 +206,7 @@ impl Gateway {
                     .get(http::header::ACCEPT)
                     .is_some_and(|a| a.as_bytes().windows(9).any(|w| w == b"text/html")),
             };
-        if !page_load && crate::upstream::headers::upgrade_protocol(headers).is_none() {
+        if !page_load && !crate::upstream::headers::is_websocket_upgrade(req.method(), headers) {
             return (None, None);
         }
         let (id, cookie) = browsers.new_id(scheme);
@@ -217,9 +222,9 @@ impl Gateway {
         span: &Span,
     ) -> (Response<Body>, Target) {
         if let Some(bridge) = self.bridge.as_ref().filter(|b| b.rebind_path == canonical.route.path) {
-            return (bridge.rebind(&req), Target::bare(TargetKind::Rebind));
+            return (bridge.rebind(&req, canonical.rebind_token.as_ref()), Target::bare(TargetKind::Rebind));
         }
-        let who = match self.user(&req, canonical).await {
+        let who = match self.user(&req, canonical, request_id).await {
             Ok(who) => who,
             Err(res) => return (res, Target::bare(TargetKind::Refused)),
         };
@@ -227,7 +232,7 @@ impl Gateway {
             Outcome::Decided { router, decision } => match self.dev_decision(decision) {
                 Decision::Forward(forward) => {
                     let target = Target::new(TargetKind::Upstream, &forward.upstream);
-                    if let Some(res) = self.not_ready(&forward.upstream) {
+                    if let Some(res) = self.not_ready(&forward.upstream, request_id) {
                         return (res, target);
                     }
                     (self.forward(req, &forward, canonical, browser, request_id, span).await, target)
@@ -244,29 +249,32 @@ impl Gateway {
                         )
                     }
                     None => (
-                        body::text(
+                        failure(
                             StatusCode::BAD_GATEWAY,
-                            format!("router `{router}` chose static mount `{mount}`, which is not configured"),
+                            request_id,
+                            &format!("router `{router}` chose static mount `{mount}`, which is not configured"),
                         ),
                         Target::new(TargetKind::Static, mount),
                     ),
                 },
-                Decision::Reply(r) => (reply::respond(&router, r), Target::new(TargetKind::Reply, router)),
-                Decision::Refuse(refusal) => {
-                    (reply::refuse(&router, &refusal, &canonical.route), Target::new(TargetKind::Refused, router))
-                }
+                Decision::Reply(r) => (
+                    reply::respond(&router, r).unwrap_or_else(|e| failure(StatusCode::BAD_GATEWAY, request_id, &e)),
+                    Target::new(TargetKind::Reply, router),
+                ),
+                Decision::Refuse(refusal) => (
+                    reply::refuse(&router, &refusal, &canonical.route)
+                        .unwrap_or_else(|e| failure(StatusCode::BAD_GATEWAY, request_id, &e)),
+                    Target::new(TargetKind::Refused, router),
+                ),
                 Decision::Pass => unreachable!("the chain never returns Pass as a decision"),
             },
-            Outcome::Failed { router, failure: PolicyFailure::Starting } => (
-                retry_shortly(format!("router `{router}` is starting; retry shortly")),
-                Target::new(TargetKind::Starting, router),
-            ),
+            Outcome::Failed { router, failure: PolicyFailure::Starting } => {
+                tracing::debug!(request_id = request_id.to_str().unwrap_or(""), router = %router, "router is starting");
+                (retry_shortly(request_id), Target::new(TargetKind::Starting, router))
+            }
             // What failed is in the chain's log line; the client learns only that it did.
             Outcome::Failed { router, .. } => (
-                body::text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("router `{router}` failed; details are in the gateway's log"),
-                ),
+                reply::gateway_error(StatusCode::SERVICE_UNAVAILABLE, request_id),
                 Target::new(TargetKind::Failed, router),
             ),
             Outcome::NoRoute => (
@@ -282,6 +290,7 @@ impl Gateway {
         &self,
         req: &Request<Incoming>,
         canonical: &Canonical,
+        request_id: &HeaderValue,
     ) -> Result<Option<Arc<Resolved>>, Response<Body>> {
         if !self.chain.needs_identity() {
             return Ok(None);
@@ -289,20 +298,18 @@ impl Gateway {
         // `new` refuses this for routers loaded then; one that finished loading later
         // may still need the user.
         let Some(identities) = self.identities.as_ref() else {
-            tracing::error!("a router needs the Django user, which the gateway resolves with the identity settings of a [bridge] section; the config has none");
-            return Err(body::text(
+            return Err(failure(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "a router failed; details are in the gateway's log",
+                request_id,
+                &"a router needs the Django user, which the gateway resolves with the identity settings of a [bridge] section; the config has none",
             ));
         };
         let cookie = identities.session_cookie(req.headers());
         let origin = Origin { host: canonical.route.authority.clone(), scheme: canonical.route.scheme.clone() };
         match identities.resolve(cookie.as_deref(), &origin).await {
             Some(who) => Ok(Some(who)),
-            None => Err(body::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the Django user cannot be resolved right now; retry shortly",
-            )),
+            // `resolve` logged why.
+            None => Err(retry_shortly(request_id)),
         }
     }
 
@@ -321,7 +328,7 @@ impl Gateway {
     ) -> Response<Body> {
         let outbound = match self.upstreams.outbound(forward, &canonical.route) {
             Ok(o) => o,
-            Err(e) => return failed(e),
+            Err(e) => return failure(e.status(), request_id, &e),
         };
         let hop = Hop { forwarded: &canonical.client.forwarded, request_id, span };
         let session_cookie = self.identities.as_ref().and_then(|i| i.session_cookie(req.headers()));
@@ -345,17 +352,18 @@ impl Gateway {
                 }
                 res
             }
-            Err(e) => failed(e),
+            Err(e) => failure(e.status(), request_id, &e),
         }
     }
 
     /// 503 with Retry-After while an upstream `isthmus run` started is not healthy yet.
-    fn not_ready(&self, upstream: &str) -> Option<Response<Body>> {
+    fn not_ready(&self, upstream: &str, request_id: &HeaderValue) -> Option<Response<Body>> {
         let readiness = &self.supervised.as_ref()?.readiness;
         if readiness.is_ready(upstream) {
             return None;
         }
-        Some(retry_shortly(format!("upstream `{upstream}` is starting; retry shortly")))
+        tracing::debug!(request_id = request_id.to_str().unwrap_or(""), upstream, "upstream is starting");
+        Some(retry_shortly(request_id))
     }
 
     /// `--dev`: the decision with the dev server's upstream in place of its static mount.
@@ -374,14 +382,22 @@ impl Gateway {
     }
 }
 
-/// 503 with Retry-After: something the request needs is starting.
-fn retry_shortly(message: String) -> Response<Body> {
-    let mut res = body::text(StatusCode::SERVICE_UNAVAILABLE, message);
+/// 503 with Retry-After: something the request needs is starting or unavailable.
+fn retry_shortly(request_id: &HeaderValue) -> Response<Body> {
+    let mut res = reply::gateway_error(StatusCode::SERVICE_UNAVAILABLE, request_id);
     res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(limits::NOT_READY_RETRY_AFTER_S));
     res
 }
 
-fn failed(e: crate::upstream::UpstreamError) -> Response<Body> {
-    tracing::warn!(error = %e, "proxy error");
-    e.into_response()
+/// A failure the gateway answers itself: the client gets the status and the request id
+/// (`reply::gateway_error`), the log gets what failed, under the same id (a client's own
+/// error at debug level, so that no client can flood the log with warnings).
+fn failure(status: StatusCode, request_id: &HeaderValue, detail: &dyn std::fmt::Display) -> Response<Body> {
+    let request_id_text = request_id.to_str().unwrap_or("");
+    if status.is_client_error() {
+        tracing::debug!(request_id = request_id_text, error = %detail, status = status.as_u16(), "request failed");
+    } else {
+        tracing::warn!(request_id = request_id_text, error = %detail, status = status.as_u16(), "request failed");
+    }
+    reply::gateway_error(status, request_id)
 }

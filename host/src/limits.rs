@@ -43,6 +43,55 @@ pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 /// slow stderr never holds up requests.
 pub const LOG_QUEUE_LINES: usize = 128_000;
 
+/// `headers.keep` / `headers.remove`: request headers that name an authenticated user
+/// (or carry a client certificate) to some upstream, set by an authenticating proxy or a
+/// platform's front end (Apache and nginx auth modules, oauth2-proxy, Envoy, AWS ALB,
+/// Google IAP, Cloudflare Access, Azure App Service, Authelia). isthmus never sets them, so a
+/// client's copy is removed before any router or upstream sees the request: an app that
+/// trusts one (a Django `RemoteUserMiddleware` subclass reading `HTTP_X_FORWARDED_USER`)
+/// cannot be told who is asking by a client.
+pub const IDENTITY_HEADERS: [&str; 39] = [
+    "remote-user",
+    "remote-email",
+    "remote-groups",
+    "remote-name",
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-group",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-forwarded-access-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-auth-request-access-token",
+    "x-authenticated-user",
+    "x-authenticated-userid",
+    "x-webauth-user",
+    "x-user",
+    "x-username",
+    "x-goog-authenticated-user-email",
+    "x-goog-authenticated-user-id",
+    "x-goog-iap-jwt-assertion",
+    "x-amzn-oidc-identity",
+    "x-amzn-oidc-data",
+    "x-amzn-oidc-accesstoken",
+    "cf-access-authenticated-user-email",
+    "cf-access-jwt-assertion",
+    "x-ms-client-principal",
+    "x-ms-client-principal-name",
+    "x-ms-client-principal-id",
+    "x-forwarded-client-cert",
+    "x-client-cert",
+    "x-ssl-client-cert",
+    "x-ssl-client-verify",
+    "x-ssl-client-dn",
+    "ssl-client-cert",
+];
+
 /// `routing.routers[].deadline`: wall-clock budget for one plugin call.
 pub const PLUGIN_DEADLINE: Duration = Duration::from_millis(10);
 /// `routing.routers[].max_memory`: linear memory one plugin instance may grow to.

@@ -481,7 +481,7 @@ async fn identities_are_cached_and_dropped_on_logout_through_the_gateway() {
     assert_eq!(send(req).await.0, StatusCode::OK);
     // The page holding that session drops it at once and is asked to re-read its browser's.
     let ask = next_text(&mut ws).await;
-    assert!(ask.contains("X-Isthmus-Rebind"), "{ask}");
+    assert!(ask.contains("x-isthmus-rebind"), "{ask}");
     ws.send(Message::text(event("state.secret.read", json!({"pathname": "/vault"})))).await.unwrap();
     let answer = next_text(&mut ws).await;
     assert!(answer.contains("window.location.assign"), "the next event is judged logged out: {answer}");
@@ -597,7 +597,7 @@ async fn post(stack: &Stack, path: &str, cookies: &str, headers: &[(&str, &str)]
 
 /// The token of a rebind request the gateway sent a page.
 fn rebind_token(packet: &str) -> String {
-    let (_, rest) = packet.split_once("X-Isthmus-Rebind").unwrap_or_else(|| panic!("not a rebind request: {packet}"));
+    let (_, rest) = packet.split_once("x-isthmus-rebind").unwrap_or_else(|| panic!("not a rebind request: {packet}"));
     rest.split(|c: char| !c.is_ascii_hexdigit()).find(|part| part.len() == 32).expect("a token").to_owned()
 }
 

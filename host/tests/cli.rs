@@ -234,6 +234,18 @@ fn route_explains_each_decision() {
     assert!(out.contains("static mount `frontend`"), "{out}");
     let out = route("GET", "/a%2Fb");
     assert!(out.contains("400"), "{out}");
+    let (code, out, err) = output(isthmus().args(["route", "--config"]).arg(&config).args([
+        "GET",
+        "/admin/",
+        "-H",
+        "Remote-User: admin",
+        "-H",
+        "X_Api: 1",
+        "-H",
+        "Accept: */*",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed at the door ([headers]): remote-user, x_api\n"), "{out}");
 }
 
 struct Server {

@@ -276,3 +276,25 @@ fn tracing_is_on_without_export_by_default_and_its_errors_name_the_key() {
         assert!(msg.contains(&format!(": {key}: ")) && msg.contains(part), "{extra}: {msg}");
     }
 }
+
+#[test]
+fn the_headers_section_names_the_key() {
+    let dir = site();
+    let config = Config::parse(GOOD, &dir.path().join("isthmus.toml")).unwrap();
+    assert!(config.headers.remove.is_empty() && config.headers.keep.is_empty() && !config.headers.allow_underscores);
+    for (extra, key, part) in [
+        ("[headers]\nremove = [\"bad header\"]\n", "headers.remove[0]", "not a header name"),
+        (
+            "[headers]\nkeep = [\"remote-user\", \"authorization\"]\n",
+            "headers.keep[1]",
+            "not one of the identity headers",
+        ),
+        ("[headers]\nremove = [\"X-Isthmus-User\"]\n", "headers.remove[0]", "always removed"),
+        ("[headers]\nstrip = []\n", "headers.strip", "unknown field"),
+    ] {
+        let msg = error(&(GOOD.to_owned() + extra));
+        assert!(msg.contains(key) && msg.contains(part), "{extra}: {msg}");
+    }
+    let text = GOOD.to_owned() + "[headers]\nkeep = [\"Remote-User\"]\nremove = [\"x-api-user\"]\n";
+    assert!(Config::parse(&text, &dir.path().join("isthmus.toml")).is_ok());
+}

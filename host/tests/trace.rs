@@ -217,19 +217,7 @@ async fn spans_queued_at_shutdown_are_exported() {
 
 #[tokio::test]
 async fn json_access_lines_carry_the_trace_and_span_ids() {
-    // The process-wide subscriber, as the binary installs it: a thread's own default
-    // would race with the other tests here over tracing's per-callsite interest cache.
-    static LINES: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    let lines = LINES.get_or_init(|| {
-        let lines = Captured::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .event_format(isthmus::logging::Lines::default())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber in this test binary");
-        lines
-    });
+    let lines = global_log();
     let site = Site::new();
     let config = site.config(&[("app", echo_trace().await)], "[log]\nformat = \"json\"\n");
     assert_eq!(config.log.format, isthmus::config::LogFormat::Json);

@@ -28,10 +28,20 @@ SPOOF_HEADERS = {
     "X-Django-User": "admin",
     "X-Isthmus-Secret": "will-be-replaced",
     "X-Isthmus-Identity": json.dumps({"username": "admin", "is_staff": True}),
+    "X-Isthmus-User": "admin",
     "X-Forwarded-For": "10.0.0.1",
     "X-Forwarded-User": "admin",
+    "X-Forwarded-Email": "admin@shop.example",
     "X-Remote-User": "admin",
+    "Remote-User": "admin",
+    "X-Auth-Request-User": "admin",
+    # ASGI servers fold `_` into `-`: these would read as the headers above.
+    "X_Isthmus_User": "admin",
+    "X_Forwarded_User": "admin",
 }
+
+#: Headers of SPOOF_HEADERS no handler may see, under either spelling.
+NEVER_SEEN = {name.lower().replace("_", "-") for name in SPOOF_HEADERS if name != "X-Django-User"} - {"x-forwarded-for"}
 
 
 def forged_injections(stack) -> list[dict]:
@@ -55,10 +65,13 @@ async def test_forged_router_data_identity_never_reaches_a_handler(stack, socket
         assert seen["authenticated"] is False, (forged, seen)
         assert seen["username"] == ""
         assert seen["verified"] is True, seen["reason"]  # the gateway's own (anonymous) injection
-        # The identity secret header never reaches Reflex; the other headers do, as plain
-        # headers nobody trusts.
-        assert "x-isthmus-secret" not in seen["spoof_headers"]
-        assert "x-django-user" in seen["spoof_headers"]
+        # The gateway's namespace, identity headers and `_` names never reach Reflex; an
+        # unknown header does, as a plain header nobody trusts; X-Forwarded-For is the
+        # gateway's own.
+        names = set(seen["header_names"])
+        assert not names & NEVER_SEEN, names & NEVER_SEEN
+        assert not any("_" in n for n in names), names
+        assert "x-django-user" in names
         # The staff action stays refused, by the gateway.
         gw = stack.gateways["main"]
         before = gw.refusals(f"{SHOP}.deactivate_all")
@@ -127,3 +140,31 @@ async def test_control_forged_injection_is_valid_without_the_gateway(stack):
         assert seen["verified"] is True and seen["username"] == "admin"
     finally:
         await sock.close()
+
+
+async def test_odd_and_duplicate_session_cookies_resolve_as_django_reads_them(stack, browser, sockets):
+    """A second `sessionid` (tossed in by a sibling subdomain, or sent by hand) and the
+    spellings Django's cookie parser forgives: the user the bridge resolves is, for each
+    Cookie header, the one Django's own views see (here: the admin index, 200 for staff,
+    302 to its login page for anyone else)."""
+    staff = browser()
+    staff.admin_login("staffer")
+    key = staff.session_id
+    gw = stack.gateways["main"]
+    cases = [
+        (f"sessionid={key}", True),
+        (f"sessionid=junk; sessionid={key}", True),  # Django reads the last duplicate
+        (f"sessionid={key}; sessionid=junk", False),
+        (f"sessionid={key}; sessionid=", False),
+        (f"sessionid ={key}", True),  # both sides are stripped
+        (f"sessionid= {key};theme=dark", True),
+        (f'sessionid="{key}"', True),  # quotes are removed
+    ]
+    for header, staff_expected in cases:
+        r = httpx.get(f"{gw.url}/admin/", headers={"Cookie": header}, timeout=10)
+        django_staff = r.status_code == 200
+        assert r.status_code in (200, 302), (header, r.status_code)
+        sock = await sockets(cookie=header)
+        seen = await whoami(sock)
+        assert django_staff is staff_expected, (header, r.status_code)
+        assert (seen["username"] == "staffer") is staff_expected, (header, seen["username"])

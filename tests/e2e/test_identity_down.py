@@ -123,9 +123,15 @@ async def test_staff_action_refused(stack, browser, sockets, down_gateway):
     assert "identity unavailable" in log
 
 
-async def test_django_http_answers_502(stack, down_gateway):
+async def test_django_http_answers_a_generic_502(stack, down_gateway):
+    """The client learns the status and the request id; what failed (the upstream's name,
+    the system's error text) is in the gateway's log under that id."""
     r = httpx.get(f"{down_gateway.url}/api/shop/active/", timeout=10)
     assert r.status_code == 502
+    request_id = r.headers["x-request-id"]
+    assert r.text == f"502 Bad Gateway\nrequest id: {request_id}\n"
+    line = next((ln for ln in down_gateway.proc.log.read_text(errors="replace").splitlines() if request_id in ln and "request failed" in ln), "")
+    assert "upstream `django` is unreachable" in line, line
     assert httpx.get(f"{down_gateway.url}/ping", timeout=10).text.strip('"') == "pong"
 
 
@@ -146,7 +152,8 @@ async def test_deny_mode_with_a_router_that_needs_the_user(stack, browser, down_
     gw = down_deny_guarded_gateway
     r = httpx.get(f"{gw.url}/reports/stock/", cookies={"sessionid": staff.session_id}, timeout=10)
     assert r.status_code == 503, (r.status_code, r.text)
-    assert "the Django user cannot be resolved right now" in r.text
+    assert r.text == f"503 Service Unavailable\nrequest id: {r.headers['x-request-id']}\n"
+    assert r.headers["retry-after"] == "2"
     r = httpx.get(f"{gw.url}/reports/stock/", timeout=10)
     assert r.status_code == 302 and r.headers["location"] == "/admin/login/?next=/reports/stock/"
     assert httpx.get(f"{gw.url}/ping", timeout=10).text.strip('"') == "pong"

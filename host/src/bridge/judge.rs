@@ -21,6 +21,7 @@ use crate::identity::Origin;
 use crate::metrics::BridgeKind;
 use crate::policy::{BridgeEvent, EventKind, Refusal, Resolved, RouteRequest, Verdict};
 use crate::trace::{self, Ending, SpanContext};
+use crate::upstream::headers::REBIND;
 
 /// reflex constants.CompileVars.CONNECT_AUTH_EVENT: the CONNECT auth member holding the first event.
 const CONNECT_EVENT_KEY: &str = "event";
@@ -340,8 +341,9 @@ fn script_packet(namespace: &str, script: &str) -> String {
 /// path with its token; the browser adds its cookies.
 fn rebind_script(path: &str, token: &str) -> String {
     format!(
-        "fetch({}, {{method: \"POST\", credentials: \"same-origin\", headers: {{\"X-Isthmus-Rebind\": {}}}}})",
+        "fetch({}, {{method: \"POST\", credentials: \"same-origin\", headers: {{{}: {}}}}})",
         Value::String(path.to_owned()),
+        Value::String(REBIND.as_str().to_owned()),
         Value::String(token.to_owned())
     )
 }

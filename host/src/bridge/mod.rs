@@ -13,7 +13,7 @@ mod upload;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderName, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 pub use judge::{judge, Closing, Judged, Session};
@@ -53,9 +53,6 @@ pub struct Page<'a> {
     pub route: &'a Arc<RouteRequest>,
 }
 
-/// The header a page's rebind request carries its token in.
-static REBIND_TOKEN: HeaderName = HeaderName::from_static("x-isthmus-rebind");
-
 impl Bridge {
     pub fn new(
         bridge: &BridgeConfig,
@@ -90,7 +87,7 @@ impl Bridge {
         hop: &Hop<'_>,
         page: Page<'_>,
     ) -> Result<Response<Body>, UpstreamError> {
-        if upstream_headers::upgrade_protocol(req.headers()).is_none() {
+        if !upstream_headers::is_websocket_upgrade(req.method(), req.headers()) {
             // Socket.IO's polling transport would carry events past the bridge.
             return Ok(body::text(StatusCode::BAD_REQUEST, "the event bridge accepts WebSocket connections only"));
         }
@@ -119,12 +116,13 @@ impl Bridge {
     }
 
     /// A page re-reading its browser's session (`identity::browsers`): a same-origin POST
-    /// with the token its WebSocket was given. The session it carries is the page's now.
-    pub fn rebind<B>(&self, req: &Request<B>) -> Response<Body> {
+    /// with the token its WebSocket was given (`upstream::headers::REBIND`, taken out of
+    /// the request at the door). The session it carries is the page's now.
+    pub fn rebind<B>(&self, req: &Request<B>, token: Option<&HeaderValue>) -> Response<Body> {
         if req.method() != Method::POST {
             return body::text(StatusCode::METHOD_NOT_ALLOWED, "POST only");
         }
-        let token = req.headers().get(&REBIND_TOKEN).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let token = token.and_then(|v| v.to_str().ok()).unwrap_or("");
         let session = self.identities.session_cookie(req.headers());
         if self.identities.browsers.rebind(token, session) {
             Response::builder().status(StatusCode::NO_CONTENT).body(body::empty()).expect("valid response")

@@ -7,6 +7,7 @@
 pub mod browsers;
 mod cache;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use crate::config::{BridgeConfig, IdentityFailure};
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::policy::{Identity, Resolved};
-use crate::upstream::headers::{IDENTITY_SECRET, X_FORWARDED_PROTO};
+use crate::upstream::headers::{latin1, IDENTITY_SECRET, X_FORWARDED_PROTO};
 use crate::upstream::Upstream;
 
 pub struct Identities {
@@ -85,21 +86,92 @@ impl Identities {
     }
 }
 
-/// The value of cookie `name` in Cookie headers, as Django reads it: the last of
-/// duplicates, quotes removed; an empty value is none.
+/// The value of cookie `name` in Cookie headers, as Django reads it (see `cookie_in`);
+/// values are latin-1, as ASGI servers decode them, so no header is skipped.
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    cookie_in(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
+    cookie_in(headers.get_all(header::COOKIE).iter().map(latin1), name)
 }
 
-/// The value of cookie `name` in these Cookie header values (see `cookie_value`).
-pub fn cookie_in<'a>(values: impl Iterator<Item = &'a str>, name: &str) -> Option<String> {
-    values
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .last()
-        .map(|(_, v)| v.trim_matches('"').to_owned())
-        .filter(|v| !v.is_empty())
+/// The value of cookie `name` in these Cookie header values, exactly as Django's
+/// `parse_cookie` reads it (the session cookie's value is what the identity cache is
+/// keyed on, and it must be the session Django's views see): split on `;`, then on the
+/// first `=`; both sides stripped of Python's whitespace; the last duplicate wins; the
+/// value unquoted as `http.cookies` does. An empty value is none.
+pub fn cookie_in(values: impl Iterator<Item = impl AsRef<str>>, name: &str) -> Option<String> {
+    let mut found = None;
+    for value in values {
+        for chunk in value.as_ref().split(';') {
+            let (key, value) = chunk.split_once('=').unwrap_or(("", chunk));
+            if py_strip(key) == name {
+                found = Some(py_unquote(py_strip(value)));
+            }
+        }
+    }
+    found.filter(|v| !v.is_empty())
+}
+
+/// Python's `str.strip()`: `str.isspace` characters at both ends (latin-1 text holds no
+/// others than these, Rust's whitespace and the four separators U+001C..U+001F).
+fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// `http.cookies._unquote`: a value in double quotes loses them, and its `\ooo` octal
+/// and `\c` escapes are decoded.
+fn py_unquote(value: &str) -> String {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return value.to_owned();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let rest = chars.clone().take(3).collect::<Vec<char>>();
+        let octal =
+            rest.len() == 3 && ('0'..='3').contains(&rest[0]) && rest[1..].iter().all(|d| ('0'..='7').contains(d));
+        if octal {
+            let code = rest.iter().fold(0u32, |n, d| n * 8 + d.to_digit(8).expect("octal digit"));
+            out.push(char::from_u32(code).expect("below 256"));
+            chars.nth(2);
+        } else {
+            // Python's `.` matches anything but a newline; a lone backslash stays.
+            match chars.next_if(|&n| n != '\n') {
+                Some(escaped) => out.push(escaped),
+                None => out.push('\\'),
+            }
+        }
+    }
+    out
+}
+
+/// `http.cookies._quote`, which Django's `parse_cookie` undoes: `value` as it must be
+/// written in a Cookie header for Django to read exactly `value`.
+fn py_quote(value: &str) -> String {
+    const LEGAL: &str = "!#$%&'*+-.^_`|~:";
+    const UNESCAPED: &str = " ()/<=>?@[]{}";
+    let legal = |c: char| c.is_ascii_alphanumeric() || LEGAL.contains(c);
+    if !value.is_empty() && value.chars().all(legal) {
+        return value.to_owned();
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if legal(c) || UNESCAPED.contains(c) => out.push(c),
+            c => {
+                let _ = write!(out, "\\{:03o}", u32::from(c));
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The companion Django app's identity endpoint.
@@ -114,7 +186,7 @@ struct DjangoIdentity {
 
 impl IdentitySource for DjangoIdentity {
     async fn fetch(&self, session_cookie: &str, origin: &Origin) -> Result<Identity, IdentityError> {
-        let cookie = HeaderValue::from_str(&format!("{}={session_cookie}", self.cookie_name))
+        let cookie = HeaderValue::from_str(&format!("{}={}", self.cookie_name, py_quote(session_cookie)))
             .map_err(|e| IdentityError::Malformed(e.to_string()))?;
         let mut req =
             Request::get(self.uri.clone()).header(header::COOKIE, cookie).body(body::empty()).expect("valid request");
@@ -160,5 +232,55 @@ mod tests {
         let mut empty = HeaderMap::new();
         empty.append(header::COOKIE, "sessionid=".parse().unwrap());
         assert_eq!(cookie_value(&empty, "sessionid"), None);
+    }
+
+    /// Each expectation is what `django.http.cookie.parse_cookie(header).get("sessionid")`
+    /// returns (Django 5.2, Python 3.11), checked by hand in that interpreter.
+    #[test]
+    fn cookies_are_read_exactly_as_django_parses_them() {
+        let read = |header: &str| cookie_in(std::iter::once(header), "sessionid");
+        let cases: [(&str, Option<&str>); 15] = [
+            ("sessionid=abc", Some("abc")),
+            ("sessionid=first; sessionid=last", Some("last")),
+            ("sessionid=kept; sessionid=", None),
+            ("sessionid =spaced", Some("spaced")),
+            ("  sessionid\t=\t padded  ", Some("padded")),
+            ("sessionid=\"quoted\"", Some("quoted")),
+            ("sessionid=\"\"doubled\"\"", Some("\"doubled\"")),
+            ("sessionid=\"a\\\"b\\\\c\"", Some("a\"b\\c")),
+            ("sessionid=\"\\073\\101\"", Some(";A")),
+            ("sessionid=\"\\400\"", Some("400")),
+            ("sessionid=\"", Some("\"")),
+            ("sessionid=a=b", Some("a=b")),
+            ("sessionidx=1; xsessionid=2", None),
+            ("sessionid", None),
+            ("a=1;;sessionid=\u{a0}nbsp\u{a0}", Some("nbsp")),
+        ];
+        for (header, django) in cases {
+            assert_eq!(read(header).as_deref(), django, "{header}");
+        }
+        // Fields of their own (HTTP/1.1 clients may send several): joined as Django's
+        // ASGI handler joins them, so the last field's copy wins.
+        assert_eq!(cookie_in(["sessionid=one", "sessionid=two"].into_iter(), "sessionid").as_deref(), Some("two"));
+    }
+
+    #[test]
+    fn a_cookie_header_that_is_not_ascii_is_read_as_latin_1_as_django_reads_it() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_bytes(b"theme=\xe9t\xe9; sessionid=abc").unwrap());
+        assert_eq!(cookie_value(&h, "sessionid").as_deref(), Some("abc"));
+        assert_eq!(cookie_value(&h, "theme").as_deref(), Some("\u{e9}t\u{e9}"));
+    }
+
+    #[test]
+    fn the_value_sent_to_django_reads_back_as_the_same_value() {
+        for value in
+            ["abc123", "a b", "semi;colon", "quo\"te", "back\\slash", "\u{e9}", " lead", "tab\there", "=", "\u{7f}"]
+        {
+            let header = format!("sessionid={}", py_quote(value));
+            assert!(header.is_ascii(), "{header}");
+            assert_eq!(cookie_in(std::iter::once(header.as_str()), "sessionid").as_deref(), Some(value), "{header}");
+        }
+        assert_eq!(py_quote("abc123"), "abc123", "legal values are sent as they are");
     }
 }

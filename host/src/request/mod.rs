@@ -5,6 +5,7 @@
 
 pub mod canonical_path;
 mod client;
+mod host;
 mod id;
 
 use std::sync::Arc;
@@ -14,16 +15,30 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 pub use canonical_path::PathError;
 pub use client::{ClientView, Peer};
+pub use host::HostError;
 pub use id::RequestIds;
 
 use crate::policy::RouteRequest;
 use crate::trace;
+use crate::upstream::headers::{latin1, ClientHeaders};
+
+/// Why a request is refused with 400 before any decision.
+#[derive(Debug, thiserror::Error)]
+pub enum BadRequest {
+    #[error("bad request path: {0}")]
+    Path(#[from] PathError),
+    #[error("bad host: {0}")]
+    Host(#[from] HostError),
+}
 
 /// An incoming request as the gateway judges and forwards it.
 pub struct Canonical {
     /// What routers see: the canonical path, the raw query, the headers.
     pub route: Arc<RouteRequest>,
     pub client: ClientView,
+    /// The page token of a rebind request (`upstream::headers::REBIND`), taken out of
+    /// the headers with the rest of the gateway's namespace.
+    pub rebind_token: Option<HeaderValue>,
 }
 
 /// RFC 8441: a WebSocket over HTTP/2 arrives as `CONNECT` with `:protocol websocket`.
@@ -77,16 +92,20 @@ pub fn join_cookie_fields(headers: &mut http::HeaderMap) {
     }
 }
 
-/// The canonical form of `req` from `peer`; a path no upstream may be sent is refused.
-/// `traceparent`: the gateway's, which routers see in place of the client's trace
-/// context (it is what the upstream gets).
+/// The canonical form of `req` from `peer`; a path no upstream may be sent, or a host
+/// that is missing, doubled or ambiguous (`host`), is refused. What no client may send
+/// is removed from `req` first (`clean`), so that no router, upstream or bridge sees it. `traceparent`: the gateway's, which routers see in place
+/// of the client's trace context (it is what the upstream gets).
 pub fn canonicalize<B>(
-    req: &Request<B>,
+    req: &mut Request<B>,
     peer: &Peer,
     trusted_hops: usize,
+    clean: &ClientHeaders,
     traceparent: Option<&HeaderValue>,
-) -> Result<Canonical, PathError> {
+) -> Result<Canonical, BadRequest> {
     let path = canonical_path::canonicalize(req.uri().path())?;
+    host::settle(req)?;
+    let rebind_token = clean.clean(req.headers_mut());
     // HTTP/2 carries the host in :authority, HTTP/1.1 in Host.
     let authority = req
         .uri()
@@ -105,14 +124,14 @@ pub fn canonicalize<B>(
             .headers()
             .iter()
             .filter(|(k, _)| traceparent.is_none() || (*k != trace::TRACEPARENT && *k != trace::TRACESTATE))
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .map(|(k, v)| (k.as_str().to_owned(), latin1(v).into_owned()))
             .chain(
                 traceparent.and_then(|t| Some((trace::TRACEPARENT.as_str().to_owned(), t.to_str().ok()?.to_owned()))),
             )
             .collect(),
         client_ip: client.ip.clone(),
     };
-    Ok(Canonical { route: Arc::new(route), client })
+    Ok(Canonical { route: Arc::new(route), client, rebind_token })
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
-//! The upstream transport's one error type, and the reply each error gets.
+//! The upstream transport's one error type, and the status each error is answered with.
 
 use std::time::Duration;
 
-use http::{Response, StatusCode};
-
-use crate::body::{self, Body};
+use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -20,17 +18,19 @@ pub enum UpstreamError {
     Failed { upstream: String, reason: String },
     #[error("invalid forward to `{upstream}`: {reason}")]
     BadForward { upstream: String, reason: String },
+    #[error("the client's request body to `{upstream}` is malformed or cut short: {reason}")]
+    ClientBody { upstream: String, reason: String },
+    #[error("the client sent no byte of its request body to `{upstream}` for {timeout:?}")]
+    ClientBodyTimeout { upstream: String, timeout: Duration },
 }
 
 impl UpstreamError {
     pub fn status(&self) -> StatusCode {
         match self {
             UpstreamError::ConnectTimeout { .. } | UpstreamError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::ClientBody { .. } => StatusCode::BAD_REQUEST,
+            UpstreamError::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
-    }
-
-    pub fn into_response(self) -> Response<Body> {
-        body::text(self.status(), self.to_string())
     }
 }

@@ -140,8 +140,8 @@ impl Upstreams {
     ) -> Result<Exchanged, UpstreamError> {
         let Outbound { upstream, forward, target } = outbound;
         let name = &forward.upstream;
-        let upgrade = headers::upgrade_protocol(req.headers());
-        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let upgrade = headers::is_websocket_upgrade(req.method(), req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
 
         // HTTP/2 carries the host in :authority; the upstream speaks HTTP/1.1 and needs Host.
@@ -150,10 +150,8 @@ impl Upstreams {
                 parts.headers.insert(header::HOST, host);
             }
         }
+        // What no client may send is gone already (`headers::ClientHeaders`, at the door).
         headers::remove_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(&headers::IDENTITY_SECRET);
-        // A client's copy: an upload's own is set below, from the forward's headers.
-        parts.headers.remove(&headers::IDENTITY);
         for name in &forward.remove_headers {
             parts.headers.remove(name.as_str());
         }
@@ -167,9 +165,9 @@ impl Upstreams {
         hop.forwarded.write(&mut parts.headers);
         parts.headers.insert(headers::X_REQUEST_ID.clone(), hop.request_id.clone());
         hop.span.write(&mut parts.headers);
-        if let Some(protocol) = &upgrade {
+        if upgrade {
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            parts.headers.insert(header::UPGRADE, protocol.clone());
+            parts.headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         }
         parts.uri = Uri::from(target);
         parts.version = Version::HTTP_11;

@@ -21,6 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::idle::IdleTimeout;
 use super::UpstreamError;
 use crate::body::Body;
 
@@ -154,6 +155,15 @@ impl Upstream {
     }
 
     fn failed(&self, error: &hyper::Error) -> UpstreamError {
+        // The request body failed while it was sent: the client's doing (a malformed chunk,
+        // a body cut short, too slow a sender), never the upstream's.
+        if let Some(cause) = error.is_user().then(|| std::error::Error::source(error)).flatten() {
+            let upstream = self.name.clone();
+            return match cause.downcast_ref::<IdleTimeout>() {
+                Some(idle) => UpstreamError::ClientBodyTimeout { upstream, timeout: idle.0 },
+                None => UpstreamError::ClientBody { upstream, reason: cause.to_string() },
+            };
+        }
         // The innermost IO error says most ("Connection reset by peer").
         let mut reason = error.to_string();
         let mut source = std::error::Error::source(error);

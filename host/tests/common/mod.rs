@@ -321,9 +321,34 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The log of this test binary: the process-wide subscriber, as the binary installs it,
+/// writing into a buffer (a thread's own default would race with the binary's other
+/// tests over tracing's per-callsite interest cache).
+pub fn global_log() -> &'static Captured {
+    static LINES: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        let lines = Captured::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .event_format(isthmus::logging::Lines::default())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber in this test binary");
+        lines
+    })
+}
+
 /// A `tracing` writer into a shared buffer, for tests that read the log.
 #[derive(Clone, Default)]
 pub struct Captured(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// The first line logged that holds `needle`.
+    pub fn line_with(&self, needle: &str) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines().find(|line| line.contains(needle)).map(str::to_owned)
+    }
+}
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -343,15 +368,24 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 }
 
 /// A WebSocket upstream on a fresh loopback port that echoes every text and binary
-/// message, until the test ends.
+/// message, until the test ends. Its handshake answer names each request header it got
+/// in an `x-seen` field.
 pub async fn websocket_echo() -> SocketAddr {
     use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request as Handshake, Response as Answer};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+                #[allow(clippy::result_large_err, reason = "the signature of tungstenite's handshake callback")]
+                let report = |req: &Handshake, mut answer: Answer| {
+                    for name in req.headers().keys() {
+                        answer.headers_mut().append("x-seen", name.as_str().parse().unwrap());
+                    }
+                    Ok(answer)
+                };
+                let mut ws = tokio_tungstenite::accept_hdr_async(stream, report).await.unwrap();
                 while let Some(Ok(msg)) = ws.next().await {
                     if msg.is_text() || msg.is_binary() {
                         ws.send(msg).await.unwrap();
