@@ -24,11 +24,20 @@ step "gateway: unit and integration tests (promtool checks the metrics scrape)"
 bash tests/promtool.sh
 cargo test --workspace --quiet
 
+step "HTTP/1 framing and request smuggling: the corpus against the gateway and nginx (tests/smuggling)"
+python3 -m unittest discover -s tests/smuggling -q
+smuggling_out="$(mktemp -d)"
+python3 tests/smuggling/run.py --isthmus "$PWD/target/debug/isthmus" --out "$smuggling_out"
+rm -rf "$smuggling_out"
+
 step "policy templates: isthmus plugin new, each template's tests and build, isthmus plugin test, a gateway"
 ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/templates.sh
 
-step "Python companion (ruff, mypy, then its tests)"
+step "Python companion (ruff, mypy, then its tests) and the smuggling corpus's lint"
 bash python/test.sh -q
+python/.venv/bin/ruff check tests/smuggling
+python/.venv/bin/ruff format --check tests/smuggling
+(cd tests/smuggling && ../../python/.venv/bin/mypy)
 
 step "end to end: real Django and Reflex behind the gateway (examples/shop)"
 ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/e2e/run.sh -q
