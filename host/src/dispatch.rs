@@ -382,6 +382,11 @@ fn retry_shortly(message: String) -> Response<Body> {
 }
 
 fn failed(e: crate::upstream::UpstreamError) -> Response<Body> {
-    tracing::warn!(error = %e, "proxy error");
+    use crate::upstream::UpstreamError::{ClientBodyTimeout, Saturated};
+    match e {
+        // A client can cause these at will: they are counted and logged at a bounded rate.
+        Saturated { .. } | ClientBodyTimeout(_) => {}
+        _ => tracing::warn!(error = %e, "proxy error"),
+    }
     e.into_response()
 }

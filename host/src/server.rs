@@ -11,14 +11,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::accept;
+use crate::caps::{ConnectionCaps, ConnectionSlot, Refused};
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::limits;
 use crate::metrics::OpenGuard;
 use crate::request::Peer;
+use crate::upstream::idle::ClientIo;
 
 /// Connection settings taken from the config once.
 #[derive(Clone)]
@@ -28,6 +30,9 @@ pub struct ServerSettings {
     pub max_headers: usize,
     pub http2_max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: Option<usize>,
+    pub client_send_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -38,6 +43,9 @@ impl ServerSettings {
             max_headers: config.listen.max_headers,
             http2_max_concurrent_streams: config.listen.http2_max_concurrent_streams,
             shutdown_grace: config.listen.shutdown_grace,
+            max_connections: config.listen.max_connections,
+            max_connections_per_ip: config.listen.per_ip_cap(),
+            client_send_timeout: config.timeouts.client_send,
         }
     }
 
@@ -73,6 +81,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = Arc::new(settings.builder());
+    let caps = ConnectionCaps::new(settings.max_connections, settings.max_connections_per_ip, gateway.metrics());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -81,9 +90,19 @@ pub async fn serve(
             accepted = accept::next(&listener, "public") => accepted,
             () = &mut shutdown => break,
         };
+        let slot = match caps.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                refuse(stream, refused, tls.is_none());
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
+            _slot: slot,
             _open: gateway.metrics().connection_opened(),
+            opening_timeout: settings.client_header_timeout,
+            send_timeout: settings.client_send_timeout,
             builder: builder.clone(),
             watcher: graceful.watcher(),
             gateway: gateway.clone(),
@@ -117,10 +136,28 @@ pub async fn serve(
     tokio::join!(connections, gateway.shutdown(grace));
 }
 
+/// Close a connection past a cap at once, without a task: a flood of them costs an
+/// accept and a close each, never a wait. A plain-HTTP client is first told why in
+/// one non-blocking write; a TLS one is not (the handshake would cost what the cap
+/// saves). What the client already sent is read first, so that the close is a FIN
+/// and not a reset that could discard the answer before the client reads it.
+fn refuse(stream: TcpStream, refused: Refused, plain: bool) {
+    if plain {
+        let _ = stream.try_write(refused.response());
+        let _ = stream.try_read(&mut [0; 4096]);
+    }
+}
+
 /// One accepted connection, ready to be served over whatever stream it became.
 struct Connection {
+    /// Its place under the connection caps, given back when it ends.
+    _slot: ConnectionSlot,
     /// Counted open until the connection ends, its TLS handshake included.
     _open: OpenGuard,
+    /// The first bytes must come within this (`timeouts.client_header`).
+    opening_timeout: Duration,
+    /// `timeouts.client_send`.
+    send_timeout: Duration,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
     gateway: Arc<Gateway>,
@@ -129,12 +166,15 @@ struct Connection {
 
 impl Connection {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, stream: S) {
-        let Connection { _open, builder, watcher, gateway, peer } = self;
+        let Connection { _slot, _open, opening_timeout, send_timeout, builder, watcher, gateway, peer } = self;
         let service = service_fn(move |req| {
             let (gateway, peer) = (gateway.clone(), peer.clone());
             async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &peer).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = builder.serve_connection_with_upgrades(
+            TokioIo::new(ClientIo::new(stream, opening_timeout, send_timeout)),
+            service,
+        );
         if let Err(e) = watcher.watch(conn.into_owned()).await {
             tracing::debug!(error = %e, "connection ended with an error");
         }

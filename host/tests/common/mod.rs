@@ -140,8 +140,13 @@ impl Site {
             text += &format!("\n[upstreams.{name}]\nurl = \"http://{addr}\"\n");
         }
         text += "\n[[routing.routers]]\nplugin = \"test.wasm\"\n";
-        let file = self.write("isthmus.toml", &text);
-        Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        self.config_text(&text)
+    }
+
+    /// Config of exactly `text`, written to the site's `isthmus.toml`.
+    pub fn config_text(&self, text: &str) -> Config {
+        let file = self.write("isthmus.toml", text);
+        Config::parse(text, &file).unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
 }
 
