@@ -150,6 +150,48 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// Raise the soft limit on open files to the hard one (systemd's default soft limit,
+/// 1024, would refuse connections long before `listen.max_connections`), and warn when
+/// even the hard one is below what the caps allow: two descriptors per proxied connection.
+pub fn raise_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    if get_file_limit(&mut limit).is_err() {
+        return;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        if set_file_limit(&raised).is_ok() {
+            limit = raised;
+        }
+    }
+    let needed = 2 * max_connections as u64 + 256;
+    if limit.rlim_cur < needed {
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            needed,
+            "the open-file limit (ulimit -n) is below what listen.max_connections allows: past it, accepts fail; raise LimitNOFILE or lower listen.max_connections"
+        );
+    }
+}
+
+#[allow(unsafe_code)]
+fn get_file_limit(limit: &mut libc::rlimit) -> std::io::Result<()> {
+    // SAFETY: `limit` is a valid, writable rlimit.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, limit) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[allow(unsafe_code)]
+fn set_file_limit(limit: &libc::rlimit) -> std::io::Result<()> {
+    // SAFETY: `limit` is a valid rlimit; raising the soft limit up to the hard one needs no privilege.
+    match unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,6 +243,7 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         }
     };
     let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
+    crate::caps::raise_file_limit(config.listen.max_connections);
     runtime.block_on(async {
         let mut gateway = loaded.gateway()?;
         let listener = tokio::net::TcpListener::bind(config.listen.addr)
