@@ -2,16 +2,18 @@
 
     python bench/exhaust/run.py RESULTS_DIR [--quick] [--only=memory,ping]
 
-memory: resident memory of `isthmus serve` (release build, one worker) at 0, 1 000 and
-  10 000 idle WebSockets through the event bridge, against bench/ws's Socket.IO upstream
+memory: resident memory of `isthmus serve` (release build, one worker) at 0, 1 000, 5 000
+  and 9 900 (BENCH_HOLD; see HOLD_COUNTS) idle WebSockets through the event bridge, against bench/ws's Socket.IO upstream
   (`wsbench serve --mode sio`, its identity stub standing in for Django), held by
-  `wsbench hold`. Each count is held by a fresh gateway: RSS before is the 0 row.
+  `wsbench hold`. Each count is held by a fresh gateway, SETTLE_S after its start: RSS
+  before is the 0 row. Once each.
 ping: `/ping` latency (p50, p99) unloaded, then while a slowloris (2 000 connections from
   127.0.0.2–9, each sending one header line every 5 s, reopened when closed) and a
   connection flood (connect and reset, as fast as one process manages, from 127.0.0.10)
   run; for isthmus (default caps) and for nginx (one worker) proxying the same
   return-200 upstream (bench/http's recipe: `/ping` is an upstream answer, not the
-  gateway's). Each probe is a new connection from 127.0.0.1, 50 a second.
+  gateway's). Each probe is a new connection from 127.0.0.1, 50 a second: 20 s unloaded,
+  30 s loaded, three repetitions, the two servers alternating.
 
 Servers on BENCH_SERVER_CPU, load and probe on BENCH_LOADGEN_CPU (the load generators at
 nice 10, so the probe is not queued behind them). Everything listens on 127.0.0.1, every
@@ -52,7 +54,9 @@ http = _load("http_bench", HERE.parent / "http" / "run.py")
 
 # 10 000 would need 20 000 descriptors in the gateway alone, plus its own: above the
 # hard limit (20 000) of the machine the published figures come from. Set BENCH_HOLD.
-HOLD_COUNTS = [1000, int(os.environ.get("BENCH_HOLD", "9900"))]
+# 5 000 is what bench/ws holds (BENCHMARKS.md), for comparison.
+HOLD_COUNTS = [1000, 5000, int(os.environ.get("BENCH_HOLD", "9900"))]
+SETTLE_S = 10
 SLOWLORIS = 2000
 SLOWLORIS_SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]  # 250 each: under the default per-address cap
 FLOOD_SOURCE = "127.0.0.10"
@@ -74,11 +78,19 @@ def memory(work: Path, logdir: Path, isthmus: Path) -> list[dict]:
     # Per-address cap off (one client address holds them all); caps above the count held.
     extra = "max_connections = 30000\nmax_connections_per_ip = 0\nmax_websockets = 20000\n"
     ws.ISTHMUS = isthmus  # ws_stack starts this build
+    # A first gateway compiles the plugins into the cache: what the compile allocated
+    # would otherwise be reused by the first count's sockets and hide their cost.
+    procs, *_ = ws.ws_stack("sio", "isthmus bridge", work, logdir, "warm-cache", listen_extra=extra)
+    for p in procs:
+        p.stop()
     before = []
     for n in HOLD_COUNTS:
         B.log(f"memory: holding {n} idle WebSockets through the bridge")
         procs, _, proxy_pids, port = ws.ws_stack("sio", "isthmus bridge", work, logdir, f"hold-{n}", listen_extra=extra)
         try:
+            # What loading the plugins allocated and freed is given back to the system
+            # by then: the RSS before is the gateway's own, not the compile's leftovers.
+            time.sleep(SETTLE_S)
             out = ws.wsbench("hold", url=ws.ws_url(port), mode="sio", pids=proxy_pids, conns=n, settle=3,
                              bound=300, timeout=120, **ws.CLIENT)
         finally:
@@ -194,7 +206,8 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def ping_case(name: str, start, probe_s: float, load_s: float) -> list[dict]:
+def ping_case(name: str, start, probe_s: float, load_s: float) -> dict:
+    """One run of a case: p50/p99 unloaded and loaded (ms), and what the load did."""
     port, servers = start()
     try:
         http.check(name, port)
@@ -221,26 +234,37 @@ def ping_case(name: str, start, probe_s: float, load_s: float) -> list[dict]:
             s.stop()
     if not alive:
         raise RuntimeError(f"{name} died under load")
-    note = (f"slowloris: {held} open at the end, {reopened} reopened; flood: {flood_rate:.0f} connections/s, "
-            f"{flood_counts[1]} failed; probes failed: {quiet_failed} unloaded, {loaded_failed} loaded")
-    B.log(f"ping: {name}: {note}")
-    return [
-        row(name, "/ping p50 unloaded", "ms", [percentile(quiet, 0.5)]),
-        row(name, "/ping p99 unloaded", "ms", [percentile(quiet, 0.99)]),
-        row(name, "/ping p50 under slowloris + flood", "ms", [percentile(loaded, 0.5)]),
-        row(name, "/ping p99 under slowloris + flood", "ms", [percentile(loaded, 0.99)], note),
-        row(name, "/ping p99 loaded / unloaded", "ratio", [percentile(loaded, 0.99) / percentile(quiet, 0.99)]),
-    ]
+    run = {"p50": percentile(quiet, 0.5), "p99": percentile(quiet, 0.99), "p50 loaded": percentile(loaded, 0.5),
+           "p99 loaded": percentile(loaded, 0.99), "slowloris open": held, "slowloris reopened": reopened,
+           "flood/s": flood_rate, "flood failed": flood_counts[1], "probes failed": quiet_failed + loaded_failed}
+    B.log(f"ping: {name}: {run}")
+    return run
 
 
 def ping(work: Path, isthmus: Path, quick: bool) -> list[dict]:
     env = http.Env(work, {"isthmus": isthmus},
                    B.REPO / "target" / "plugins" / "prefix_router.wasm", None)
     cases = http.cases(env, with_rd=False)
-    probe_s, load_s = (5, 10) if quick else (20, 30)
+    probe_s, load_s, reps = (5, 10, 1) if quick else (20, 30, 3)
+    names = ("return-200/isthmus", "return-200/nginx")
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for rep in range(reps):
+        for name in names if rep % 2 == 0 else reversed(names):  # alternate who goes first
+            runs[name].append(ping_case(name, cases[name], probe_s, load_s))
     rows = []
-    for name in ("return-200/isthmus", "return-200/nginx"):
-        rows += ping_case(name, cases[name], probe_s, load_s)
+    for name, rs in runs.items():
+        def each(key):
+            return [r[key] for r in rs]
+        note = (f"slowloris: {min(each('slowloris open'))}–{max(each('slowloris open'))} open at the end, "
+                f"{max(each('slowloris reopened'))} reopened at most (closed by the server); flood: "
+                f"{statistics.median(each('flood/s')):.0f} connections/s; probes failed: {sum(each('probes failed'))}")
+        rows += [
+            row(name, "/ping p50 unloaded", "ms", each("p50")),
+            row(name, "/ping p99 unloaded", "ms", each("p99")),
+            row(name, "/ping p50 under slowloris + flood", "ms", each("p50 loaded")),
+            row(name, "/ping p99 under slowloris + flood", "ms", each("p99 loaded"), note),
+            row(name, "/ping p99 loaded / unloaded", "ratio", [r["p99 loaded"] / r["p99"] for r in rs]),
+        ]
     return rows
 
 
