@@ -5,13 +5,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
+use tokio::net::TcpStream;
 
+use crate::config::Listen;
 use crate::limits::REFUSAL_LOG_EVERY;
 use crate::metrics::Metrics;
 
@@ -74,7 +76,8 @@ impl Refused {
     }
 }
 
-/// The listener's connection caps: `listen.max_connections` and
+/// The connection caps of the client-facing listeners (the public one and the plain-HTTP
+/// redirect beside TLS, together): `listen.max_connections` and
 /// `listen.max_connections_per_ip`. One short lock per accept and per close.
 pub struct ConnectionCaps {
     max: usize,
@@ -92,6 +95,10 @@ struct Open {
 }
 
 impl ConnectionCaps {
+    pub fn from_config(listen: &Listen, metrics: &Metrics) -> Arc<ConnectionCaps> {
+        ConnectionCaps::new(listen.max_connections, listen.per_ip_cap(), metrics)
+    }
+
     /// `per_ip`: `None` for no per-address cap.
     pub fn new(max: usize, per_ip: Option<usize>, metrics: &Metrics) -> Arc<ConnectionCaps> {
         Arc::new(ConnectionCaps {
@@ -126,6 +133,30 @@ impl ConnectionCaps {
             Refused::PerIp => self.per_ip_refusals.refused(format_args!("a connection from {ip}")),
         }
         Err(refused)
+    }
+}
+
+/// `admit` for a connection just accepted from `peer`; a refused one is closed at once,
+/// without a task: a flood of them costs an accept and a close each, never a wait. A
+/// `plain`-HTTP client is first told why in one non-blocking write; a TLS one is not
+/// (the handshake would cost what the cap saves). What the client already sent is read
+/// first, so that the close is a FIN and not a reset that could discard the answer
+/// before the client reads it.
+pub fn admit_or_refuse(
+    caps: &Arc<ConnectionCaps>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    plain: bool,
+) -> Option<(TcpStream, ConnectionSlot)> {
+    match caps.admit(peer.ip()) {
+        Ok(slot) => Some((stream, slot)),
+        Err(refused) => {
+            if plain {
+                let _ = stream.try_write(refused.response());
+                let _ = stream.try_read(&mut [0; 4096]);
+            }
+            None
+        }
     }
 }
 
@@ -203,7 +234,7 @@ mod tests {
              [routing]\nrouters = [{{ plugin = \"builtin:prefix-router\" }}]\n"
         );
         let config = crate::config::Config::parse(&text, std::path::Path::new("isthmus.toml")).expect("config");
-        ConnectionCaps::new(config.listen.max_connections, config.listen.per_ip_cap(), &Metrics::new(&config))
+        ConnectionCaps::from_config(&config.listen, &Metrics::new(&config))
     }
 
     #[test]

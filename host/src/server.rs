@@ -11,10 +11,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::accept;
-use crate::caps::{ConnectionCaps, ConnectionSlot, Refused};
+use crate::caps::{self, ConnectionCaps, ConnectionSlot};
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::limits;
@@ -30,8 +30,6 @@ pub struct ServerSettings {
     pub max_headers: usize,
     pub http2_max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
-    pub max_connections: usize,
-    pub max_connections_per_ip: Option<usize>,
     pub client_send_timeout: Duration,
 }
 
@@ -43,8 +41,6 @@ impl ServerSettings {
             max_headers: config.listen.max_headers,
             http2_max_concurrent_streams: config.listen.http2_max_concurrent_streams,
             shutdown_grace: config.listen.shutdown_grace,
-            max_connections: config.listen.max_connections,
-            max_connections_per_ip: config.listen.per_ip_cap(),
             client_send_timeout: config.timeouts.client_send,
         }
     }
@@ -72,16 +68,17 @@ impl ServerSettings {
 }
 
 /// Serve until `shutdown` resolves, then stop accepting and give in-flight requests
-/// and tunnels the grace period. With `tls`, every connection is TLS.
+/// and tunnels the grace period. With `tls`, every connection is TLS. Connections are
+/// admitted under `caps`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     gateway: Arc<Gateway>,
     settings: ServerSettings,
+    caps: Arc<ConnectionCaps>,
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = Arc::new(settings.builder());
-    let caps = ConnectionCaps::new(settings.max_connections, settings.max_connections_per_ip, gateway.metrics());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -90,13 +87,7 @@ pub async fn serve(
             accepted = accept::next(&listener, "public") => accepted,
             () = &mut shutdown => break,
         };
-        let slot = match caps.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                refuse(stream, refused, tls.is_none());
-                continue;
-            }
-        };
+        let Some((stream, slot)) = caps::admit_or_refuse(&caps, stream, peer, tls.is_none()) else { continue };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             _slot: slot,
@@ -134,18 +125,6 @@ pub async fn serve(
         }
     };
     tokio::join!(connections, gateway.shutdown(grace));
-}
-
-/// Close a connection past a cap at once, without a task: a flood of them costs an
-/// accept and a close each, never a wait. A plain-HTTP client is first told why in
-/// one non-blocking write; a TLS one is not (the handshake would cost what the cap
-/// saves). What the client already sent is read first, so that the close is a FIN
-/// and not a reset that could discard the answer before the client reads it.
-fn refuse(stream: TcpStream, refused: Refused, plain: bool) {
-    if plain {
-        let _ = stream.try_write(refused.response());
-        let _ = stream.try_read(&mut [0; 4096]);
-    }
 }
 
 /// One accepted connection, ready to be served over whatever stream it became.

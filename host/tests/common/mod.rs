@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use isthmus::body::Body;
+use isthmus::caps::ConnectionCaps;
 use isthmus::config::Config;
 use isthmus::dispatch::Gateway;
 use isthmus::metrics::Metrics;
@@ -192,7 +193,8 @@ pub async fn start_serving(
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let settings = ServerSettings::from_config(config);
-    let done = tokio::spawn(server::serve(listener, tls, gateway, settings, async {
+    let caps = ConnectionCaps::from_config(&config.listen, gateway.metrics());
+    let done = tokio::spawn(server::serve(listener, tls, gateway, settings, caps, async {
         let _ = rx.await;
     }));
     RunningGateway { addr, stop: Some(tx), done }
