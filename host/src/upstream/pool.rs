@@ -148,29 +148,46 @@ impl Upstream {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if let Some(conn) = self.checkout() {
+            if let Some(conn) = self.checkout(false) {
                 return Ok((conn, true));
             }
             let slot = match self.slots.clone().try_acquire_owned() {
                 Ok(slot) => slot,
+                // Every slot taken, but one idle connection is still finishing its last
+                // exchange (given back as its body ended, before hyper marks it ready):
+                // it is the one to wait for.
+                Err(_) if let Some(mut conn) = self.checkout(true) => {
+                    match tokio::time::timeout_at(deadline, conn.sender.ready()).await {
+                        Ok(Ok(())) => return Ok((conn, true)),
+                        Ok(Err(_)) => continue,
+                        Err(_) => return Err(self.saturated()),
+                    }
+                }
                 Err(_) => tokio::select! {
                     slot = self.slots.clone().acquire_owned() => slot.expect("the pool's semaphore is never closed"),
                     () = &mut freed => continue,
-                    () = tokio::time::sleep_until(deadline) => {
-                        self.refusals.refused(format_args!("a request to upstream `{}`", self.name));
-                        return Err(UpstreamError::Saturated { limit: self.refusals.limit().to_owned() });
-                    }
+                    () = tokio::time::sleep_until(deadline) => return Err(self.saturated()),
                 },
             };
             return Ok((Conn { sender: self.connect().await?, slot }, false));
         }
     }
 
-    fn checkout(&self) -> Option<Conn> {
+    /// No slot came free in time: refused, counted and logged.
+    fn saturated(&self) -> UpstreamError {
+        self.refusals.refused(format_args!("a request to upstream `{}`", self.name));
+        UpstreamError::Saturated { limit: self.refusals.limit().to_owned() }
+    }
+
+    /// The most recently used idle connection that is ready (or, with `pending`, one
+    /// still finishing its last exchange).
+    fn checkout(&self, pending: bool) -> Option<Conn> {
         let mut idle = self.idle.lock().expect("pool lock");
         let timeout = self.settings.idle_timeout;
-        // Not ready: still finishing its last exchange, or closed.
-        if let Some(i) = idle.conns.iter().rposition(|c| c.conn.sender.is_ready() && c.since.elapsed() < timeout) {
+        let usable = |c: &IdleConn| {
+            !c.conn.sender.is_closed() && (pending || c.conn.sender.is_ready()) && c.since.elapsed() < timeout
+        };
+        if let Some(i) = idle.conns.iter().rposition(usable) {
             return Some(idle.conns.remove(i).conn);
         }
         // None usable: the closed and the expired give their slots back now, not at the next sweep.
