@@ -59,14 +59,14 @@ async fn refusal(mut stream: TcpStream) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// `connect` until it gives a connection that is served, for up to 5 s (a closed
+/// Connect until a connection is answered `status`, for up to 5 s (a closed
 /// connection's slot comes back once the gateway has seen the close).
-async fn served_again(from: &str, gw: SocketAddr) -> TcpStream {
+async fn served_again(from: &str, gw: SocketAddr, status: &str) -> TcpStream {
     let start = Instant::now();
     loop {
         let mut stream = connect_from(from, gw).await;
         let answer = request(&mut stream).await;
-        if answer.starts_with("HTTP/1.1 200") {
+        if answer.starts_with(&format!("HTTP/1.1 {status}")) {
             return stream;
         }
         assert!(start.elapsed() < Duration::from_secs(5), "still refused after 5 s: {answer}");
@@ -99,7 +99,7 @@ async fn connections_past_max_connections_get_503_until_one_closes() {
     assert_eq!(refusals(&metrics, "listen.max_connections"), 1.0);
 
     drop(first);
-    let _fourth = served_again("127.0.0.3", gw.addr).await;
+    let _fourth = served_again("127.0.0.3", gw.addr, "200").await;
     assert!(request(&mut second).await.starts_with("HTTP/1.1 200"), "the others are untouched");
 }
 
@@ -122,7 +122,7 @@ async fn connections_past_max_connections_per_ip_get_429_and_other_addresses_are
     assert!(request(&mut other).await.starts_with("HTTP/1.1 200"), "another address has its own count");
 
     held.pop();
-    let _again = served_again("127.0.0.1", gw.addr).await;
+    let _again = served_again("127.0.0.1", gw.addr, "200").await;
 }
 
 #[test]
@@ -334,4 +334,34 @@ async fn a_connection_that_sends_nothing_or_half_a_preface_is_closed_after_clien
     for stream in [silent, half] {
         let _ = refusal(stream).await;
     }
+}
+
+#[tokio::test]
+async fn the_redirect_listener_beside_tls_counts_against_the_same_caps() {
+    use isthmus::caps::ConnectionCaps;
+    use isthmus::redirect::Redirect;
+    use isthmus::server::{self, ServerSettings};
+    let site = Site::new();
+    let config = site.config(&[("app", ok_upstream().await)], "max_connections = 1\n");
+    let metrics = metrics(&config);
+    let chain = RouterChain::new(vec![router("r", |_| Ok(forward("app")))]);
+    let gateway = Arc::new(Gateway::new(&config, chain, None, metrics.clone()).unwrap());
+    let caps = ConnectionCaps::from_config(&config.listen, &metrics);
+    let (public, plain) = (
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let (public_addr, plain_addr) = (public.local_addr().unwrap(), plain.local_addr().unwrap());
+    let settings = ServerSettings::from_config(&config);
+    tokio::spawn(server::serve(public, None, gateway, settings, caps.clone(), std::future::pending()));
+    let redirect = Arc::new(Redirect::new(443, None, &config.timeouts, caps));
+    tokio::spawn(redirect.serve(plain, std::future::pending()));
+
+    let mut held = connect_from("127.0.0.1", public_addr).await;
+    assert!(request(&mut held).await.starts_with("HTTP/1.1 200"));
+    let refused = refusal(connect_from("127.0.0.1", plain_addr).await).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    drop(held);
+    let _redirected = served_again("127.0.0.1", plain_addr, "308").await;
+    assert_eq!(refusals(&metrics, "listen.max_connections"), 1.0);
 }
