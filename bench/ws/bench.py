@@ -186,7 +186,7 @@ def shop_policy_config() -> dict:
         return tomllib.load(f)["bridge"]["policy"]["config"]
 
 
-def isthmus_config(work: Path, *, port: int, django_port: int, reflex_port: int, bridge: bool) -> Path:
+def isthmus_config(work: Path, *, port: int, django_port: int, reflex_port: int, bridge: bool, listen_extra: str = "") -> Path:
     spa = work / "spa"
     spa.mkdir(exist_ok=True)
     (spa / "index.html").write_text("<!doctype html><title>bench</title>\n")
@@ -195,7 +195,7 @@ def isthmus_config(work: Path, *, port: int, django_port: int, reflex_port: int,
 addr = "127.0.0.1:{port}"
 workers = 1
 shutdown_grace = "1s"
-
+{listen_extra}
 [upstreams.django]
 url = "http://127.0.0.1:{django_port}"
 
@@ -296,8 +296,9 @@ COMPARED = "isthmus bridge, compared build"
 OTHER_ISTHMUS: list[Path] = []
 
 
-def ws_stack(traffic: str, path: str, work: Path, logdir: Path, tag: str) -> tuple[list[Proc], list[int], list[int], int]:
-    """(processes, pids of all server processes, pids of the proxy, port to load)."""
+def ws_stack(traffic: str, path: str, work: Path, logdir: Path, tag: str, listen_extra: str = "") -> tuple[list[Proc], list[int], list[int], int]:
+    """(processes, pids of all server processes, pids of the proxy, port to load).
+    `listen_extra`: more `[listen]` keys for isthmus (bench/exhaust raises its caps)."""
     up_port, id_port = free_port(), free_port()
     up = Proc(f"{tag}-upstream", [str(WSBENCH), "serve", "--listen", f"127.0.0.1:{up_port}", "--mode", traffic, "--identity", f"127.0.0.1:{id_port}"], logdir)
     wait_until("upstream", lambda: port_open(up_port) and port_open(id_port), [up], 30)
@@ -307,7 +308,7 @@ def ws_stack(traffic: str, path: str, work: Path, logdir: Path, tag: str) -> tup
         p, port = start_nginx(work, logdir, f"{tag}-nginx", up_port)
     else:
         binary = OTHER_ISTHMUS[0] if path == COMPARED else ISTHMUS
-        p, port = start_isthmus(work, logdir, f"{tag}-isthmus", binary, django_port=id_port, reflex_port=up_port, bridge=path.startswith("isthmus bridge"))
+        p, port = start_isthmus(work, logdir, f"{tag}-isthmus", binary, django_port=id_port, reflex_port=up_port, bridge=path.startswith("isthmus bridge"), listen_extra=listen_extra)
     return [up, p], [up.pid, p.pid], [p.pid], port
 
 

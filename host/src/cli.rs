@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::caps::ConnectionCaps;
 use crate::config::{Config, ConfigError};
 use crate::dispatch::{Gateway, Supervised};
 use crate::metrics::listener::ReadyCheck;
@@ -244,6 +245,7 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         }
     };
     let runtime = runtime.enable_all().build().map_err(|e| CliError::Io(format!("cannot start the runtime: {e}")))?;
+    crate::caps::raise_file_limit(config.listen.max_connections);
     runtime.block_on(async {
         let mut gateway = loaded.gateway()?;
         let listener = tokio::net::TcpListener::bind(config.listen.addr)
@@ -263,12 +265,18 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         if let Some(s) = &supervisor {
             gateway = gateway.supervised(Supervised { readiness: s.readiness(), dev });
         }
+        let caps = ConnectionCaps::from_config(&config.listen, &loaded.metrics);
         let redirect = match config.listen.tls.as_ref().and_then(|t| t.redirect_addr.map(|a| (t, a))) {
             Some((tls, addr)) => {
                 let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                     CliError::Io(format!("{file}: listen.tls.redirect_addr: cannot listen on {addr}: {e}"))
                 })?;
-                let redirect = Redirect::new(config.listen.addr.port(), tls.acme_challenge_dir.clone(), config.timeouts.client_header);
+                let redirect = Redirect::new(
+                    config.listen.addr.port(),
+                    tls.acme_challenge_dir.clone(),
+                    &config.timeouts,
+                    caps.clone(),
+                );
                 Some((listener, redirect))
             }
             None => None,
@@ -294,7 +302,7 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
             server::shutdown_signal().await;
             draining.cancel();
         };
-        server::serve(listener, tls, Arc::new(gateway), ServerSettings::from_config(config), shutdown).await;
+        server::serve(listener, tls, Arc::new(gateway), ServerSettings::from_config(config), caps, shutdown).await;
         if let Some(s) = supervisor {
             s.stop().await;
         }

@@ -72,6 +72,15 @@ pub struct Listen {
     /// Streams one HTTP/2 connection may have open at once.
     #[serde(default = "default_http2_max_concurrent_streams")]
     pub http2_max_concurrent_streams: u32,
+    /// Client connections open at once; past it new ones are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Client connections one address may hold; 0 = no cap. Unset: the default, or no
+    /// cap behind trusted proxies (`per_ip_cap`).
+    pub max_connections_per_ip: Option<usize>,
+    /// Upgraded connections (WebSockets) open at once; past it upgrades get 503.
+    #[serde(default = "default_max_websockets")]
+    pub max_websockets: usize,
     /// `[listen.tls]`: serve HTTPS on `addr` (HTTP/2 and HTTP/1.1 by ALPN).
     pub tls: Option<Tls>,
 }
@@ -94,6 +103,18 @@ pub struct Headers {
     /// names with `_` are dropped, as nginx and Django's runserver do, unless this is set.
     #[serde(default)]
     pub allow_underscores: bool,
+}
+
+impl Listen {
+    /// The per-address connection cap, if any. Behind trusted proxies every client
+    /// arrives from a proxy's address, so the default cap would cap the proxy.
+    pub fn per_ip_cap(&self) -> Option<usize> {
+        let cap = self.max_connections_per_ip.unwrap_or(match self.trusted_hops {
+            0 => limits::MAX_CONNECTIONS_PER_IP,
+            _ => 0,
+        });
+        (cap > 0).then_some(cap)
+    }
 }
 
 /// `[listen.tls]`. PEM files; relative paths are joined to the config's folder.
@@ -156,6 +177,10 @@ pub struct Timeouts {
     pub client_header: Duration,
     #[serde(with = "humantime_serde")]
     pub pool_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub client_body: Duration,
+    #[serde(with = "humantime_serde")]
+    pub client_send: Duration,
 }
 
 impl Default for Timeouts {
@@ -166,6 +191,8 @@ impl Default for Timeouts {
             idle: limits::IDLE_TIMEOUT,
             client_header: limits::CLIENT_HEADER_TIMEOUT,
             pool_idle: limits::POOL_IDLE_TIMEOUT,
+            client_body: limits::CLIENT_BODY_TIMEOUT,
+            client_send: limits::CLIENT_SEND_TIMEOUT,
         }
     }
 }
@@ -182,6 +209,9 @@ pub struct Upstream {
     pub cwd: Option<PathBuf>,
     /// Path answering 2xx once the upstream is ready.
     pub health: Option<String>,
+    /// Connections open to it at once (in use, idle, tunnels).
+    #[serde(default = "default_upstream_max_connections")]
+    pub max_connections: usize,
     #[serde(skip)]
     pub uri: http::Uri,
 }
@@ -482,6 +512,15 @@ fn default_max_headers() -> usize {
 fn default_http2_max_concurrent_streams() -> u32 {
     limits::HTTP2_MAX_CONCURRENT_STREAMS
 }
+fn default_max_connections() -> usize {
+    limits::MAX_CONNECTIONS
+}
+fn default_max_websockets() -> usize {
+    limits::MAX_WEBSOCKETS
+}
+fn default_upstream_max_connections() -> usize {
+    limits::UPSTREAM_MAX_CONNECTIONS
+}
 fn default_startup_wait() -> Duration {
     limits::PLUGIN_STARTUP_WAIT
 }
@@ -677,9 +716,19 @@ impl Config {
             ("timeouts.response_header", self.timeouts.response_header),
             ("timeouts.idle", self.timeouts.idle),
             ("timeouts.client_header", self.timeouts.client_header),
+            ("timeouts.client_body", self.timeouts.client_body),
+            ("timeouts.client_send", self.timeouts.client_send),
         ] {
             if value.is_zero() {
                 return Err((key.into(), "must be greater than zero".into()));
+            }
+        }
+        for (key, value) in [
+            ("listen.max_connections", self.listen.max_connections),
+            ("listen.max_websockets", self.listen.max_websockets),
+        ] {
+            if value == 0 {
+                return Err((key.into(), "must be at least 1".into()));
             }
         }
         if self.listen.http2_max_concurrent_streams == 0 {
@@ -722,6 +771,9 @@ impl Config {
         let port_of = |other: &str| self.upstreams.get(other).and_then(|u| u.uri.port_u16());
         for (name, upstream) in &self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
+            if upstream.max_connections == 0 {
+                return Err((key("max_connections"), "must be at least 1".into()));
+            }
             if let Some(health) = &upstream.health {
                 if !health.starts_with('/') {
                     return Err((key("health"), format!("`{health}` must be a path starting with `/`")));

@@ -328,7 +328,7 @@ impl Gateway {
     ) -> Response<Body> {
         let outbound = match self.upstreams.outbound(forward, &canonical.route) {
             Ok(o) => o,
-            Err(e) => return failure(e.status(), request_id, &e),
+            Err(e) => return upstream_failed(&e, request_id),
         };
         let hop = Hop { forwarded: &canonical.client.forwarded, request_id, span };
         let session_cookie = self.identities.as_ref().and_then(|i| i.session_cookie(req.headers()));
@@ -352,7 +352,7 @@ impl Gateway {
                 }
                 res
             }
-            Err(e) => failure(e.status(), request_id, &e),
+            Err(e) => upstream_failed(&e, request_id),
         }
     }
 
@@ -400,4 +400,17 @@ fn failure(status: StatusCode, request_id: &HeaderValue, detail: &dyn std::fmt::
         tracing::warn!(request_id = request_id_text, error = %detail, status = status.as_u16(), "request failed");
     }
     reply::gateway_error(status, request_id)
+}
+
+/// The answer to an upstream transport's error (see `failure`).
+fn upstream_failed(e: &crate::upstream::UpstreamError, request_id: &HeaderValue) -> Response<Body> {
+    let mut res = if e.logged_by_cap() {
+        reply::gateway_error(e.status(), request_id)
+    } else {
+        failure(e.status(), request_id, e)
+    };
+    if let Some((name, value)) = e.answer_header() {
+        res.headers_mut().insert(name, value);
+    }
+    res
 }

@@ -13,7 +13,8 @@
 //! upstream    transport both proxy and bridge use: pools, header hygiene, idle, tunnels
 //! ```
 //!
-//! Beside them: `config` and `limits` (every default in one place), `metrics` (what
+//! Beside them: `config` and `limits` (every default in one place), `caps` (the
+//! connection caps and how every cap's refusals are counted and logged), `metrics` (what
 //! every layer counts, handed down to each, and the listener serving it), `plugin` (the
 //! WebAssembly runtime behind `policy`), `builtin` (the default policies it ships),
 //! `reload` (plugins and certificates swapped on file change and SIGHUP), `redirect`
@@ -23,6 +24,7 @@ pub mod accept;
 pub mod body;
 pub mod bridge;
 pub mod builtin;
+pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

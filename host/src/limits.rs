@@ -9,8 +9,17 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 /// `timeouts.idle`: no byte moved on a proxied body or tunnel for this long ends it.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// `timeouts.client_header`: a client must send a complete request head within this.
+/// `timeouts.client_header`: a client must send a complete request head within this; a
+/// new connection must also send its first bytes within it (`upstream::idle::ClientIo`).
 pub const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// `timeouts.client_body`: a client sending a request body must deliver a byte at least
+/// this often, else the request ends with 408 (nginx's `client_body_timeout`).
+pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// `timeouts.client_send`: a write to a client (a response, a tunnel's bytes) that makes
+/// no progress for this long closes the connection: a client that stops reading would
+/// otherwise hold it forever, since a body nobody reads is never polled and so never
+/// meets `timeouts.idle` (nginx's `send_timeout`).
+pub const CLIENT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// `timeouts.pool_idle`: an idle pooled upstream connection is closed after this.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// `listen.shutdown_grace`: in-flight requests get this long after SIGINT/SIGTERM.
@@ -22,6 +31,29 @@ pub const MAX_HEADERS: usize = 100;
 /// `listen.http2_max_concurrent_streams`: streams one HTTP/2 client connection may have
 /// open at once (hyper's default is 200; Envoy and nginx use 100–128).
 pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// `listen.max_connections`: client connections open at once, across the public
+/// listener (TLS included). Past it a new connection is accepted and closed at once
+/// (plain HTTP: after a 503 written without reading), so the kernel's backlog never
+/// fills with clients waiting blind. Each proxied connection costs two descriptors:
+/// keep it under half of `ulimit -n`.
+pub const MAX_CONNECTIONS: usize = 20_000;
+/// `listen.max_connections_per_ip`: client connections one address may hold open
+/// (nginx's `limit_conn`). Past it: closed at once (plain HTTP: after a 429). It counts
+/// the TCP peer, so with `listen.trusted_hops` > 0 (a proxy in front) it is off unless
+/// set. 0 turns it off.
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
+/// `listen.max_websockets`: upgraded connections (bridged and plain tunnels) open at
+/// once. Past it an upgrade request gets 503 before the upstream sees it.
+pub const MAX_WEBSOCKETS: usize = 16_384;
+/// `upstreams.<name>.max_connections`: connections open to one upstream, in use, idle
+/// and tunnels together. A request finding none free waits up to `timeouts.connect`
+/// for one, then gets 503. Bridged WebSockets hold one each: keep it above
+/// `listen.max_websockets` for the Reflex upstream.
+pub const UPSTREAM_MAX_CONNECTIONS: usize = 20_000;
+/// A refused connection or request is logged at most this often per limit (the rest
+/// are counted in the metrics and summed in the next line), so an attack cannot flood
+/// the log.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Streams a client may open and reset before the gateway accepts them: past it the
 /// connection is closed (the "rapid reset" attack, CVE-2023-44487).
 pub const HTTP2_MAX_PENDING_RESET_STREAMS: usize = 20;

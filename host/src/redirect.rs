@@ -18,7 +18,10 @@ use tokio::net::TcpListener;
 
 use crate::accept;
 use crate::body::{self, Body};
+use crate::caps::{self, ConnectionCaps};
+use crate::config::Timeouts;
 use crate::limits;
+use crate::upstream::idle::ClientIo;
 
 const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
 
@@ -27,11 +30,25 @@ pub struct Redirect {
     https_port: u16,
     acme_challenge_dir: Option<PathBuf>,
     client_header_timeout: Duration,
+    client_send_timeout: Duration,
+    /// Shared with the public listener: a flood on port 80 counts against the same caps.
+    caps: Arc<ConnectionCaps>,
 }
 
 impl Redirect {
-    pub fn new(https_port: u16, acme_challenge_dir: Option<PathBuf>, client_header_timeout: Duration) -> Redirect {
-        Redirect { https_port, acme_challenge_dir, client_header_timeout }
+    pub fn new(
+        https_port: u16,
+        acme_challenge_dir: Option<PathBuf>,
+        timeouts: &Timeouts,
+        caps: Arc<ConnectionCaps>,
+    ) -> Redirect {
+        Redirect {
+            https_port,
+            acme_challenge_dir,
+            client_header_timeout: timeouts.client_header,
+            client_send_timeout: timeouts.client_send,
+            caps,
+        }
     }
 
     /// Serve on `listener` until `shutdown` resolves (requests in flight are dropped:
@@ -42,10 +59,12 @@ impl Redirect {
         let builder = Arc::new(builder);
         tokio::pin!(shutdown);
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = accept::next(&listener, "redirect") => accepted,
                 () = &mut shutdown => return,
             };
+            let Some((stream, slot)) = caps::admit_or_refuse(&self.caps, stream, peer, true) else { continue };
+            let stream = ClientIo::new(stream, self.client_header_timeout, self.client_send_timeout);
             let this = self.clone();
             let service = service_fn(move |req| {
                 let this = this.clone();
@@ -54,6 +73,7 @@ impl Redirect {
             let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             tokio::spawn(async move {
                 let _ = conn.await;
+                drop(slot);
             });
         }
     }

@@ -14,11 +14,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::accept;
+use crate::caps::{self, ConnectionCaps, ConnectionSlot};
 use crate::config::Config;
 use crate::dispatch::Gateway;
 use crate::limits;
 use crate::metrics::OpenGuard;
 use crate::request::Peer;
+use crate::upstream::idle::ClientIo;
 
 /// Connection settings taken from the config once.
 #[derive(Clone)]
@@ -28,6 +30,7 @@ pub struct ServerSettings {
     pub max_headers: usize,
     pub http2_max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
+    pub client_send_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -38,6 +41,7 @@ impl ServerSettings {
             max_headers: config.listen.max_headers,
             http2_max_concurrent_streams: config.listen.http2_max_concurrent_streams,
             shutdown_grace: config.listen.shutdown_grace,
+            client_send_timeout: config.timeouts.client_send,
         }
     }
 
@@ -64,12 +68,14 @@ impl ServerSettings {
 }
 
 /// Serve until `shutdown` resolves, then stop accepting and give in-flight requests
-/// and tunnels the grace period. With `tls`, every connection is TLS.
+/// and tunnels the grace period. With `tls`, every connection is TLS. Connections are
+/// admitted under `caps`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     gateway: Arc<Gateway>,
     settings: ServerSettings,
+    caps: Arc<ConnectionCaps>,
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = Arc::new(settings.builder());
@@ -81,9 +87,13 @@ pub async fn serve(
             accepted = accept::next(&listener, "public") => accepted,
             () = &mut shutdown => break,
         };
+        let Some((stream, slot)) = caps::admit_or_refuse(&caps, stream, peer, tls.is_none()) else { continue };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
+            _slot: slot,
             _open: gateway.metrics().connection_opened(),
+            opening_timeout: settings.client_header_timeout,
+            send_timeout: settings.client_send_timeout,
             builder: builder.clone(),
             watcher: graceful.watcher(),
             gateway: gateway.clone(),
@@ -119,8 +129,14 @@ pub async fn serve(
 
 /// One accepted connection, ready to be served over whatever stream it became.
 struct Connection {
+    /// Its place under the connection caps, given back when it ends.
+    _slot: ConnectionSlot,
     /// Counted open until the connection ends, its TLS handshake included.
     _open: OpenGuard,
+    /// The first bytes must come within this (`timeouts.client_header`).
+    opening_timeout: Duration,
+    /// `timeouts.client_send`.
+    send_timeout: Duration,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
     gateway: Arc<Gateway>,
@@ -129,12 +145,15 @@ struct Connection {
 
 impl Connection {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, stream: S) {
-        let Connection { _open, builder, watcher, gateway, peer } = self;
+        let Connection { _slot, _open, opening_timeout, send_timeout, builder, watcher, gateway, peer } = self;
         let service = service_fn(move |req| {
             let (gateway, peer) = (gateway.clone(), peer.clone());
             async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &peer).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = builder.serve_connection_with_upgrades(
+            TokioIo::new(ClientIo::new(stream, opening_timeout, send_timeout)),
+            service,
+        );
         if let Err(e) = watcher.watch(conn.into_owned()).await {
             tracing::debug!(error = %e, "connection ended with an error");
         }

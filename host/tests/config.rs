@@ -95,6 +95,15 @@ fn bad_values_name_the_key() {
             with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\nhttp2_max_concurrent_streams = 0"),
             "listen.http2_max_concurrent_streams",
         ),
+        (with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\nmax_connections = 0"), "listen.max_connections"),
+        (with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\nmax_websockets = 0"), "listen.max_websockets"),
+        (
+            with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\nmax_connections_per_ip = -1"),
+            "listen.max_connections_per_ip",
+        ),
+        (with("health = \"/healthz\"", "max_connections = 0"), "upstreams.django.max_connections"),
+        (with("[listen]", "[timeouts]\nclient_body = \"0s\"\n[listen]"), "timeouts.client_body"),
+        (with("[listen]", "[timeouts]\nclient_send = \"0s\"\n[listen]"), "timeouts.client_send"),
     ];
     for (text, key) in cases {
         let msg = error(&text);

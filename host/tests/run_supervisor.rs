@@ -31,7 +31,7 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
         if self.headers.get("Upgrade"):
-            self.send_response(101); self.send_header("Upgrade", "hmr"); self.send_header("Connection", "Upgrade"); self.end_headers()
+            self.send_response(101); self.send_header("Upgrade", "websocket"); self.send_header("Connection", "Upgrade"); self.end_headers()
             self.wfile.flush()
             data = self.connection.recv(64); self.connection.sendall(b"echo:" + data); return
         body = b"ok" if self.path == "/health" else f"{name} {self.path}".encode()
@@ -326,7 +326,7 @@ upstream = "devserver"
     // The hot-reload WebSocket goes through to the dev server.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /hmr HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: hmr\r\n\r\n").unwrap();
+    write!(s, "GET /hmr HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];

@@ -490,6 +490,13 @@ async fn h2_raw(gw: &RunningGateway, pki: &Pki) -> usize {
     client.current_max_send_streams()
 }
 
+/// The plain-HTTP redirect beside HTTPS on `https_port`, with the default timeouts and caps.
+fn redirect_handler(site: &Site, https_port: u16, acme: Option<std::path::PathBuf>) -> Arc<Redirect> {
+    let config = site.config(&[("app", "127.0.0.1:9".parse().unwrap())], "");
+    let caps = isthmus::caps::ConnectionCaps::from_config(&config.listen, &metrics(&config));
+    Arc::new(Redirect::new(https_port, acme, &config.timeouts, caps))
+}
+
 #[tokio::test]
 async fn plain_http_is_redirected_to_https_and_acme_challenges_are_served() {
     let site = Site::new();
@@ -497,7 +504,7 @@ async fn plain_http_is_redirected_to_https_and_acme_challenges_are_served() {
     site.write("secret.txt", "not for the world");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let redirect = Arc::new(Redirect::new(8443, Some(site.path().join("acme")), Duration::from_secs(5)));
+    let redirect = redirect_handler(&site, 8443, Some(site.path().join("acme")));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(redirect.serve(listener, async {
         let _ = stopped.await;
@@ -541,7 +548,7 @@ async fn plain_http_is_redirected_to_https_and_acme_challenges_are_served() {
     // On 443 the port is left out.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(Arc::new(Redirect::new(443, None, Duration::from_secs(5))).serve(listener, std::future::pending()));
+    tokio::spawn(redirect_handler(&site, 443, None).serve(listener, std::future::pending()));
     let req = Request::get(format!("http://{addr}/.well-known/acme-challenge/x"))
         .header("host", "example.com")
         .body(http_body_util::Full::new(Bytes::new()))

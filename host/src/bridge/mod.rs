@@ -94,7 +94,7 @@ impl Bridge {
         let name = outbound.upstream_name().to_owned();
         match upstreams.exchange(req, outbound, hop).await? {
             Exchanged::Response(response) => Ok(response),
-            Exchanged::Switched { response, client, upstream } => {
+            Exchanged::Switched { response, client, upstream, slot } => {
                 // Reflex's client token, to find the page again for an upload's refusal.
                 let reflex_token = url_query_value(&page.route.query, "token");
                 let registration = self.identities.browsers.register(
@@ -105,7 +105,7 @@ impl Bridge {
                 let session =
                     Session::new(self.clone(), page.route.clone(), page.session, registration, hop.span.context);
                 let idle = upstreams.timeouts().idle;
-                upstreams.tunnels().spawn(TunnelKind::Bridged, move |shutdown| async move {
+                upstreams.tunnels().spawn(TunnelKind::Bridged, slot, move |shutdown| async move {
                     if let Some((client, upstream)) = Upstreams::join(client, upstream, &name).await {
                         relay::run(client, upstream, session, idle, shutdown).await;
                     }

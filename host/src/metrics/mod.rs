@@ -205,6 +205,12 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    /// The config key of the cap, e.g. `listen.max_connections`.
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TunnelLabels {
     kind: &'static str,
 }
@@ -327,6 +333,7 @@ pub struct Metrics {
     connections: Gauge,
     tunnels: [Gauge; 2],
     connect_errors: Family<UpstreamLabels, Counter>,
+    refusals: Family<LimitLabels, Counter>,
     upstream_ready: Family<UpstreamLabels, Gauge>,
     restarts: Family<UpstreamLabels, Counter>,
     bridge: Vec<[Series<BridgeLabels, Counter>; 3]>,
@@ -365,6 +372,12 @@ impl Metrics {
             "upstream_connect_errors",
             "Connections to an upstream refused or timed out",
             connect_errors.clone(),
+        );
+        let refusals = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "limit_refusals",
+            "Connections and requests refused because a cap was reached, by the cap's config key",
+            refusals.clone(),
         );
         let upstream_ready = Family::<UpstreamLabels, Gauge>::default();
         registry.register(
@@ -464,6 +477,7 @@ impl Metrics {
             connections,
             tunnels,
             connect_errors,
+            refusals,
             upstream_ready,
             restarts,
             bridge,
@@ -498,6 +512,11 @@ impl Metrics {
     /// The counter of connections to `upstream` refused or timed out, for its pool.
     pub fn connect_errors(&self, upstream: &str) -> Counter {
         self.connect_errors.get_or_create_owned(&UpstreamLabels { upstream: upstream.to_owned() })
+    }
+
+    /// The counter of refusals by the cap of config key `limit`, for its owner.
+    pub fn refusals(&self, limit: &str) -> Counter {
+        self.refusals.get_or_create_owned(&LimitLabels { limit: limit.to_owned() })
     }
 
     /// A supervised upstream's health (`isthmus run`).

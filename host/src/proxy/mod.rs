@@ -22,11 +22,11 @@ pub async fn forward(
     let name = outbound.upstream_name().to_owned();
     match upstreams.exchange(req, outbound, hop).await? {
         Exchanged::Response(response) => Ok(response),
-        Exchanged::Switched { response, client, upstream } => {
+        Exchanged::Switched { response, client, upstream, slot } => {
             let idle = upstreams.timeouts().idle;
             upstreams
                 .tunnels()
-                .spawn(TunnelKind::Plain, move |shutdown| tunnel::run(client, upstream, idle, shutdown, name));
+                .spawn(TunnelKind::Plain, slot, move |shutdown| tunnel::run(client, upstream, idle, shutdown, name));
             Ok(response)
         }
     }

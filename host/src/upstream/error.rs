@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use http::header::{HeaderName, HeaderValue, CONNECTION, RETRY_AFTER};
 use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +21,11 @@ pub enum UpstreamError {
     BadForward { upstream: String, reason: String },
     #[error("the client's request body to `{upstream}` is malformed or cut short: {reason}")]
     ClientBody { upstream: String, reason: String },
-    #[error("the client sent no byte of its request body to `{upstream}` for {timeout:?}")]
-    ClientBodyTimeout { upstream: String, timeout: Duration },
+    /// A cap (named by its config key) left no room within the wait allowed.
+    #[error("too busy: {limit} reached")]
+    Saturated { limit: String },
+    #[error("the client sent no byte of its request body for {0:?}")]
+    ClientBodyTimeout(Duration),
 }
 
 impl UpstreamError {
@@ -29,8 +33,25 @@ impl UpstreamError {
         match self {
             UpstreamError::ConnectTimeout { .. } | UpstreamError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamError::ClientBody { .. } => StatusCode::BAD_REQUEST,
-            UpstreamError::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            UpstreamError::Saturated { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
+    }
+
+    /// A header the answer carries: when to retry past a cap; `Connection: close` after
+    /// a stalled body, whose rest may still be on its way (the connection cannot be reused).
+    pub fn answer_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        match self {
+            UpstreamError::Saturated { .. } => Some((RETRY_AFTER, HeaderValue::from_static("1"))),
+            UpstreamError::ClientBodyTimeout(_) => Some((CONNECTION, HeaderValue::from_static("close"))),
+            _ => None,
+        }
+    }
+
+    /// Whether the answer's log line is left to the cap that refused: it counts every
+    /// refusal and logs them at a bounded rate, so a flood cannot flood the log.
+    pub fn logged_by_cap(&self) -> bool {
+        matches!(self, UpstreamError::Saturated { .. })
     }
 }

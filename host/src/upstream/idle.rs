@@ -145,3 +145,104 @@ impl<T: AsyncWrite> AsyncWrite for ActiveIo<T> {
         self.project().inner.poll_shutdown(cx)
     }
 }
+
+/// The first bytes of a connection: as many as HTTP/2's preface, the most hyper reads to
+/// tell HTTP/1 from HTTP/2 before any timeout of its own runs.
+const OPENING_BYTES: usize = 24;
+
+/// A client connection's stream, with the two timeouts hyper does not keep:
+/// - its opening: the first `OPENING_BYTES` must come within `opening` (hyper reads them
+///   with no timer, so a client sending nothing, or half a preface, held its connection
+///   for good; from then on hyper's own header timeout applies);
+/// - every write: one that makes no progress for `send` fails with `TimedOut` (a client
+///   that stops reading would otherwise hold its connection for good, since the body it
+///   does not read is not polled, so no idle timer runs).
+pub struct ClientIo<T> {
+    inner: T,
+    /// Until the opening is in: its deadline and how many bytes are still missing.
+    opening: Option<(Pin<Box<Sleep>>, usize)>,
+    send: Duration,
+    /// Armed when a write is held up; made on the first one (most connections never are).
+    stall: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
+}
+
+impl<T> ClientIo<T> {
+    pub fn new(inner: T, opening: Duration, send: Duration) -> Self {
+        let opening = Some((Box::pin(tokio::time::sleep(opening)), OPENING_BYTES));
+        Self { inner, opening, send, stall: None, stalled: false }
+    }
+
+    /// `Ready(Err)` when the write held up by `res` has waited out the send timeout.
+    fn judge<R>(&mut self, cx: &mut Context<'_>, res: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
+        if res.is_ready() {
+            self.stalled = false;
+            return res;
+        }
+        let deadline = Instant::now() + self.send;
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.stalled {
+            stall.as_mut().reset(deadline);
+            self.stalled = true;
+        }
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(timed_out(format!("the client read nothing for {:?}", self.send)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn timed_out(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, message)
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Some((deadline, missing)) = &mut this.opening {
+            *missing = missing.saturating_sub(buf.filled().len() - before);
+            if *missing == 0 {
+                this.opening = None;
+            } else if res.is_pending() && deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(timed_out("the client sent no request in time".into())));
+            }
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.judge(cx, res)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.judge(cx, res)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_flush(cx);
+        this.judge(cx, res)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.judge(cx, res)
+    }
+}

@@ -24,10 +24,11 @@ use hyper::body::Incoming;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 
 pub use error::UpstreamError;
-pub use pool::{PoolSettings, PooledBody, Upstream};
-pub use tunnels::Tunnels;
+pub use pool::{PoolSettings, PooledBody, Upstream, UpstreamSlot};
+pub use tunnels::{TunnelSlot, Tunnels};
 
 use crate::body::{self, Body, BoxError};
+use crate::caps::Refusals;
 use crate::config::{Config, Timeouts};
 use crate::limits;
 use crate::metrics::Metrics;
@@ -40,6 +41,8 @@ use idle::IdleBody;
 pub struct Upstreams {
     pools: HashMap<String, Arc<Upstream>>,
     timeouts: Timeouts,
+    /// Requests ended because the client's body stalled (`timeouts.client_body`).
+    body_timeouts: Refusals,
     tunnels: Tunnels,
 }
 
@@ -74,27 +77,33 @@ pub struct Hop<'a> {
 pub enum Exchanged {
     /// A response to stream back: hop-by-hop headers removed, body under the idle timeout.
     Response(Response<Body>),
-    /// Both sides switched protocols: the response for the client, and the two
-    /// connections to join once they are upgraded.
-    Switched { response: Response<Body>, client: OnUpgrade, upstream: OnUpgrade },
+    /// Both sides switched protocols: the response for the client, the two connections
+    /// to join once they are upgraded, and the caps' slots the tunnel holds.
+    Switched { response: Response<Body>, client: OnUpgrade, upstream: OnUpgrade, slot: TunnelSlot },
 }
 
 impl Upstreams {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Upstreams {
-        let settings = PoolSettings {
-            connect_timeout: config.timeouts.connect,
-            idle_timeout: config.timeouts.pool_idle,
-            max_idle: limits::POOL_MAX_IDLE_PER_HOST,
-        };
         let pools = config
             .upstreams
             .iter()
             .map(|(name, u)| {
+                let settings = PoolSettings {
+                    connect_timeout: config.timeouts.connect,
+                    idle_timeout: config.timeouts.pool_idle,
+                    max_idle: limits::POOL_MAX_IDLE_PER_HOST,
+                    max_connections: u.max_connections,
+                };
                 let authority = u.uri.authority().expect("validated by config");
-                (name.clone(), Upstream::new(name, authority, settings, metrics.connect_errors(name)))
+                (name.clone(), Upstream::new(name, authority, settings, metrics.connect_errors(name), &metrics))
             })
             .collect();
-        Upstreams { pools, timeouts: config.timeouts.clone(), tunnels: Tunnels::new(metrics) }
+        Upstreams {
+            pools,
+            timeouts: config.timeouts.clone(),
+            body_timeouts: Refusals::new("timeouts.client_body", &metrics),
+            tunnels: Tunnels::new(config.listen.max_websockets, metrics),
+        }
     }
 
     /// A configured upstream's pool, for the gateway's own calls (the identity endpoint).
@@ -131,7 +140,8 @@ impl Upstreams {
     }
 
     /// Send a client's request upstream as `outbound` says and return the answer. An
-    /// upgrade request (WebSocket) keeps its upgrade headers.
+    /// upgrade request (WebSocket) keeps its upgrade headers, if `listen.max_websockets`
+    /// leaves room for one more; else it is refused before the upstream sees it.
     pub async fn exchange(
         &self,
         mut req: Request<Incoming>,
@@ -141,6 +151,7 @@ impl Upstreams {
         let Outbound { upstream, forward, target } = outbound;
         let name = &forward.upstream;
         let upgrade = headers::is_websocket_upgrade(req.method(), req.headers());
+        let websocket = if upgrade { Some(self.tunnels.reserve()?) } else { None };
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
 
@@ -172,13 +183,17 @@ impl Upstreams {
         parts.uri = Uri::from(target);
         parts.version = Version::HTTP_11;
 
-        let out = Request::from_parts(parts, self.stream_body(incoming));
+        let out = Request::from_parts(parts, stream_body(incoming, self.timeouts.client_body));
         let mut res = match tokio::time::timeout(self.timeouts.response_header, upstream.send(out)).await {
             Err(_) => {
                 return Err(UpstreamError::ResponseTimeout {
                     upstream: name.clone(),
                     timeout: self.timeouts.response_header,
                 })
+            }
+            Ok(Err(e @ UpstreamError::ClientBodyTimeout(_))) => {
+                self.body_timeouts.refused(format_args!("a request body sent too slowly to `{name}`"));
+                return Err(e);
             }
             Ok(result) => result?,
         };
@@ -191,6 +206,10 @@ impl Upstreams {
                 });
             };
             let upstream = hyper::upgrade::on(&mut res);
+            let slot = TunnelSlot {
+                _websocket: websocket.expect("an upgrade request reserved one"),
+                _upstream: res.extensions_mut().remove::<UpstreamSlot>(),
+            };
             let (mut parts, _) = res.into_parts();
             let protocol = parts.headers.get(header::UPGRADE).cloned();
             headers::remove_hop_by_hop(&mut parts.headers);
@@ -204,12 +223,17 @@ impl Upstreams {
                     reason: "gateway is shutting down".into(),
                 });
             }
-            return Ok(Exchanged::Switched { response: Response::from_parts(parts, body::empty()), client, upstream });
+            return Ok(Exchanged::Switched {
+                response: Response::from_parts(parts, body::empty()),
+                client,
+                upstream,
+                slot,
+            });
         }
 
         let (mut parts, incoming) = res.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        Ok(Exchanged::Response(Response::from_parts(parts, self.stream_body(incoming))))
+        Ok(Exchanged::Response(Response::from_parts(parts, stream_body(incoming, self.timeouts.idle))))
     }
 
     /// The two sides of a switched exchange, once both are upgraded.
@@ -222,17 +246,17 @@ impl Upstreams {
             }
         }
     }
+}
 
-    /// A streamed body with the idle timeout; a body known to be empty stays cheap.
-    fn stream_body<B>(&self, incoming: B) -> Body
-    where
-        B: HttpBody<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        if incoming.is_end_stream() {
-            body::empty()
-        } else {
-            IdleBody::new(incoming, self.timeouts.idle).boxed_unsync()
-        }
+/// A streamed body ended when no byte comes for `idle`; one known to be empty stays cheap.
+fn stream_body<B>(incoming: B, idle: std::time::Duration) -> Body
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if incoming.is_end_stream() {
+        body::empty()
+    } else {
+        IdleBody::new(incoming, idle).boxed_unsync()
     }
 }

@@ -2,7 +2,9 @@
 //! takes the most recently used idle connection (or opens one); the response body
 //! hands the connection back once it has been read to the end. Per request this is
 //! one short lock, no pool-key hashing and no task spawned, which the general-purpose
-//! client in hyper-util could not offer.
+//! client in hyper-util could not offer. Every connection holds one of the upstream's
+//! `max_connections` slots while it is open, idle or a tunnel: a request finding none
+//! waits for a connection to come back or close, up to the connect timeout.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -19,11 +21,14 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::idle::IdleTimeout;
 use super::UpstreamError;
 use crate::body::Body;
+use crate::caps::Refusals;
+use crate::metrics::Metrics;
 
 /// How connections to an upstream are opened and kept.
 #[derive(Clone, Copy)]
@@ -32,6 +37,8 @@ pub struct PoolSettings {
     /// An idle connection unused for this long is closed.
     pub idle_timeout: Duration,
     pub max_idle: usize,
+    /// Connections open at once: in use, idle and tunnels.
+    pub max_connections: usize,
 }
 
 /// One upstream's address and its idle connections.
@@ -43,8 +50,14 @@ pub struct Upstream {
     host_header: HeaderValue,
     settings: PoolSettings,
     idle: Mutex<Idle>,
+    /// One permit per connection open.
+    slots: Arc<Semaphore>,
+    /// Told when a connection comes back idle, for requests waiting on a slot.
+    freed: Notify,
     /// `isthmus_upstream_connect_errors_total` of this upstream.
     connect_errors: Counter,
+    /// Requests refused because no slot came free in time.
+    refusals: Refusals,
 }
 
 #[derive(Default)]
@@ -56,12 +69,31 @@ struct Idle {
 }
 
 struct IdleConn {
-    sender: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
 }
 
+/// A connection and the slot it holds.
+struct Conn {
+    sender: SendRequest<Body>,
+    slot: OwnedSemaphorePermit,
+}
+
+/// The slot of a connection that became a tunnel, in its 101 response's extensions:
+/// the tunnel holds it until it ends.
+#[derive(Clone)]
+pub struct UpstreamSlot {
+    _held: Arc<OwnedSemaphorePermit>,
+}
+
 impl Upstream {
-    pub fn new(name: &str, authority: &Authority, settings: PoolSettings, connect_errors: Counter) -> Arc<Upstream> {
+    pub fn new(
+        name: &str,
+        authority: &Authority,
+        settings: PoolSettings,
+        connect_errors: Counter,
+        metrics: &Metrics,
+    ) -> Arc<Upstream> {
         // IPv6 literals come bracketed in an authority; the resolver wants them bare.
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
         Arc::new(Upstream {
@@ -71,7 +103,10 @@ impl Upstream {
             host_header: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
             settings,
             idle: Mutex::new(Idle::default()),
+            slots: Arc::new(Semaphore::new(settings.max_connections)),
+            freed: Notify::new(),
             connect_errors,
+            refusals: Refusals::new(format!("upstreams.{name}.max_connections"), metrics),
         })
     }
 
@@ -83,15 +118,16 @@ impl Upstream {
             req.headers_mut().insert(header::HOST, self.host_header.clone());
         }
         loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
-            };
+            let (Conn { mut sender, slot }, reused) = self.obtain().await?;
             match sender.try_send_request(req).await {
-                Ok(res) => {
+                Ok(mut res) => {
                     // A switched connection belongs to the tunnel now, never to the pool.
-                    let lease =
-                        (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Lease { sender, pool: self.clone() });
+                    let lease = if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        res.extensions_mut().insert(UpstreamSlot { _held: Arc::new(slot) });
+                        None
+                    } else {
+                        Some(Lease { conn: Conn { sender, slot }, pool: self.clone() })
+                    };
                     return Ok(res.map(|inner| PooledBody { inner, lease }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -102,16 +138,65 @@ impl Upstream {
         }
     }
 
-    fn checkout(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().expect("pool lock");
-        // Not ready: still finishing its last exchange, or closed; the sweeper drops those.
-        let i =
-            idle.conns.iter().rposition(|c| c.sender.is_ready() && c.since.elapsed() < self.settings.idle_timeout)?;
-        Some(idle.conns.remove(i).sender)
+    /// A connection to send on (`true`: reused): an idle one, else a new one in a free
+    /// slot. With every slot taken, wait for a connection to come back or close, up to
+    /// the connect timeout: then the request is refused, never queued for longer.
+    async fn obtain(&self) -> Result<(Conn, bool), UpstreamError> {
+        let deadline = Instant::now() + self.settings.connect_timeout;
+        loop {
+            // Listening before looking: a connection given back in between still wakes us.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(conn) = self.checkout(false) {
+                return Ok((conn, true));
+            }
+            let slot = match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                // Every slot taken, but one idle connection is still finishing its last
+                // exchange (given back as its body ended, before hyper marks it ready):
+                // it is the one to wait for.
+                Err(_) if let Some(mut conn) = self.checkout(true) => {
+                    match tokio::time::timeout_at(deadline, conn.sender.ready()).await {
+                        Ok(Ok(())) => return Ok((conn, true)),
+                        Ok(Err(_)) => continue,
+                        Err(_) => return Err(self.saturated()),
+                    }
+                }
+                Err(_) => tokio::select! {
+                    slot = self.slots.clone().acquire_owned() => slot.expect("the pool's semaphore is never closed"),
+                    () = &mut freed => continue,
+                    () = tokio::time::sleep_until(deadline) => return Err(self.saturated()),
+                },
+            };
+            return Ok((Conn { sender: self.connect().await?, slot }, false));
+        }
     }
 
-    fn release(self: &Arc<Self>, sender: SendRequest<Body>) {
-        if sender.is_closed() {
+    /// No slot came free in time: refused, counted and logged.
+    fn saturated(&self) -> UpstreamError {
+        self.refusals.refused(format_args!("a request to upstream `{}`", self.name));
+        UpstreamError::Saturated { limit: self.refusals.limit().to_owned() }
+    }
+
+    /// The most recently used idle connection that is ready (or, with `pending`, one
+    /// still finishing its last exchange).
+    fn checkout(&self, pending: bool) -> Option<Conn> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let timeout = self.settings.idle_timeout;
+        let usable = |c: &IdleConn| {
+            !c.conn.sender.is_closed() && (pending || c.conn.sender.is_ready()) && c.since.elapsed() < timeout
+        };
+        if let Some(i) = idle.conns.iter().rposition(usable) {
+            return Some(idle.conns.remove(i).conn);
+        }
+        // None usable: the closed and the expired give their slots back now, not at the next sweep.
+        idle.conns.retain(|c| !c.conn.sender.is_closed() && c.since.elapsed() < timeout);
+        None
+    }
+
+    fn release(self: &Arc<Self>, conn: Conn) {
+        if conn.sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().expect("pool lock");
@@ -124,7 +209,9 @@ impl Upstream {
             runtime.spawn(sweep(Arc::downgrade(self), self.settings.idle_timeout));
             idle.sweeping = true;
         }
-        idle.conns.push(IdleConn { sender, since: Instant::now() });
+        idle.conns.push(IdleConn { conn, since: Instant::now() });
+        drop(idle);
+        self.freed.notify_one();
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
@@ -160,7 +247,7 @@ impl Upstream {
         if let Some(cause) = error.is_user().then(|| std::error::Error::source(error)).flatten() {
             let upstream = self.name.clone();
             return match cause.downcast_ref::<IdleTimeout>() {
-                Some(idle) => UpstreamError::ClientBodyTimeout { upstream, timeout: idle.0 },
+                Some(IdleTimeout(timeout)) => UpstreamError::ClientBodyTimeout(*timeout),
                 None => UpstreamError::ClientBody { upstream, reason: cause.to_string() },
             };
         }
@@ -183,7 +270,7 @@ async fn sweep(pool: Weak<Upstream>, idle_timeout: Duration) {
         tokio::time::sleep(idle_timeout).await;
         let Some(pool) = pool.upgrade() else { return };
         let mut idle = pool.idle.lock().expect("pool lock");
-        idle.conns.retain(|c| !c.sender.is_closed() && c.since.elapsed() < idle_timeout);
+        idle.conns.retain(|c| !c.conn.sender.is_closed() && c.since.elapsed() < idle_timeout);
         if idle.conns.is_empty() {
             idle.sweeping = false;
             return;
@@ -192,7 +279,7 @@ async fn sweep(pool: Weak<Upstream>, idle_timeout: Duration) {
 }
 
 struct Lease {
-    sender: SendRequest<Body>,
+    conn: Conn,
     pool: Arc<Upstream>,
 }
 
@@ -205,8 +292,8 @@ pub struct PooledBody {
 
 impl PooledBody {
     fn give_back(&mut self) {
-        if let Some(Lease { sender, pool }) = self.lease.take() {
-            pool.release(sender);
+        if let Some(Lease { conn, pool }) = self.lease.take() {
+            pool.release(conn);
         }
     }
 }

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use isthmus::body::Body;
+use isthmus::caps::ConnectionCaps;
 use isthmus::config::Config;
 use isthmus::dispatch::Gateway;
 use isthmus::metrics::Metrics;
@@ -140,8 +141,13 @@ impl Site {
             text += &format!("\n[upstreams.{name}]\nurl = \"http://{addr}\"\n");
         }
         text += "\n[[routing.routers]]\nplugin = \"test.wasm\"\n";
-        let file = self.write("isthmus.toml", &text);
-        Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        self.config_text(&text)
+    }
+
+    /// Config of exactly `text`, written to the site's `isthmus.toml`.
+    pub fn config_text(&self, text: &str) -> Config {
+        let file = self.write("isthmus.toml", text);
+        Config::parse(text, &file).unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
 }
 
@@ -187,7 +193,8 @@ pub async fn start_serving(
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let settings = ServerSettings::from_config(config);
-    let done = tokio::spawn(server::serve(listener, tls, gateway, settings, async {
+    let caps = ConnectionCaps::from_config(&config.listen, gateway.metrics());
+    let done = tokio::spawn(server::serve(listener, tls, gateway, settings, caps, async {
         let _ = rx.await;
     }));
     RunningGateway { addr, stop: Some(tx), done }
