@@ -26,6 +26,8 @@ pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod harness;
 pub mod identity;
 pub mod init;
