@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The fuzz targets of host/fuzz (cargo-fuzz, libFuzzer), on the stable toolchain.
 #
-#   bash tests/fuzz.sh build                 build the targets
-#   bash tests/fuzz.sh short [SECONDS]       each target SECONDS (15) from its seeds; fails
-#                                            on any crash, timeout or out-of-memory
-#   bash tests/fuzz.sh campaign SECONDS      each target SECONDS, niced, two at a time, the
-#                                            grown corpus kept in host/fuzz/corpus (not in
-#                                            git); summary in bench/results/<UTC>-fuzz/
-#   bash tests/fuzz.sh run TARGET [ARGS…]    one target, libFuzzer's own arguments
+#   bash tests/fuzz.sh build                      build the targets
+#   bash tests/fuzz.sh short [SECONDS]            each target SECONDS (15) from its seeds;
+#                                                 fails on any crash, timeout or out-of-memory
+#   bash tests/fuzz.sh campaign SECONDS [TARGET…] each target (or those named) SECONDS,
+#                                                 niced, two at a time, the grown corpus kept
+#                                                 in host/fuzz/corpus (not in git); summary
+#                                                 in bench/results/<UTC>-fuzz/
+#   bash tests/fuzz.sh run TARGET [ARGS…]         one target, libFuzzer's own arguments
 #
 # The targets are the oracles of host/src/fuzzing.rs; HARDENING.md describes them.
 set -euo pipefail
@@ -67,10 +68,13 @@ case "${1:-}" in
     build) build ;;
     short) build && short "${2:-15}" ;;
     campaign)
-        [ -n "${2:-}" ] || { echo "usage: tests/fuzz.sh campaign SECONDS_PER_TARGET" >&2; exit 2; }
+        [ -n "${2:-}" ] || { echo "usage: tests/fuzz.sh campaign SECONDS_PER_TARGET [TARGET…]" >&2; exit 2; }
+        seconds=$2
+        shift 2
         build
-        python3 bench/fuzz/campaign.py --seconds "$2" --bin-dir "$TARGET_DIR" --fuzz-dir "$FUZZ_DIR" \
-            --targets "$(targets | paste -sd,)" -- "${LIBFUZZER_LIMITS[@]}"
+        chosen=$(if [ $# -gt 0 ]; then printf '%s\n' "$@"; else targets; fi | paste -sd,)
+        python3 bench/fuzz/campaign.py --seconds "$seconds" --bin-dir "$TARGET_DIR" --fuzz-dir "$FUZZ_DIR" \
+            --targets "$chosen" -- "${LIBFUZZER_LIMITS[@]}"
         ;;
     run)
         [ -n "${2:-}" ] || { echo "usage: tests/fuzz.sh run TARGET [LIBFUZZER ARGS…]" >&2; exit 2; }
@@ -80,7 +84,7 @@ case "${1:-}" in
         "$TARGET_DIR/$t" "${LIBFUZZER_LIMITS[@]}" "$@"
         ;;
     *)
-        echo "usage: tests/fuzz.sh build | short [SECONDS] | campaign SECONDS | run TARGET [ARGS…]" >&2
+        echo "usage: tests/fuzz.sh build | short [SECONDS] | campaign SECONDS [TARGET…] | run TARGET [ARGS…]" >&2
         exit 2
         ;;
 esac
