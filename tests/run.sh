@@ -11,6 +11,8 @@ step "formatting and lints (rustfmt, clippy with warnings as errors)"
 bash tests/rust-tools.sh
 cargo fmt --all --check
 cargo fmt --manifest-path guest-plugins/Cargo.toml --all --check
+# The fuzz targets are one line each (their logic is host/src/fuzzing.rs, linted above).
+cargo fmt --manifest-path host/fuzz/Cargo.toml --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy --manifest-path guest-plugins/Cargo.toml --workspace --all-targets --target "$host_target" --quiet -- -D warnings
 
@@ -29,6 +31,9 @@ python3 -m unittest discover -s tests/smuggling -q
 smuggling_out="$(mktemp -d)"
 python3 tests/smuggling/run.py --isthmus "$PWD/target/debug/isthmus" --out "$smuggling_out"
 rm -rf "$smuggling_out"
+
+step "fuzz targets: a short run of each from its seeds (tests/fuzz.sh; the long campaign: HARDENING.md)"
+bash tests/fuzz.sh short
 
 step "policy templates: isthmus plugin new, each template's tests and build, isthmus plugin test, a gateway"
 ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/templates.sh

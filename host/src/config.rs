@@ -557,9 +557,8 @@ impl Config {
     /// Parse and validate `text` as if read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-            let key = e.path().to_string();
+            let key = key_path(e.path());
             let inner = e.into_inner();
-            let key = if key == "." { "(syntax)".to_owned() } else { key };
             ConfigError {
                 file: file.to_owned(),
                 key,
@@ -1001,6 +1000,34 @@ fn is_loopback(uri: &http::Uri) -> bool {
 }
 
 /// " (line N)" for a byte span into `text`, to point at the bad line.
+/// The dotted path of the key a deserialization error is about, `(syntax)` for none. A
+/// key that is empty or holds a dot is quoted, as TOML writes it: `"" = 1` would else
+/// be named by an empty string (found by fuzzing), and `"a.b"` would read as a table.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                if key.is_empty() || key.contains('.') {
+                    out.push_str(&format!("{key:?}"));
+                } else {
+                    out.push_str(key);
+                }
+            }
+            Segment::Unknown => out.push('?'),
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(syntax)");
+    }
+    out
+}
+
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(span) => format!(" (line {})", text[..span.start.min(text.len())].matches('\n').count() + 1),

@@ -28,6 +28,8 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod harness;
 pub mod identity;
 pub mod init;

@@ -71,6 +71,11 @@ fn unknown_keys_are_errors_naming_the_key() {
     assert!(msg.contains("colour"), "{msg}");
     let msg = error(&with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\nworkerz = 1"));
     assert!(msg.contains("listen") && msg.contains("workerz"), "{msg}");
+    // Found by fuzzing (host/fuzz/seeds/config/05-empty-key.toml): the key was named by "".
+    let msg = error(&format!("\"\" = 0\n{GOOD}"));
+    assert!(msg.contains(": \"\": unknown field"), "{msg}");
+    let msg = error(&with("addr = \"127.0.0.1:3000\"", "addr = \"127.0.0.1:3000\"\n\"a.b\" = 1"));
+    assert!(msg.contains(": listen.\"a.b\": unknown field"), "{msg}");
 }
 
 #[test]

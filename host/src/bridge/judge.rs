@@ -176,7 +176,7 @@ pub async fn judge(session: &mut Session, text: &str) -> Result<Judged, Closing>
 /// A Reflex event, `{"name", "payload", "router_data"}`. It must be a JSON object:
 /// Reflex also accepts a JSON string and decodes it, which would slip past the
 /// injection, so anything else is refused.
-struct ReflexEvent<'a> {
+pub(crate) struct ReflexEvent<'a> {
     members: RawObject<'a>,
     name: Cow<'a, str>,
     /// `None` when missing or not an object (it is then replaced by one).
@@ -184,7 +184,7 @@ struct ReflexEvent<'a> {
 }
 
 impl<'a> ReflexEvent<'a> {
-    fn parse(raw: &'a RawValue) -> Result<ReflexEvent<'a>, Closing> {
+    pub(crate) fn parse(raw: &'a RawValue) -> Result<ReflexEvent<'a>, Closing> {
         let members =
             RawObject::parse(raw).ok_or_else(|| Closing::protocol("event data is not a JSON object".into()))?;
         let name = members.str("name").ok_or_else(|| Closing::protocol("event has no name".into()))?;
@@ -213,7 +213,7 @@ impl<'a> ReflexEvent<'a> {
 
     /// The event as sent, with `router_data[field]` set to `signed` and the trace
     /// context replaced by the gateway's span (the client's never reaches Reflex).
-    fn forwarded(&self, field: &str, signed: &str, traceparent: &str, tracestate: Option<&str>) -> String {
+    pub(crate) fn forwarded(&self, field: &str, signed: &str, traceparent: &str, tracestate: Option<&str>) -> String {
         let mut router_data = String::new();
         match &self.router_data {
             Some(members) => members.write_with(&mut router_data, &[(field, Some(signed))]),
@@ -397,27 +397,9 @@ async fn adopt(session: &mut Session, cookie: Option<String>, namespace: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::splice_matches_serde_json;
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
-
-    /// What the splice must produce, computed on a parsed tree with serde_json (whose
-    /// duplicate keys also end with the last one, as Python's `json.loads` does).
-    fn expected(input: &str, signed: &str, tracestate: Option<&str>) -> Value {
-        let mut event: Value = serde_json::from_str(input).unwrap();
-        let object = event.as_object_mut().unwrap();
-        let mut router_data = match object.remove("router_data") {
-            Some(Value::Object(r)) => r,
-            _ => serde_json::Map::new(),
-        };
-        router_data.insert("isthmus".into(), serde_json::from_str(signed).unwrap());
-        object.insert("router_data".into(), Value::Object(router_data));
-        object.insert("traceparent".into(), Value::String(TP.into()));
-        match tracestate {
-            Some(state) => object.insert("tracestate".into(), Value::String(state.into())),
-            None => object.remove("tracestate"),
-        };
-        event
-    }
 
     #[test]
     fn the_splice_matches_serde_json_and_replaces_the_clients_trace_context() {
@@ -433,9 +415,7 @@ mod tests {
             for tracestate in [None, Some("vendor=x"), Some("odd=\"quote\"")] {
                 let event = ReflexEvent::parse(serde_json::from_str(input).unwrap()).unwrap();
                 let out = event.forwarded("isthmus", signed, TP, tracestate);
-                let parsed: Value =
-                    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nfrom {input}"));
-                assert_eq!(parsed, expected(input, signed, tracestate), "{input} with {tracestate:?}");
+                splice_matches_serde_json(input, signed, TP, tracestate);
                 assert_eq!(out.matches("\"traceparent\"").count(), 1, "each key once: {out}");
                 assert!(!out.contains("smuggled") && !out.contains("evil") && !out.contains("forged"), "{out}");
             }

@@ -4,8 +4,8 @@
 //! `router_data`.
 
 pub mod inject;
-mod judge;
-mod raw;
+pub(crate) mod judge;
+pub(crate) mod raw;
 mod relay;
 pub mod socketio;
 mod upload;

@@ -3,7 +3,7 @@
 //! If-None-Match, If-Modified-Since; If-Range separately, once a Range applies.
 
 use std::fs::Metadata;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{
     HeaderMap, HeaderValue, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
@@ -12,7 +12,7 @@ use http::header::{
 
 /// What the preconditions decided.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Precondition {
+pub(crate) enum Precondition {
     Proceed,
     /// 304: the client's copy is current.
     NotModified,
@@ -23,7 +23,7 @@ pub(super) enum Precondition {
 /// The validators of one representation (a file, or one of its precompressed
 /// siblings), from size and modification time as nginx does: no hashing of
 /// contents, so a multi-GB file costs nothing to validate.
-pub(super) struct Validators {
+pub(crate) struct Validators {
     /// Strong (`"…"`), so that If-Range, which needs strong comparison, works.
     /// `None` when the file system gives no modification time.
     etag: Option<String>,
@@ -38,22 +38,27 @@ impl Validators {
         let Some(mtime) = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()) else {
             return Validators { etag: None, modified: None };
         };
+        Validators::of(mtime, meta.len(), variant)
+    }
+
+    /// From a modification time (since the epoch) and a size; `new` without a file.
+    pub(crate) fn of(mtime: Duration, len: u64, variant: Option<&str>) -> Validators {
         let suffix = variant.map(|v| format!("-{v}")).unwrap_or_default();
-        let etag = format!("\"{:x}.{:x}-{:x}{suffix}\"", mtime.as_secs(), mtime.subsec_nanos(), meta.len());
+        let etag = format!("\"{:x}.{:x}-{:x}{suffix}\"", mtime.as_secs(), mtime.subsec_nanos(), len);
         Validators { etag: Some(etag), modified: Some(mtime.as_secs()) }
     }
 
-    pub(super) fn write(&self, headers: &mut HeaderMap) {
+    pub(crate) fn write(&self, headers: &mut HeaderMap) {
         if let Some(etag) = &self.etag {
             headers.insert(ETAG, HeaderValue::from_str(etag).expect("hex digits are a valid header value"));
         }
         if let Some(secs) = self.modified {
-            let date = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+            let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
             headers.insert(LAST_MODIFIED, HeaderValue::from_str(&date).expect("an HTTP date is a valid header value"));
         }
     }
 
-    pub(super) fn evaluate(&self, req: &HeaderMap) -> Precondition {
+    pub(crate) fn evaluate(&self, req: &HeaderMap) -> Precondition {
         if req.contains_key(IF_MATCH) {
             if !self.etag_listed(req, IF_MATCH, Comparison::Strong) {
                 return Precondition::Failed;
@@ -79,7 +84,7 @@ impl Validators {
     /// Whether a Range may be honoured: true without If-Range, else only if its
     /// ETag (strongly) or date (exactly) still matches; otherwise the client's
     /// partial copy is stale and gets the whole file.
-    pub(super) fn if_range_allows(&self, req: &HeaderMap) -> bool {
+    pub(crate) fn if_range_allows(&self, req: &HeaderMap) -> bool {
         let Some(value) = req.get(IF_RANGE) else {
             return true;
         };
@@ -118,16 +123,16 @@ enum Comparison {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-struct EntityTag<'a> {
-    weak: bool,
+pub(crate) struct EntityTag<'a> {
+    pub(crate) weak: bool,
     /// With its quotes, without `W/`, as our own ETag is written.
-    quoted: &'a str,
+    pub(crate) quoted: &'a str,
 }
 
 /// The comma-separated entity tags of a header value (RFC 9110 §8.8.3). A
 /// malformed element ends the list as `None`: what follows cannot be trusted.
 /// Commas inside quotes belong to the tag.
-fn entity_tags(mut s: &str) -> Vec<Option<EntityTag<'_>>> {
+pub(crate) fn entity_tags(mut s: &str) -> Vec<Option<EntityTag<'_>>> {
     let mut tags = Vec::new();
     loop {
         s = s.trim_start_matches([' ', '\t', ',']);

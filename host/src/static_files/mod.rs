@@ -29,12 +29,12 @@
 //!   and the modules it uses.
 
 mod cache_control;
-mod conditional;
+pub(crate) mod conditional;
 mod content_type;
 mod encoding;
 mod file_body;
 mod file_response;
-mod range;
+pub(crate) mod range;
 mod resolve;
 
 use std::path::PathBuf;

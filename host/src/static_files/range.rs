@@ -9,7 +9,7 @@
 use http::header::{HeaderMap, RANGE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ByteRange {
+pub(crate) enum ByteRange {
     /// No usable Range: serve the whole file.
     Whole,
     /// Bytes `start..=end`, both inside the file.
@@ -29,7 +29,7 @@ pub(super) fn parse(headers: &HeaderMap, size: u64) -> ByteRange {
     parse_value(value, size)
 }
 
-fn parse_value(value: &str, size: u64) -> ByteRange {
+pub(crate) fn parse_value(value: &str, size: u64) -> ByteRange {
     let Some((unit, set)) = value.split_once('=') else {
         return ByteRange::Whole;
     };
