@@ -39,8 +39,8 @@ PLUGINS = ("prefix_router.wasm", "django_bridge.wasm")
 #: staff_reports, the Python router first in the example's chain.
 EXAMPLE_PLUGINS = ("staff_reports.wasm",)
 #: Requests through the whole router chain that must answer something other than 503
-#: before a gateway counts as ready: a gateway may answer 503 + Retry-After ("router `x`
-#: is starting; retry shortly") while it compiles a plugin (the Python component: seconds
+#: before a gateway counts as ready: a gateway may answer 503 + Retry-After (its log
+#: says "router is starting") while it compiles a plugin (the Python component: seconds
 #: in a release build, over a minute in a debug build on a busy machine).
 CHAIN_PROBES = ("/ping", "/reports/stock/")
 #: How long a gateway may take until CHAIN_PROBES stop answering 503.
@@ -239,7 +239,7 @@ class Gateway:
 def wait_chain_ready(gw: Gateway, *, timeout: float) -> None:
     """Until requests through the router chain stop answering 503, bounded by `timeout`:
     a gateway that listens while a plugin still compiles answers 503 with Retry-After
-    ("router `x` is starting; retry shortly"), and `isthmus run` answers 503 for an
+    (its log says "router is starting"), and `isthmus run` answers 503 for an
     upstream not yet healthy. Any other status counts (502: Reflex is not there, for
     gateways started without it)."""
     last: dict[str, str] = {}
