@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bridge_client import SHOP, is_refusal, login_redirect
-from stack import dead_port, tail
+from stack import dead_port, tail, wait_until
 from test_bridge_identity import whoami
 
 
@@ -130,8 +130,13 @@ async def test_django_http_answers_a_generic_502(stack, down_gateway):
     assert r.status_code == 502
     request_id = r.headers["x-request-id"]
     assert r.text == f"502 Bad Gateway\nrequest id: {request_id}\n"
-    line = next((ln for ln in down_gateway.proc.log.read_text(errors="replace").splitlines() if request_id in ln and "request failed" in ln), "")
-    assert "upstream `django` is unreachable" in line, line
+    def logged() -> str:
+        lines = down_gateway.proc.log.read_text(errors="replace").splitlines()
+        return next((ln for ln in lines if request_id in ln and "request failed" in ln), "")
+
+    # The gateway writes its log from a thread of its own: the line may trail the answer.
+    wait_until("the failure's log line", lambda: bool(logged()), timeout=5)
+    assert "upstream `django` is unreachable" in logged(), logged()
     assert httpx.get(f"{down_gateway.url}/ping", timeout=10).text.strip('"') == "pong"
 
 
