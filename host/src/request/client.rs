@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName};
 
-use crate::upstream::headers::{Forwarded, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::upstream::headers::{list_items, Forwarded, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 
 /// The connection a request came on.
 #[derive(Debug)]
@@ -49,14 +49,7 @@ impl ClientView {
             };
             return ClientView { ip: peer_ip.to_owned(), forwarded };
         }
-        let mut chain: Vec<&str> = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut chain: Vec<&str> = list_items(headers, &X_FORWARDED_FOR).collect();
         chain.push(peer_ip);
         let client = chain[chain.len().saturating_sub(trusted_hops + 1)];
         let last = |name: &HeaderName| {

@@ -90,15 +90,23 @@ pub fn latin1(value: &HeaderValue) -> Cow<'_, str> {
     }
 }
 
+/// The items of a list-valued header (RFC 9110 §5.6.1) over all its fields: split on
+/// commas, trimmed, empty ones skipped.
+pub fn list_items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
 /// Remove hop-by-hop headers, including those the Connection header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        let named: Vec<HeaderName> = list_items(headers, &header::CONNECTION)
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -119,15 +127,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// its upgrade headers removed with the other hop-by-hop ones: an upstream switching to
 /// HTTP/2 or to raw bytes behind the gateway would carry requests no router judged.
 pub fn is_websocket_upgrade(method: &Method, headers: &HeaderMap) -> bool {
-    let tokens = |name: HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    method == Method::GET && tokens(header::CONNECTION, "upgrade") && tokens(header::UPGRADE, "websocket")
+    let has = |name: HeaderName, token: &str| list_items(headers, &name).any(|t| t.eq_ignore_ascii_case(token));
+    method == Method::GET && has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
 
 /// What the gateway tells an upstream about the client, as X-Forwarded-* headers.
