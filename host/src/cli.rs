@@ -259,7 +259,9 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         };
         // Children only once the ports are ours: a second `isthmus run` fails before starting any.
         let supervisor = match run {
-            Some(dev_mode) => Some(Supervisor::start(config, dev_mode, loaded.metrics.clone()).await?),
+            Some(dev_mode) => {
+                Some(Supervisor::start(config, dev_mode, gateway.upstreams(), loaded.metrics.clone()).await?)
+            }
             None => None,
         };
         if let Some(s) = &supervisor {
@@ -422,7 +424,11 @@ fn describe(config: &Config, decision: &Decision) -> String {
     match decision {
         Decision::Forward(f) => {
             let at = match config.upstreams.get(&f.upstream) {
-                Some(u) => format!("at {}", u.url),
+                Some(u) => {
+                    let addresses: Vec<_> =
+                        u.uris.iter().map(|uri| uri.to_string().trim_end_matches('/').to_owned()).collect();
+                    format!("at {}", addresses.join(", "))
+                }
                 None => "which is not configured: 502".to_owned(),
             };
             let mut s = format!("forward to upstream `{}` {at}", f.upstream);

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::limits;
 use crate::policy::FailMode;
+pub use crate::upstream::balance::HashKey;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {key}: {message}", file.display())]
@@ -200,20 +201,108 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
-    /// `http://host:port`, no path.
-    pub url: String,
-    /// Command `isthmus run` starts; `{port}` is replaced by the url's port.
+    /// `http://host:port`, no path: the upstream's one endpoint (with `replicas`, the first).
+    pub url: Option<String>,
+    /// A pool of several endpoints (same form as `url`), instead of `url`.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// `isthmus run` starts this many copies of `run`, on `url`'s port and the ports
+    /// after it, all of them endpoints of the pool.
+    pub replicas: Option<usize>,
+    /// How a pool's endpoints share the work.
+    #[serde(default)]
+    pub balance: Balance,
+    /// With `balance = "hash"`: the request attributes hashed, the first present wins
+    /// (`query:NAME`, `header:NAME`); a request with none is balanced by least connections.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub hash_key: Vec<String>,
+    /// Command `isthmus run` starts (once per endpoint); `{port}` is replaced by the endpoint's port.
     pub run: Option<String>,
     /// Command `isthmus run --dev` starts instead of `run`.
     pub dev_run: Option<String>,
     pub cwd: Option<PathBuf>,
-    /// Path answering 2xx once the upstream is ready.
-    pub health: Option<String>,
-    /// Connections open to it at once (in use, idle, tunnels).
+    /// Path answering 2xx once the upstream is ready, probed at start and while serving.
+    #[serde(default, deserialize_with = "health_check")]
+    pub health: Option<HealthCheck>,
+    /// Connections open to each endpoint at once (in use, idle, tunnels).
     #[serde(default = "default_upstream_max_connections")]
     pub max_connections: usize,
+    /// Every endpoint, parsed: `endpoints`, or `url` and its replicas' ports.
     #[serde(skip)]
-    pub uri: http::Uri,
+    pub uris: Vec<http::Uri>,
+    /// `hash_key`, parsed.
+    #[serde(skip)]
+    pub hash_keys: Vec<HashKey>,
+}
+
+impl Upstream {
+    /// The first endpoint: the port `{port:NAME}` names, the address `isthmus route` shows.
+    pub fn uri(&self) -> &http::Uri {
+        &self.uris[0]
+    }
+}
+
+/// `upstreams.<name>.balance`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// The endpoint with the fewest requests and tunnels in progress.
+    #[default]
+    LeastConn,
+    RoundRobin,
+    /// Rendezvous hashing of `hash_key`: every gateway with the same endpoints picks the
+    /// same one for a key, and an endpoint leaving moves only its own keys.
+    Hash,
+}
+
+/// `upstreams.<name>.health`: `"/path"`, or a table with the probe's timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(default = "default_health_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_health_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_healthy_threshold")]
+    pub healthy_threshold: u32,
+    #[serde(default = "default_unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+}
+
+fn health_check<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<HealthCheck>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(
+        untagged,
+        expecting = "a path such as \"/ping\", or a table { path, interval, timeout, healthy_threshold, unhealthy_threshold }"
+    )]
+    enum Form {
+        Path(String),
+        Check(HealthCheck),
+    }
+    Ok(Some(match Form::deserialize(d)? {
+        Form::Path(path) => HealthCheck {
+            path,
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+            healthy_threshold: default_healthy_threshold(),
+            unhealthy_threshold: default_unhealthy_threshold(),
+        },
+        Form::Check(check) => check,
+    }))
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a string or a list of strings")]
+    enum Form {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::One(one) => vec![one],
+        Form::Many(many) => many,
+    })
 }
 
 /// `[dev]`: in `isthmus run --dev`, requests a router sends to static mount `static`
@@ -521,6 +610,18 @@ fn default_max_websockets() -> usize {
 fn default_upstream_max_connections() -> usize {
     limits::UPSTREAM_MAX_CONNECTIONS
 }
+fn default_health_interval() -> Duration {
+    limits::HEALTH_CHECK_INTERVAL
+}
+fn default_health_timeout() -> Duration {
+    limits::HEALTH_CHECK_TIMEOUT
+}
+fn default_healthy_threshold() -> u32 {
+    limits::HEALTH_HEALTHY_THRESHOLD
+}
+fn default_unhealthy_threshold() -> u32 {
+    limits::HEALTH_UNHEALTHY_THRESHOLD
+}
 fn default_startup_wait() -> Duration {
     limits::PLUGIN_STARTUP_WAIT
 }
@@ -589,7 +690,9 @@ impl Config {
         for (name, upstream) in &mut self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
             check_name(name).map_err(|m| (format!("upstreams.{name}"), m))?;
-            upstream.uri = parse_upstream_url(&upstream.url).map_err(|m| (key("url"), m))?;
+            upstream.uris = endpoint_uris(upstream).map_err(|(field, m)| (key(field), m))?;
+            upstream.hash_keys = (upstream.hash_key.iter().map(|k| HashKey::parse(k)).collect::<Result<_, _>>())
+                .map_err(|m| (key("hash_key"), m))?;
             if let Some(cwd) = &mut upstream.cwd {
                 *cwd = base.join(&*cwd);
             }
@@ -767,16 +870,46 @@ impl Config {
         if self.upstreams.is_empty() {
             return Err(("upstreams".into(), "at least one upstream is required".into()));
         }
-        let port_of = |other: &str| self.upstreams.get(other).and_then(|u| u.uri.port_u16());
+        let port_of = |other: &str| self.upstreams.get(other).and_then(|u| u.uri().port_u16());
         for (name, upstream) in &self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
             if upstream.max_connections == 0 {
                 return Err((key("max_connections"), "must be at least 1".into()));
             }
             if let Some(health) = &upstream.health {
-                if !health.starts_with('/') {
-                    return Err((key("health"), format!("`{health}` must be a path starting with `/`")));
+                if !health.path.starts_with('/') {
+                    return Err((key("health"), format!("`{}` must be a path starting with `/`", health.path)));
                 }
+                if health.interval.is_zero() || health.timeout.is_zero() {
+                    return Err((key("health"), "`interval` and `timeout` must be longer than 0".into()));
+                }
+                if health.healthy_threshold == 0 || health.unhealthy_threshold == 0 {
+                    return Err((
+                        key("health"),
+                        "`healthy_threshold` and `unhealthy_threshold` must be at least 1".into(),
+                    ));
+                }
+            }
+            match (upstream.balance, upstream.hash_keys.is_empty()) {
+                (Balance::Hash, true) => {
+                    return Err((
+                        key("hash_key"),
+                        "`balance = \"hash\"` needs the attribute to hash, e.g. \"query:token\"".into(),
+                    ))
+                }
+                (Balance::LeastConn | Balance::RoundRobin, false) => {
+                    return Err((key("hash_key"), "is only read with `balance = \"hash\"`".into()))
+                }
+                _ => {}
+            }
+            if upstream.replicas.is_some() && upstream.run.is_none() {
+                return Err((key("replicas"), "needs `run`: the command `isthmus run` starts once per replica".into()));
+            }
+            if upstream.dev_run.is_some() && upstream.uris.len() > 1 {
+                return Err((
+                    key("dev_run"),
+                    "starts one process (with hot reload): give a pool of several endpoints `run` only".into(),
+                ));
             }
             for (field, command) in [("run", &upstream.run), ("dev_run", &upstream.dev_run)] {
                 let Some(command) = command else { continue };
@@ -789,8 +922,9 @@ impl Config {
                         format!("`{command}` must contain `{{port}}`, so that the process listens where `url` says"),
                     ));
                 }
-                if !is_loopback(&upstream.uri) {
-                    return Err((key("url"), format!("`{}` must be on 127.0.0.1, ::1 or localhost: `isthmus run` starts `{field}` on this machine and keeps it off the network", upstream.url)));
+                if let Some(uri) = upstream.uris.iter().find(|u| !is_loopback(u)) {
+                    let at = if upstream.url.is_some() { "url" } else { "endpoints" };
+                    return Err((key(at), format!("`{uri}` must be on 127.0.0.1, ::1 or localhost: `isthmus run` starts `{field}` on this machine and keeps it off the network")));
                 }
             }
             if let Some(cwd) = &upstream.cwd {
@@ -803,9 +937,27 @@ impl Config {
         for (name, upstream) in &self.upstreams {
             for (field, command) in [("run", &upstream.run), ("dev_run", &upstream.dev_run)] {
                 if let Some(command) = command {
-                    crate::supervise::command::argv(command, &upstream.uri, &port_of)
+                    crate::supervise::command::argv(command, upstream.uri(), &port_of)
                         .map_err(|m| (format!("upstreams.{name}.{field}"), m))?;
                 }
+            }
+        }
+        // Two started processes cannot listen on one port.
+        let mut started: Vec<(&str, &http::Uri)> = Vec::new();
+        for (name, upstream) in self.upstreams.iter().filter(|(_, u)| u.run.is_some() || u.dev_run.is_some()) {
+            for uri in &upstream.uris {
+                let same = |(_, other): &&(&str, &http::Uri)| other.port_u16() == uri.port_u16();
+                if let Some((other, _)) = started.iter().find(same) {
+                    let field = if upstream.replicas.is_some() { "replicas" } else { "url" };
+                    return Err((
+                        format!("upstreams.{name}.{field}"),
+                        format!(
+                            "port {} is also where `isthmus run` starts upstream `{other}`",
+                            uri.port_u16().unwrap_or_default()
+                        ),
+                    ));
+                }
+                started.push((name, uri));
             }
         }
         Ok(())
@@ -955,6 +1107,43 @@ fn check_name(name: &str) -> Result<(), String> {
     } else {
         Err(format!("`{name}` is not a valid name (letters, digits, `_`, `-`)"))
     }
+}
+
+/// An upstream's endpoints: `url` (and, with `replicas`, the ports after its own) or `endpoints`.
+fn endpoint_uris(upstream: &Upstream) -> Result<Vec<http::Uri>, (&'static str, String)> {
+    let uris = match (&upstream.url, upstream.endpoints.as_slice(), upstream.replicas) {
+        (Some(_), [_, ..], _) => return Err(("endpoints", "give either `url` or `endpoints`, not both".into())),
+        (None, [], _) => return Err(("url", "required (or `endpoints`, for a pool)".into())),
+        (None, [_, ..], Some(_)) => {
+            return Err(("replicas", "goes with `url` (the first replica's address), not `endpoints`".into()))
+        }
+        (None, endpoints, None) => endpoints
+            .iter()
+            .map(|e| parse_upstream_url(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| ("endpoints", m))?,
+        (Some(url), [], replicas) => {
+            let first = parse_upstream_url(url).map_err(|m| ("url", m))?;
+            let n = replicas.unwrap_or(1);
+            if !(1..=limits::MAX_REPLICAS).contains(&n) {
+                return Err(("replicas", format!("must be from 1 to {}", limits::MAX_REPLICAS)));
+            }
+            let (host, port) = (first.host().unwrap_or_default().to_owned(), first.port_u16().unwrap_or_default());
+            let last = usize::from(port) + n - 1;
+            if last > usize::from(u16::MAX) {
+                return Err(("replicas", format!("{n} replicas from port {port} go past port 65535")));
+            }
+            (0..n as u16)
+                .map(|i| format!("http://{host}:{}", port + i).parse().expect("an address made of a valid one"))
+                .collect()
+        }
+    };
+    for (i, uri) in uris.iter().enumerate() {
+        if uris[..i].contains(uri) {
+            return Err(("endpoints", format!("`{uri}` is listed twice")));
+        }
+    }
+    Ok(uris)
 }
 
 fn parse_upstream_url(url: &str) -> Result<http::Uri, String> {

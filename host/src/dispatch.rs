@@ -103,6 +103,11 @@ impl Gateway {
         })
     }
 
+    /// The upstream pools, whose endpoints `isthmus run` starts and stops.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
     pub fn supervised(mut self, supervised: Supervised) -> Gateway {
         self.supervised = Some(supervised);
         self

@@ -45,11 +45,28 @@ pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// `listen.max_websockets`: upgraded connections (bridged and plain tunnels) open at
 /// once. Past it an upgrade request gets 503 before the upstream sees it.
 pub const MAX_WEBSOCKETS: usize = 16_384;
-/// `upstreams.<name>.max_connections`: connections open to one upstream, in use, idle
-/// and tunnels together. A request finding none free waits up to `timeouts.connect`
+/// `upstreams.<name>.max_connections`: connections open to one endpoint of an upstream,
+/// in use, idle and tunnels together. A request finding none free waits up to `timeouts.connect`
 /// for one, then gets 503. Bridged WebSockets hold one each: keep it above
 /// `listen.max_websockets` for the Reflex upstream.
 pub const UPSTREAM_MAX_CONNECTIONS: usize = 20_000;
+/// `upstreams.<name>.health.interval`: how often each endpoint of an upstream with a
+/// `health` path is probed while serving (active health checks).
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// `upstreams.<name>.health.timeout`: one probe (connect and answer) must finish within this.
+pub const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// `upstreams.<name>.health.unhealthy_threshold`: probes failing in a row that take an
+/// endpoint out of its pool (Envoy's and HAProxy's default: 3 and 2).
+pub const HEALTH_UNHEALTHY_THRESHOLD: u32 = 3;
+/// `upstreams.<name>.health.healthy_threshold`: probes passing in a row that bring it back.
+pub const HEALTH_HEALTHY_THRESHOLD: u32 = 2;
+/// An endpoint that refused a connection (or did not accept one in time) gets no new
+/// work for this long (passive ejection, as nginx's `fail_timeout`); the request that
+/// met it goes to another endpoint, since nothing was sent yet. An endpoint alone in
+/// its pool is never ejected (nginx's rule too): there is nowhere else to send.
+pub const EJECTION_TIME: Duration = Duration::from_secs(10);
+/// `isthmus run`, `replicas`: most copies of one upstream's command.
+pub const MAX_REPLICAS: usize = 64;
 /// A refused connection or request is logged at most this often per limit (the rest
 /// are counted in the metrics and summed in the next line), so an attack cannot flood
 /// the log.
@@ -69,7 +86,7 @@ pub const TLS_EXPIRY_WARNING: Duration = Duration::from_secs(21 * 24 * 3600);
 pub const ACME_CHALLENGE_MAX_BYTES: u64 = 4096;
 /// A listener whose accept failed (EMFILE and friends) tries again after this.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(50);
-/// Idle pooled connections kept per upstream host.
+/// Idle pooled connections kept per upstream endpoint.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 /// Log lines queued for the log-writer thread; past this, new lines are dropped so a
 /// slow stderr never holds up requests.

@@ -312,3 +312,106 @@ fn the_headers_section_names_the_key() {
     let text = GOOD.to_owned() + "[headers]\nkeep = [\"Remote-User\"]\nremove = [\"x-api-user\"]\n";
     assert!(Config::parse(&text, &dir.path().join("isthmus.toml")).is_ok());
 }
+
+/// `[upstreams.django]` of GOOD with `fields` in place of its url and health lines.
+fn pool(fields: &str) -> String {
+    with("url = \"http://127.0.0.1:8001\"\nhealth = \"/healthz\"", fields)
+}
+
+#[test]
+fn pools_load_endpoints_replicas_balance_and_health_checks() {
+    let dir = site();
+    let file = dir.path().join("isthmus.toml");
+    let text = pool(
+        "url = \"http://127.0.0.1:8001\"\nreplicas = 3\nrun = \"serve {port}\"\nbalance = \"hash\"\n\
+         hash_key = [\"query:token\", \"header:Reflex-Client-Token\"]\n\
+         health = { path = \"/ping\", interval = \"500ms\", timeout = \"100ms\", healthy_threshold = 1 }",
+    );
+    let config = Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
+    let django = &config.upstreams["django"];
+    let ports: Vec<_> = django.uris.iter().map(|u| u.port_u16().unwrap()).collect();
+    assert_eq!(ports, [8001, 8002, 8003]);
+    assert_eq!(django.balance, isthmus::config::Balance::Hash);
+    assert_eq!(django.hash_keys.len(), 2);
+    let health = django.health.as_ref().unwrap();
+    assert_eq!(health.path, "/ping");
+    assert_eq!(health.interval, std::time::Duration::from_millis(500));
+    assert_eq!(health.timeout, std::time::Duration::from_millis(100));
+    assert_eq!(health.healthy_threshold, 1);
+    assert_eq!(health.unhealthy_threshold, isthmus::limits::HEALTH_UNHEALTHY_THRESHOLD);
+
+    let text = pool("endpoints = [\"http://10.0.0.1:8000\", \"http://reflex-1.reflex:8000\"]\nhealth = \"/ping\"");
+    let config = Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
+    let django = &config.upstreams["django"];
+    assert_eq!(django.uris.len(), 2);
+    assert_eq!(django.balance, isthmus::config::Balance::LeastConn);
+    assert_eq!(django.health.as_ref().unwrap().interval, isthmus::limits::HEALTH_CHECK_INTERVAL);
+    assert_eq!(django.uri().to_string(), "http://10.0.0.1:8000/");
+}
+
+#[test]
+fn pool_mistakes_name_the_key() {
+    let two = "endpoints = [\"http://127.0.0.1:8001\", \"http://127.0.0.1:8002\"]";
+    let cases = [
+        (pool(""), "upstreams.django.url", "required (or `endpoints`"),
+        (pool(&format!("url = \"http://127.0.0.1:8001\"\n{two}")), "upstreams.django.endpoints", "not both"),
+        (pool("endpoints = [\"http://127.0.0.1:8001\", \"ftp://x:1\"]"), "upstreams.django.endpoints", "http://"),
+        (
+            pool("endpoints = [\"http://127.0.0.1:8001\", \"http://127.0.0.1:8001\"]"),
+            "upstreams.django.endpoints",
+            "twice",
+        ),
+        (pool(&format!("{two}\nreplicas = 2\nrun = \"x {{port}}\"")), "upstreams.django.replicas", "goes with `url`"),
+        (pool("url = \"http://127.0.0.1:8001\"\nreplicas = 2"), "upstreams.django.replicas", "needs `run`"),
+        (
+            pool("url = \"http://127.0.0.1:8001\"\nreplicas = 0\nrun = \"x {port}\""),
+            "upstreams.django.replicas",
+            "from 1",
+        ),
+        (
+            pool("url = \"http://127.0.0.1:65534\"\nreplicas = 3\nrun = \"x {port}\""),
+            "upstreams.django.replicas",
+            "past port 65535",
+        ),
+        (pool(&format!("{two}\nbalance = \"random\"")), "upstreams.django.balance", "least_conn"),
+        (pool(&format!("{two}\nbalance = \"hash\"")), "upstreams.django.hash_key", "needs the attribute"),
+        (pool(&format!("{two}\nhash_key = \"query:token\"")), "upstreams.django.hash_key", "only read with"),
+        (
+            pool(&format!("{two}\nbalance = \"hash\"\nhash_key = \"cookie:sessionid\"")),
+            "upstreams.django.hash_key",
+            "query:NAME",
+        ),
+        (
+            pool(&format!("{two}\nhealth = {{ path = \"/ping\", intervall = \"1s\" }}")),
+            "upstreams.django.health",
+            "healthy_threshold",
+        ),
+        (pool(&format!("{two}\nhealth = {{ path = \"ping\" }}")), "upstreams.django.health", "starting with `/`"),
+        (
+            pool(&format!("{two}\nhealth = {{ path = \"/ping\", unhealthy_threshold = 0 }}")),
+            "upstreams.django.health",
+            "at least 1",
+        ),
+        (
+            pool(&format!("{two}\nhealth = {{ path = \"/ping\", interval = \"0s\" }}")),
+            "upstreams.django.health",
+            "longer than 0",
+        ),
+        (
+            pool("endpoints = [\"http://127.0.0.1:8001\", \"http://10.0.0.1:8001\"]\nrun = \"x {port}\""),
+            "upstreams.django.endpoints",
+            "must be on 127.0.0.1",
+        ),
+        (pool(&format!("{two}\ndev_run = \"x {{port}}\"")), "upstreams.django.dev_run", "starts one process"),
+        (
+            pool("url = \"http://127.0.0.1:8001\"\nreplicas = 2\nrun = \"x {port}\"")
+                + "\n[upstreams.reflex]\nurl = \"http://127.0.0.1:8002\"\nrun = \"y {port}\"\n",
+            "upstreams.",
+            "port 8002 is also where `isthmus run` starts upstream",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let msg = error(&text);
+        assert!(msg.contains(key) && msg.contains(message), "expected `{key}` and `{message}` in: {msg}\n{text}");
+    }
+}

@@ -168,8 +168,8 @@ fn writes_a_config_the_real_loader_accepts_and_secrets_beside_it() {
         Some("python -m uvicorn shopsite.asgi:application --host 127.0.0.1 --port {port}")
     );
     assert_eq!(django.cwd.as_deref(), Some(root.join("backend").as_path()));
-    assert_eq!(django.health.as_deref(), Some("/admin/login/"));
-    assert_eq!(config.upstreams["reflex"].health.as_deref(), Some("/ping"));
+    assert_eq!(django.health.as_ref().map(|h| h.path.as_str()), Some("/admin/login/"));
+    assert_eq!(config.upstreams["reflex"].health.as_ref().map(|h| h.path.as_str()), Some("/ping"));
     assert_eq!(config.static_mounts["django_static"].root, root.join("backend/staticfiles"));
     assert_eq!(config.static_mounts["django_static"].strip_prefix.as_deref(), Some("/static"));
     assert_eq!(config.static_mounts["frontend"].fallback.as_deref(), Some("index.html"));

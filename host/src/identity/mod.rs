@@ -24,7 +24,7 @@ use crate::limits;
 use crate::metrics::Metrics;
 use crate::policy::{Identity, Resolved};
 use crate::upstream::headers::{latin1, IDENTITY_SECRET, X_FORWARDED_PROTO};
-use crate::upstream::Upstream;
+use crate::upstream::Pool;
 
 pub struct Identities {
     cache: IdentityCache<DjangoIdentity>,
@@ -37,7 +37,7 @@ pub struct Identities {
 impl Identities {
     /// From the `[bridge]` section's identity settings; `upstream` is the pool of
     /// `bridge.identity_upstream`.
-    pub fn new(config: &BridgeConfig, upstream: Arc<Upstream>, metrics: Arc<Metrics>) -> Identities {
+    pub fn new(config: &BridgeConfig, upstream: Arc<Pool>, metrics: Arc<Metrics>) -> Identities {
         let source = DjangoIdentity {
             upstream,
             uri: Uri::try_from(config.identity_path.as_str()).expect("validated path"),
@@ -176,7 +176,7 @@ fn py_quote(value: &str) -> String {
 
 /// The companion Django app's identity endpoint.
 struct DjangoIdentity {
-    upstream: Arc<Upstream>,
+    upstream: Arc<Pool>,
     /// Origin-form: the path and query.
     uri: Uri,
     secret: Option<HeaderValue>,
@@ -201,7 +201,7 @@ impl IdentitySource for DjangoIdentity {
             req.headers_mut().insert(IDENTITY_SECRET.clone(), secret.clone());
         }
         let fetch = async {
-            let res = self.upstream.send(req).await.map_err(|e| IdentityError::Unreachable(e.to_string()))?;
+            let res = self.upstream.send(req, None).await.map_err(|e| IdentityError::Unreachable(e.to_string()))?;
             if !res.status().is_success() {
                 return Err(IdentityError::Status(res.status().as_u16()));
             }

@@ -205,6 +205,12 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    upstream: String,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LimitLabels {
     /// The config key of the cap, e.g. `listen.max_connections`.
     limit: String,
@@ -335,6 +341,8 @@ pub struct Metrics {
     connect_errors: Family<UpstreamLabels, Counter>,
     refusals: Family<LimitLabels, Counter>,
     upstream_ready: Family<UpstreamLabels, Gauge>,
+    endpoint_up: Family<EndpointLabels, Gauge>,
+    ejections: Family<EndpointLabels, Counter>,
     restarts: Family<UpstreamLabels, Counter>,
     bridge: Vec<[Series<BridgeLabels, Counter>; 3]>,
     bridge_duration: Vec<Series<BridgeKindLabels, Histogram, Durations>>,
@@ -384,6 +392,18 @@ impl Metrics {
             "upstream_ready",
             "Under isthmus run: 1 while a supervised upstream answers its health check, else 0",
             upstream_ready.clone(),
+        );
+        let endpoint_up = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "upstream_endpoint_up",
+            "1 while an upstream endpoint's process runs (under isthmus run) and its active health checks pass, else 0",
+            endpoint_up.clone(),
+        );
+        let ejections = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "upstream_ejections",
+            "Times an upstream endpoint was taken out of its pool for a while after a failed connect",
+            ejections.clone(),
         );
         let restarts = Family::<UpstreamLabels, Counter>::default();
         registry.register("child_restarts", "Restarts of a supervised upstream's process", restarts.clone());
@@ -479,6 +499,8 @@ impl Metrics {
             connect_errors,
             refusals,
             upstream_ready,
+            endpoint_up,
+            ejections,
             restarts,
             bridge,
             bridge_duration,
@@ -522,6 +544,18 @@ impl Metrics {
     /// A supervised upstream's health (`isthmus run`).
     pub fn upstream_ready(&self, upstream: &str, ready: bool) {
         self.upstream_ready.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).set(i64::from(ready));
+    }
+
+    /// The up gauge of one endpoint of `upstream`, for the endpoint.
+    pub fn endpoint_up(&self, upstream: &str, endpoint: &str) -> Gauge {
+        self.endpoint_up
+            .get_or_create_owned(&EndpointLabels { upstream: upstream.to_owned(), endpoint: endpoint.to_owned() })
+    }
+
+    /// The ejections counter of one endpoint of `upstream`, for the endpoint.
+    pub fn endpoint_ejections(&self, upstream: &str, endpoint: &str) -> Counter {
+        self.ejections
+            .get_or_create_owned(&EndpointLabels { upstream: upstream.to_owned(), endpoint: endpoint.to_owned() })
     }
 
     /// A supervised upstream's process restarted.

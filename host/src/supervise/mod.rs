@@ -1,6 +1,8 @@
-//! `isthmus run`: starts the upstreams that have a command, waits for each to be
-//! healthy, restarts one that exits (with exponential backoff) and stops them all,
-//! process group by process group, when the gateway stops.
+//! `isthmus run`: starts the upstreams that have a command (once per endpoint of a
+//! pool: `replicas`), waits for each to be healthy before its pool sends it work,
+//! restarts one that exits (with exponential backoff) and, when the gateway stops,
+//! drains each (no new work, what it has finished) and stops it, process group by
+//! process group.
 
 mod child;
 pub mod command;
@@ -19,6 +21,7 @@ pub use readiness::Readiness;
 use crate::config::{Config, Upstream};
 use crate::limits;
 use crate::metrics::Metrics;
+use crate::upstream::{Endpoint, Upstreams};
 use child::{Running, Spec};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +38,10 @@ pub struct Supervisor {
     tasks: JoinSet<()>,
 }
 
-/// What one supervised upstream is: started by us, or only watched.
+/// One supervised endpoint of an upstream: started by us, or only watched.
 struct Watched {
-    name: String,
+    upstream: String,
+    endpoint: Arc<Endpoint>,
     uri: Uri,
     health: Option<String>,
 }
@@ -47,50 +51,64 @@ impl Supervisor {
     /// `dev`, else `run`), and watches the health of those that have no command at
     /// all but a `health` path. A command that cannot be started the first time is
     /// an error (the children already started are stopped first); later it is retried.
-    pub async fn start(config: &Config, dev: bool, metrics: Arc<Metrics>) -> Result<Supervisor, SuperviseError> {
+    pub async fn start(
+        config: &Config,
+        dev: bool,
+        upstreams: &Upstreams,
+        metrics: Arc<Metrics>,
+    ) -> Result<Supervisor, SuperviseError> {
         let file = config.file.display().to_string();
         let dev_only = config.dev.as_ref().filter(|_| !dev).map(|d| d.upstream.as_str());
         let mut started = Vec::new();
         let mut watched = Vec::new();
+        let mut supervised = Vec::new();
         for (name, upstream) in &config.upstreams {
             let (field, command) = match (dev, &upstream.dev_run, &upstream.run) {
                 (true, Some(c), _) => ("dev_run", Some(c)),
                 (_, _, Some(c)) => ("run", Some(c)),
                 _ => ("run", None),
             };
-            let w = Watched { name: name.clone(), uri: upstream.uri.clone(), health: upstream.health.clone() };
-            match command {
-                Some(command) => started.push((
-                    w,
-                    field,
-                    spec(name, command, upstream, config).map_err(|message| SuperviseError::Command {
-                        file: file.clone(),
-                        name: name.clone(),
-                        field,
-                        message,
-                    })?,
-                )),
-                None if upstream.health.is_some() && upstream.dev_run.is_none() && dev_only != Some(name) => {
-                    watched.push(w)
+            let watch_only = upstream.health.is_some() && upstream.dev_run.is_none() && dev_only != Some(name);
+            if command.is_none() && !watch_only {
+                continue;
+            }
+            let pool = upstreams.get(name).expect("every configured upstream has a pool");
+            supervised.push((name.clone(), pool.endpoints().to_vec()));
+            for (endpoint, uri) in pool.endpoints().iter().zip(&upstream.uris) {
+                let w = Watched {
+                    upstream: name.clone(),
+                    endpoint: endpoint.clone(),
+                    uri: uri.clone(),
+                    health: upstream.health.as_ref().map(|h| h.path.clone()),
+                };
+                match command {
+                    Some(command) => {
+                        let spec = spec(&w, command, upstream, config).map_err(|message| SuperviseError::Command {
+                            file: file.clone(),
+                            name: name.clone(),
+                            field,
+                            message,
+                        })?;
+                        started.push((w, field, spec));
+                    }
+                    None => watched.push(w),
                 }
-                None => {}
             }
         }
-        let names = started.iter().map(|(w, ..)| w.name.as_str()).chain(watched.iter().map(|w| w.name.as_str()));
-        let readiness = Arc::new(Readiness::new(names).measured(metrics.clone()));
+        let readiness = Arc::new(Readiness::new(supervised).measured(metrics.clone()));
         let stop = CancellationToken::new();
         let mut running = Vec::new();
         for (w, field, spec) in started {
             match spec.spawn() {
                 Ok(r) => {
-                    tracing::info!(upstream = %w.name, pid = r.pid(), command = %spec.argv.join(" "), "started");
+                    tracing::info!(upstream = %w.endpoint.name(), pid = r.pid(), command = %spec.argv.join(" "), "started");
                     running.push((w, spec, r));
                 }
                 Err(error) => {
                     for (_, _, r) in running {
                         r.stop(limits::CHILD_STOP_GRACE).await;
                     }
-                    let (name, program) = (w.name, spec.argv[0].clone());
+                    let (name, program) = (w.upstream, spec.argv[0].clone());
                     return Err(SuperviseError::Spawn { file, name, field, program, error });
                 }
             }
@@ -104,7 +122,7 @@ impl Supervisor {
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    took = health::wait_healthy(&w.name, &w.uri, w.health.as_deref()) => mark_ready(&readiness, &w.name, took),
+                    took = health::wait_healthy(w.endpoint.name(), &w.uri, w.health.as_deref()) => mark_ready(&readiness, &w, took),
                 }
             });
         }
@@ -122,15 +140,15 @@ impl Supervisor {
     }
 }
 
-fn spec(name: &str, command: &str, upstream: &Upstream, config: &Config) -> Result<Spec, String> {
+fn spec(w: &Watched, command: &str, upstream: &Upstream, config: &Config) -> Result<Spec, String> {
     let (ports, base_dir) = (&config.upstreams, &config.base_dir);
     Ok(Spec {
-        name: name.to_owned(),
-        argv: command::argv(command, &upstream.uri, &|other| ports.get(other).and_then(|u| u.uri.port_u16()))?,
+        name: w.endpoint.name().to_owned(),
+        argv: command::argv(command, &w.uri, &|other| ports.get(other).and_then(|u| u.uri().port_u16()))?,
         // As every relative path of the config: from the config's folder.
         cwd: Some(upstream.cwd.clone().unwrap_or_else(|| base_dir.to_owned())),
-        host: command::bind_host(&upstream.uri).to_owned(),
-        port: upstream.uri.port_u16().expect("validated: upstream urls name a port"),
+        host: command::bind_host(&w.uri).to_owned(),
+        port: w.uri.port_u16().expect("validated: upstream urls name a port"),
     })
 }
 
@@ -158,18 +176,25 @@ async fn keep_running(
             _ = stop.cancelled() => Ended::Stopping,
             status = run_until_exit(&w, &mut running, &readiness) => Ended::Exited(status),
         };
-        readiness.set(&w.name, false);
         let status = match ended {
             Ended::Stopping => {
+                // Draining: the pool sends it nothing new, and what it has finishes first.
+                if tokio::time::timeout(limits::CHILD_STOP_GRACE, w.endpoint.drain()).await.is_err() {
+                    tracing::warn!(upstream = %w.endpoint.name(), in_flight = w.endpoint.in_flight(), "still busy after {:?} of draining: stopping it anyway", limits::CHILD_STOP_GRACE);
+                }
+                readiness.set(&w.upstream, &w.endpoint, false);
                 let pid = running.pid();
                 if running.stop(limits::CHILD_STOP_GRACE).await {
-                    tracing::warn!(upstream = %w.name, pid, "did not stop within {:?} of SIGTERM: killed", limits::CHILD_STOP_GRACE);
+                    tracing::warn!(upstream = %w.endpoint.name(), pid, "did not stop within {:?} of SIGTERM: killed", limits::CHILD_STOP_GRACE);
                 } else {
-                    tracing::info!(upstream = %w.name, pid, "stopped");
+                    tracing::info!(upstream = %w.endpoint.name(), pid, "stopped");
                 }
                 return;
             }
-            Ended::Exited(status) => status,
+            Ended::Exited(status) => {
+                readiness.set(&w.upstream, &w.endpoint, false);
+                status
+            }
         };
         running.clear_group().await;
         if started.elapsed() >= limits::RESTART_RESET_AFTER {
@@ -177,18 +202,18 @@ async fn keep_running(
         }
         running = loop {
             restarts += 1;
-            tracing::warn!(upstream = %w.name, restart = restarts, in_ms = backoff.as_millis() as u64, "exited ({status}); restarting");
+            tracing::warn!(upstream = %w.endpoint.name(), restart = restarts, in_ms = backoff.as_millis() as u64, "exited ({status}); restarting");
             if !sleep_unless(&stop, backoff).await {
                 return;
             }
             backoff = (backoff * 2).min(limits::RESTART_BACKOFF_MAX);
             match spec.spawn() {
                 Ok(r) => {
-                    metrics.child_restarted(&w.name);
-                    tracing::info!(upstream = %w.name, pid = r.pid(), restart = restarts, "restarted");
+                    metrics.child_restarted(&w.upstream);
+                    tracing::info!(upstream = %w.endpoint.name(), pid = r.pid(), restart = restarts, "restarted");
                     break r;
                 }
-                Err(e) => tracing::error!(upstream = %w.name, "cannot start `{}`: {e}", spec.argv[0]),
+                Err(e) => tracing::error!(upstream = %w.endpoint.name(), "cannot start `{}`: {e}", spec.argv[0]),
             }
         };
     }
@@ -197,8 +222,8 @@ async fn keep_running(
 /// Waits for the child to be healthy (then marks it ready) and for it to exit.
 async fn run_until_exit(w: &Watched, running: &mut Running, readiness: &Readiness) -> String {
     let became_ready = async {
-        let took = health::wait_healthy(&w.name, &w.uri, w.health.as_deref()).await;
-        mark_ready(readiness, &w.name, took);
+        let took = health::wait_healthy(w.endpoint.name(), &w.uri, w.health.as_deref()).await;
+        mark_ready(readiness, w, took);
         std::future::pending::<()>().await;
     };
     tokio::select! {
@@ -210,9 +235,9 @@ async fn run_until_exit(w: &Watched, running: &mut Running, readiness: &Readines
     }
 }
 
-fn mark_ready(readiness: &Readiness, name: &str, took: Duration) {
-    readiness.set(name, true);
-    tracing::info!(upstream = %name, after_ms = took.as_millis() as u64, "ready");
+fn mark_ready(readiness: &Readiness, w: &Watched, took: Duration) {
+    readiness.set(&w.upstream, &w.endpoint, true);
+    tracing::info!(upstream = %w.endpoint.name(), after_ms = took.as_millis() as u64, "ready");
     if readiness.all_ready() {
         tracing::info!("all upstreams ready");
     }

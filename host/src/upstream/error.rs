@@ -15,6 +15,8 @@ pub enum UpstreamError {
     ConnectTimeout { upstream: String, timeout: Duration },
     #[error("upstream `{upstream}` did not answer within {timeout:?}")]
     ResponseTimeout { upstream: String, timeout: Duration },
+    #[error("no endpoint of upstream `{upstream}` is running (all stopped or draining)")]
+    NoEndpoint { upstream: String },
     #[error("upstream `{upstream}` failed: {reason}")]
     Failed { upstream: String, reason: String },
     #[error("invalid forward to `{upstream}`: {reason}")]
@@ -33,7 +35,7 @@ impl UpstreamError {
         match self {
             UpstreamError::ConnectTimeout { .. } | UpstreamError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamError::ClientBody { .. } => StatusCode::BAD_REQUEST,
-            UpstreamError::Saturated { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamError::Saturated { .. } | UpstreamError::NoEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
@@ -43,10 +45,17 @@ impl UpstreamError {
     /// a stalled body, whose rest may still be on its way (the connection cannot be reused).
     pub fn answer_header(&self) -> Option<(HeaderName, HeaderValue)> {
         match self {
-            UpstreamError::Saturated { .. } => Some((RETRY_AFTER, HeaderValue::from_static("1"))),
+            UpstreamError::Saturated { .. } | UpstreamError::NoEndpoint { .. } => {
+                Some((RETRY_AFTER, HeaderValue::from_static("1")))
+            }
             UpstreamError::ClientBodyTimeout(_) => Some((CONNECTION, HeaderValue::from_static("close"))),
             _ => None,
         }
+    }
+
+    /// The endpoint could not be reached: nothing was sent, another endpoint may take it.
+    pub fn is_connect_failure(&self) -> bool {
+        matches!(self, UpstreamError::Unreachable { .. } | UpstreamError::ConnectTimeout { .. })
     }
 
     /// Whether the answer's log line is left to the cap that refused: it counts every

@@ -1,14 +1,19 @@
 //! The upstream transport, used by every dispatch target that talks to an upstream:
 //! the proxy, the event bridge (its handshake and its identity calls). It owns one
-//! keep-alive connection pool per upstream (`pool`), prepares what is sent (the
+//! pool per upstream (`pool`): its endpoints, each with its keep-alive connections
+//! (`endpoint`), chosen by the upstream's balance (`balance`) among those its health
+//! checks (`health`) and the supervisor leave in, and prepares what is sent (the
 //! decision's path and header edits, hop-by-hop headers removed, X-Forwarded-*, the
 //! request id and the trace context written: `headers`, `crate::trace`), bounds waits (`idle`, the configured timeouts) and
 //! keeps the tunnels upgraded connections become (`tunnels`).
 
+pub mod balance;
+mod endpoint;
 mod error;
 pub mod headers;
+pub mod health;
 pub mod idle;
-mod pool;
+pub(crate) mod pool;
 mod tunnels;
 
 use std::collections::HashMap;
@@ -23,8 +28,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 
+pub use endpoint::{Endpoint, PoolSettings, PooledBody, UpstreamSlot};
 pub use error::UpstreamError;
-pub use pool::{PoolSettings, PooledBody, Upstream, UpstreamSlot};
+pub use pool::Pool;
 pub use tunnels::{TunnelSlot, Tunnels};
 
 use crate::body::{self, Body, BoxError};
@@ -39,7 +45,7 @@ use idle::IdleBody;
 
 /// Every configured upstream, the timeouts that apply to them, and the open tunnels.
 pub struct Upstreams {
-    pools: HashMap<String, Arc<Upstream>>,
+    pools: HashMap<String, Arc<Pool>>,
     timeouts: Timeouts,
     /// Requests ended because the client's body stalled (`timeouts.client_body`).
     body_timeouts: Refusals,
@@ -49,7 +55,7 @@ pub struct Upstreams {
 /// A forward decision made concrete: the upstream's pool and the origin-form target
 /// (path and query) it will be sent.
 pub struct Outbound<'a> {
-    upstream: &'a Arc<Upstream>,
+    upstream: &'a Arc<Pool>,
     forward: &'a Forward,
     target: PathAndQuery,
 }
@@ -94,8 +100,7 @@ impl Upstreams {
                     max_idle: limits::POOL_MAX_IDLE_PER_HOST,
                     max_connections: u.max_connections,
                 };
-                let authority = u.uri.authority().expect("validated by config");
-                (name.clone(), Upstream::new(name, authority, settings, metrics.connect_errors(name), &metrics))
+                (name.clone(), Arc::new(Pool::new(name, u, settings, &metrics)))
             })
             .collect();
         Upstreams {
@@ -106,8 +111,9 @@ impl Upstreams {
         }
     }
 
-    /// A configured upstream's pool, for the gateway's own calls (the identity endpoint).
-    pub fn get(&self, name: &str) -> Option<Arc<Upstream>> {
+    /// A configured upstream's pool, for the gateway's own calls (the identity endpoint)
+    /// and for `isthmus run`, which starts and stops its endpoints.
+    pub fn get(&self, name: &str) -> Option<Arc<Pool>> {
         self.pools.get(name).cloned()
     }
 
@@ -154,6 +160,7 @@ impl Upstreams {
         let websocket = if upgrade { Some(self.tunnels.reserve()?) } else { None };
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, incoming) = req.into_parts();
+        let affinity = upstream.affinity(parts.uri.query().unwrap_or(""), &parts.headers);
 
         // HTTP/2 carries the host in :authority; the upstream speaks HTTP/1.1 and needs Host.
         if !parts.headers.contains_key(header::HOST) {
@@ -184,7 +191,7 @@ impl Upstreams {
         parts.version = Version::HTTP_11;
 
         let out = Request::from_parts(parts, stream_body(incoming, self.timeouts.client_body));
-        let mut res = match tokio::time::timeout(self.timeouts.response_header, upstream.send(out)).await {
+        let mut res = match tokio::time::timeout(self.timeouts.response_header, upstream.send(out, affinity)).await {
             Err(_) => {
                 return Err(UpstreamError::ResponseTimeout {
                     upstream: name.clone(),

@@ -352,8 +352,13 @@ pub struct Captured(pub Arc<std::sync::Mutex<Vec<u8>>>);
 impl Captured {
     /// The first line logged that holds `needle`.
     pub fn line_with(&self, needle: &str) -> Option<String> {
+        self.line_with_all(&[needle])
+    }
+
+    /// The first line logged that holds every one of `needles`.
+    pub fn line_with_all(&self, needles: &[&str]) -> Option<String> {
         let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        text.lines().find(|line| line.contains(needle)).map(str::to_owned)
+        text.lines().find(|line| needles.iter().all(|n| line.contains(n))).map(str::to_owned)
     }
 }
 
@@ -376,7 +381,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 
 /// A WebSocket upstream on a fresh loopback port that echoes every text and binary
 /// message, until the test ends. Its handshake answer names each request header it got
-/// in an `x-seen` field.
+/// in an `x-seen` field, and its own address in `x-served-by`.
 pub async fn websocket_echo() -> SocketAddr {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::handshake::server::{Request as Handshake, Response as Answer};
@@ -387,6 +392,7 @@ pub async fn websocket_echo() -> SocketAddr {
             tokio::spawn(async move {
                 #[allow(clippy::result_large_err, reason = "the signature of tungstenite's handshake callback")]
                 let report = |req: &Handshake, mut answer: Answer| {
+                    answer.headers_mut().insert("x-served-by", addr.to_string().parse().unwrap());
                     for name in req.headers().keys() {
                         answer.headers_mut().append("x-seen", name.as_str().parse().unwrap());
                     }
