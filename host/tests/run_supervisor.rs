@@ -14,8 +14,9 @@ use common::*;
 
 /// A child: records `pid pgid` per start, starts a grandchild in its process group
 /// (as uvicorn's and Reflex's workers are), waits `delay` s, then serves HTTP:
-/// `/health` 200, `…/crash` answers then exits 3, an Upgrade request is switched and echoed,
-/// anything else `<name> <path>`.
+/// `/health` 200, `…/crash` answers then exits 3, `…/port` answers its port, `…/slow`
+/// answers after 1.5 s, an Upgrade request is switched and echoed, anything else
+/// `<name> <path>`.
 const UPSTREAM_PY: &str = r#"
 import os, socket, subprocess, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +35,9 @@ class H(BaseHTTPRequestHandler):
             self.send_response(101); self.send_header("Upgrade", "websocket"); self.send_header("Connection", "Upgrade"); self.end_headers()
             self.wfile.flush()
             data = self.connection.recv(64); self.connection.sendall(b"echo:" + data); return
-        body = b"ok" if self.path == "/health" else f"{name} {self.path}".encode()
+        if self.path.endswith("/slow"):
+            time.sleep(1.5)
+        body = b"ok" if self.path == "/health" else str(port).encode() if self.path.endswith("/port") else f"{name} {self.path}".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); self.wfile.flush()
         if self.path.endswith("/crash"):
             os._exit(3)
@@ -445,4 +448,108 @@ fn the_metrics_listener_reports_readiness_health_and_restarts() {
     run.signal(libc::SIGTERM);
     assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
     assert_eq!(raw_get(metrics_port, "/livez").0, 0, "the metrics listener stops with the gateway");
+}
+
+/// Two loopback ports in a row that were free a moment ago.
+fn free_pair() -> u16 {
+    loop {
+        let first = free_port();
+        if std::net::TcpListener::bind(("127.0.0.1", first + 1)).is_ok() {
+            return first;
+        }
+    }
+}
+
+/// `replicas = 2`: both copies serve (round robin), a crashed one gets no work while
+/// the other answers everything, it comes back; SIGHUP restarts them one at a time
+/// without a failed request; SIGTERM drains them: a request in progress is answered
+/// before the replicas stop.
+#[test]
+fn replicas_share_the_work_survive_a_crash_roll_on_sighup_and_drain_on_shutdown() {
+    let port = free_port();
+    let site = site(port, 0.0, "");
+    let django = free_pair();
+    let toml = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap();
+    let (before, after) = toml.split_once("[upstreams.reflex]").unwrap();
+    let before = before.lines().filter(|l| !l.starts_with("url = ")).collect::<Vec<_>>().join("\n");
+    let before = before.replace(
+        "[upstreams.django]",
+        &format!("[upstreams.django]\nurl = \"http://127.0.0.1:{django}\"\nreplicas = 2\nbalance = \"round_robin\""),
+    );
+    site.write("isthmus.toml", format!("{before}\n[upstreams.reflex]{after}"));
+    let mut run = Run::start(site, port, &[]);
+    let both = [django.to_string(), (django + 1).to_string()];
+    let start = Instant::now();
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "both replicas never answered: {seen:?}\n{}", run.log());
+        if let (200, _, body) = run.get("/api/port") {
+            assert!(both.contains(&body), "{body}");
+            seen.insert(body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(run.log().contains(&format!("django (127.0.0.1:{}) | django starting", django + 1)), "{}", run.log());
+
+    // One crashes: no request fails while it is restarted, and it comes back.
+    assert_eq!(run.get("/api/crash").2, "django /api/crash");
+    run.wait_log("restarting", 1, Duration::from_secs(10));
+    for _ in 0..20 {
+        let (status, _, body) = run.get("/api/port");
+        assert_eq!(status, 200, "{body}\n{}", run.log());
+    }
+    run.wait_log("restarted", 1, Duration::from_secs(10));
+    let start = Instant::now();
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the crashed replica never came back: {seen:?}");
+        seen.insert(run.get("/api/port").2);
+    }
+
+    // SIGHUP: a rolling restart under steady traffic, slow requests included.
+    let before = run.groups("django").len();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = ["/api/port", "/api/port", "/api/slow"]
+        .into_iter()
+        .map(|path| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && answers.len() < 10_000 {
+                    answers.push(raw_get(port, path).0);
+                }
+                answers
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(libc::SIGHUP);
+    run.wait_log("rolling restart done", 1, Duration::from_secs(30));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses: Vec<u16> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(statuses.len() > 20, "{}", statuses.len());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "a request failed during the rolling restart: {statuses:?}\n{}",
+        run.log()
+    );
+    assert_eq!(run.groups("django").len(), before + 2, "each replica was started again once");
+    assert_eq!(run.log().matches("started again (rolling restart)").count(), 2);
+
+    // SIGTERM with a request in progress: it is answered, then everything stops.
+    let slow = std::thread::spawn(move || raw_get(port, "/api/slow"));
+    std::thread::sleep(Duration::from_millis(400));
+    let groups = run.groups("django");
+    run.signal(libc::SIGTERM);
+    let (status, _, body) = slow.join().unwrap();
+    assert_eq!((status, body.as_str()), (200, "django /api/slow"), "{}", run.log());
+    assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
+    for pgid in groups {
+        wait_gone(pgid, Duration::from_secs(5));
+    }
+    let log = run.log();
+    for p in both {
+        let replica = format!("django (127.0.0.1:{p})");
+        assert!(log.lines().any(|l| l.contains(&replica) && l.contains("stopped")), "{replica} not stopped:\n{log}");
+    }
 }

@@ -2,7 +2,9 @@
 //! pool: `replicas`), waits for each to be healthy before its pool sends it work,
 //! restarts one that exits (with exponential backoff) and, when the gateway stops,
 //! drains each (no new work, what it has finished) and stops it, process group by
-//! process group.
+//! process group. On SIGHUP (reload) the replicas of each upstream that has several
+//! are restarted one at a time, each drained first and the next only once it is
+//! healthy again, so that new code is picked up without a failed request.
 
 mod child;
 pub mod command;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Uri;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -114,8 +117,18 @@ impl Supervisor {
             }
         }
         let mut tasks = JoinSet::new();
+        let mut replicas: Vec<(String, Vec<Restart>)> = Vec::new();
         for (w, spec, r) in running {
-            tasks.spawn(keep_running(w, spec, r, readiness.clone(), stop.clone(), metrics.clone()));
+            let (tx, rx) = mpsc::channel(1);
+            match replicas.last_mut() {
+                Some((upstream, senders)) if *upstream == w.upstream => senders.push(tx),
+                _ => replicas.push((w.upstream.clone(), vec![tx])),
+            }
+            tasks.spawn(keep_running(w, spec, r, rx, readiness.clone(), stop.clone(), metrics.clone()));
+        }
+        replicas.retain(|(_, senders)| senders.len() > 1);
+        if !replicas.is_empty() {
+            tasks.spawn(roll_on_hangup(replicas, stop.clone()));
         }
         for w in watched {
             let (readiness, stop) = (readiness.clone(), stop.clone());
@@ -155,6 +168,41 @@ fn spec(w: &Watched, command: &str, upstream: &Upstream, config: &Config) -> Res
 enum Ended {
     Exited(String),
     Stopping,
+    /// A rolling restart asks for this replica; told back once it is healthy again.
+    Restarting(oneshot::Sender<()>),
+}
+
+/// Asks one replica's task to restart it; the answer comes once it is healthy again.
+type Restart = mpsc::Sender<oneshot::Sender<()>>;
+
+/// On each SIGHUP, restarts the replicas of each upstream one after the other.
+async fn roll_on_hangup(replicas: Vec<(String, Vec<Restart>)>, stop: CancellationToken) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!(error = %e, "cannot listen for SIGHUP: no rolling restarts"),
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = hangup.recv() => {}
+        }
+        for (upstream, senders) in &replicas {
+            tracing::info!(%upstream, replicas = senders.len(), "rolling restart");
+            for (i, restart) in senders.iter().enumerate() {
+                let (done, healthy) = oneshot::channel();
+                let back = async { restart.send(done).await.is_ok() && healthy.await.is_ok() };
+                let back = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    back = back => back,
+                };
+                if !back {
+                    tracing::warn!(%upstream, replica = i + 1, "a replica did not come back: rolling restart stopped, the others keep running");
+                    break;
+                }
+            }
+            tracing::info!(%upstream, "rolling restart done");
+        }
+    }
 }
 
 /// One child's life: healthy → ready; exited → not ready, group cleared, restarted
@@ -164,32 +212,47 @@ async fn keep_running(
     w: Watched,
     spec: Spec,
     mut running: Running,
+    mut restart: mpsc::Receiver<oneshot::Sender<()>>,
     readiness: Arc<Readiness>,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
 ) {
     let mut backoff = limits::RESTART_BACKOFF_MIN;
     let mut restarts = 0u32;
+    let mut told_when_ready = None;
     loop {
         let started = Instant::now();
         let ended = tokio::select! {
             _ = stop.cancelled() => Ended::Stopping,
-            status = run_until_exit(&w, &mut running, &readiness) => Ended::Exited(status),
+            Some(done) = restart.recv() => Ended::Restarting(done),
+            status = run_until_exit(&w, &mut running, &readiness, &mut told_when_ready) => Ended::Exited(status),
         };
         let status = match ended {
-            Ended::Stopping => {
-                // Draining: the pool sends it nothing new, and what it has finishes first.
-                if tokio::time::timeout(limits::CHILD_STOP_GRACE, w.endpoint.drain()).await.is_err() {
-                    tracing::warn!(upstream = %w.endpoint.name(), in_flight = w.endpoint.in_flight(), "still busy after {:?} of draining: stopping it anyway", limits::CHILD_STOP_GRACE);
+            Ended::Stopping => return drain_and_stop(&w, running, &readiness).await,
+            Ended::Restarting(done) => {
+                drain_and_stop(&w, running, &readiness).await;
+                match spec.spawn() {
+                    Ok(r) => {
+                        tracing::info!(upstream = %w.endpoint.name(), pid = r.pid(), "started again (rolling restart)");
+                        running = r;
+                        told_when_ready = Some(done);
+                        continue;
+                    }
+                    // Dropping `done` tells the rolling restart to go no further.
+                    Err(e) => {
+                        tracing::error!(upstream = %w.endpoint.name(), "cannot start `{}`: {e}", spec.argv[0]);
+                        running = loop {
+                            if !sleep_unless(&stop, backoff).await {
+                                return;
+                            }
+                            backoff = (backoff * 2).min(limits::RESTART_BACKOFF_MAX);
+                            if let Ok(r) = spec.spawn() {
+                                break r;
+                            }
+                        };
+                        continue;
+                    }
                 }
-                readiness.set(&w.upstream, &w.endpoint, false);
-                let pid = running.pid();
-                if running.stop(limits::CHILD_STOP_GRACE).await {
-                    tracing::warn!(upstream = %w.endpoint.name(), pid, "did not stop within {:?} of SIGTERM: killed", limits::CHILD_STOP_GRACE);
-                } else {
-                    tracing::info!(upstream = %w.endpoint.name(), pid, "stopped");
-                }
-                return;
             }
             Ended::Exited(status) => {
                 readiness.set(&w.upstream, &w.endpoint, false);
@@ -219,11 +282,34 @@ async fn keep_running(
     }
 }
 
-/// Waits for the child to be healthy (then marks it ready) and for it to exit.
-async fn run_until_exit(w: &Watched, running: &mut Running, readiness: &Readiness) -> String {
+/// Drained (no new work; what it has finished, up to the grace), then stopped.
+async fn drain_and_stop(w: &Watched, running: Running, readiness: &Readiness) {
+    if tokio::time::timeout(limits::CHILD_STOP_GRACE, w.endpoint.drain()).await.is_err() {
+        tracing::warn!(upstream = %w.endpoint.name(), in_flight = w.endpoint.in_flight(), "still busy after {:?} of draining: stopping it anyway", limits::CHILD_STOP_GRACE);
+    }
+    readiness.set(&w.upstream, &w.endpoint, false);
+    let pid = running.pid();
+    if running.stop(limits::CHILD_STOP_GRACE).await {
+        tracing::warn!(upstream = %w.endpoint.name(), pid, "did not stop within {:?} of SIGTERM: killed", limits::CHILD_STOP_GRACE);
+    } else {
+        tracing::info!(upstream = %w.endpoint.name(), pid, "stopped");
+    }
+}
+
+/// Waits for the child to be healthy (then marks it ready, and tells `told_when_ready`)
+/// and for it to exit.
+async fn run_until_exit(
+    w: &Watched,
+    running: &mut Running,
+    readiness: &Readiness,
+    told_when_ready: &mut Option<oneshot::Sender<()>>,
+) -> String {
     let became_ready = async {
         let took = health::wait_healthy(w.endpoint.name(), &w.uri, w.health.as_deref()).await;
         mark_ready(readiness, w, took);
+        if let Some(done) = told_when_ready.take() {
+            let _ = done.send(());
+        }
         std::future::pending::<()>().await;
     };
     tokio::select! {
@@ -236,6 +322,7 @@ async fn run_until_exit(w: &Watched, running: &mut Running, readiness: &Readines
 }
 
 fn mark_ready(readiness: &Readiness, w: &Watched, took: Duration) {
+    w.endpoint.undrain();
     readiness.set(&w.upstream, &w.endpoint, true);
     tracing::info!(upstream = %w.endpoint.name(), after_ms = took.as_millis() as u64, "ready");
     if readiness.all_ready() {
