@@ -300,17 +300,29 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
         }
         let tls = loaded.tls.as_ref().map(Tls::acceptor);
         tracing::info!(addr = %config.listen.addr, tls = tls.is_some(), routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
+        let gateway = Arc::new(gateway);
+        // A pool that may not serve (Reflex replicas without Redis) stops the gateway
+        // with its reason, as a bad config would have.
+        let refused = std::sync::OnceLock::new();
         let shutdown = async {
-            server::shutdown_signal().await;
+            tokio::select! {
+                () = server::shutdown_signal() => {}
+                why = gateway.upstreams().refused() => {
+                    let _ = refused.set(why);
+                }
+            }
             draining.cancel();
         };
-        server::serve(listener, tls, Arc::new(gateway), ServerSettings::from_config(config), caps, shutdown).await;
+        server::serve(listener, tls, gateway.clone(), ServerSettings::from_config(config), caps, shutdown).await;
         if let Some(s) = supervisor {
             s.stop().await;
         }
         stopped.cancel();
         if let Some(task) = metrics_server {
             let _ = task.await;
+        }
+        if let Some(why) = refused.into_inner() {
+            return Err(CliError::Failed(format!("{file}: {why}")));
         }
         tracing::info!("isthmus stopped");
         Ok(())

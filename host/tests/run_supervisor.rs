@@ -37,6 +37,10 @@ class H(BaseHTTPRequestHandler):
             data = self.connection.recv(64); self.connection.sendall(b"echo:" + data); return
         if self.path.endswith("/slow"):
             time.sleep(1.5)
+        health = os.path.join(os.environ["STATE_DIR"], "reflex_health.json")
+        if self.path == "/_health" and os.path.exists(health):
+            body = open(health, "rb").read()
+            self.send_response(200); self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
         body = b"ok" if self.path == "/health" else str(port).encode() if self.path.endswith("/port") else f"{name} {self.path}".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); self.wfile.flush()
         if self.path.endswith("/crash"):
@@ -450,6 +454,20 @@ fn the_metrics_listener_reports_readiness_health_and_restarts() {
     assert_eq!(raw_get(metrics_port, "/livez").0, 0, "the metrics listener stops with the gateway");
 }
 
+/// Upstream `name` of the site's config with 2 replicas (and `fields`) on two ports in
+/// a row that were free a moment ago; returns the first.
+fn with_replicas(site: &Site, name: &str, fields: &str) -> u16 {
+    let first = free_pair();
+    let toml = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap();
+    let section = format!("[upstreams.{name}]");
+    let (before, after) = toml.split_once(&section).unwrap();
+    let (fields_now, rest) = after.split_once("\n\n").unwrap();
+    let kept: Vec<&str> = fields_now.lines().filter(|l| !l.starts_with("url = ")).collect();
+    let fields = format!("url = \"http://127.0.0.1:{first}\"\nreplicas = 2\n{fields}{}", kept.join("\n"));
+    site.write("isthmus.toml", format!("{before}{section}\n{fields}\n\n{rest}"));
+    first
+}
+
 /// Two loopback ports in a row that were free a moment ago.
 fn free_pair() -> u16 {
     loop {
@@ -468,15 +486,7 @@ fn free_pair() -> u16 {
 fn replicas_share_the_work_survive_a_crash_roll_on_sighup_and_drain_on_shutdown() {
     let port = free_port();
     let site = site(port, 0.0, "");
-    let django = free_pair();
-    let toml = std::fs::read_to_string(site.path().join("isthmus.toml")).unwrap();
-    let (before, after) = toml.split_once("[upstreams.reflex]").unwrap();
-    let before = before.lines().filter(|l| !l.starts_with("url = ")).collect::<Vec<_>>().join("\n");
-    let before = before.replace(
-        "[upstreams.django]",
-        &format!("[upstreams.django]\nurl = \"http://127.0.0.1:{django}\"\nreplicas = 2\nbalance = \"round_robin\""),
-    );
-    site.write("isthmus.toml", format!("{before}\n[upstreams.reflex]{after}"));
+    let django = with_replicas(&site, "django", "balance = \"round_robin\"");
     let mut run = Run::start(site, port, &[]);
     let both = [django.to_string(), (django + 1).to_string()];
     let start = Instant::now();
@@ -552,4 +562,35 @@ fn replicas_share_the_work_survive_a_crash_roll_on_sighup_and_drain_on_shutdown(
         let replica = format!("django (127.0.0.1:{p})");
         assert!(log.lines().any(|l| l.contains(&replica) && l.contains("stopped")), "{replica} not stopped:\n{log}");
     }
+}
+
+/// Reflex replicas keep state in memory unless they share Redis: a pool of them whose
+/// `/_health` names no `redis` is refused, the reason naming the key; with Redis it runs.
+#[test]
+fn reflex_replicas_without_redis_are_refused_with_redis_they_run() {
+    let port = free_port();
+    let site = site(port, 0.0, "");
+    with_replicas(&site, "reflex", "");
+    site.write("reflex_health.json", r#"{"status": true}"#);
+    let mut run = Run::start(site, port, &[]);
+    assert_eq!(run.exit_code(Duration::from_secs(60)), Some(1), "{}", run.log());
+    let log = run.log();
+    assert!(
+        log.contains("upstreams.reflex: its 2 endpoints are Reflex backends without Redis")
+            && log.contains("REFLEX_REDIS_URL"),
+        "{log}"
+    );
+    for pgid in [run.groups("django"), run.groups("reflex")].concat() {
+        wait_gone(pgid, Duration::from_secs(10));
+    }
+
+    let site = std::mem::replace(&mut run.site, Site::new());
+    drop(run);
+    site.write("reflex_health.json", r#"{"status": true, "db": "NA", "redis": true}"#);
+    let mut run = Run::start(site, port, &[]);
+    assert_eq!(run.until_ok("/ping", Duration::from_secs(60)).1, "reflex /ping");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(run.child.try_wait().unwrap().is_none(), "still serving:\n{}", run.log());
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
 }

@@ -15,6 +15,8 @@ pub enum UpstreamError {
     ConnectTimeout { upstream: String, timeout: Duration },
     #[error("upstream `{upstream}` did not answer within {timeout:?}")]
     ResponseTimeout { upstream: String, timeout: Duration },
+    #[error("upstream `{upstream}` is refused: its Reflex replicas share no state (see the error logged at start)")]
+    Refused { upstream: String },
     #[error("no endpoint of upstream `{upstream}` is running (all stopped or draining)")]
     NoEndpoint { upstream: String },
     #[error("upstream `{upstream}` failed: {reason}")]
@@ -35,7 +37,9 @@ impl UpstreamError {
         match self {
             UpstreamError::ConnectTimeout { .. } | UpstreamError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamError::ClientBody { .. } => StatusCode::BAD_REQUEST,
-            UpstreamError::Saturated { .. } | UpstreamError::NoEndpoint { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamError::Saturated { .. } | UpstreamError::NoEndpoint { .. } | UpstreamError::Refused { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             UpstreamError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }

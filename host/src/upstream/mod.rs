@@ -27,6 +27,7 @@ use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::upgrade::{OnUpgrade, Upgraded};
+use tokio::sync::Notify;
 
 pub use endpoint::{Endpoint, PoolSettings, PooledBody, UpstreamSlot};
 pub use error::UpstreamError;
@@ -46,6 +47,8 @@ use idle::IdleBody;
 /// Every configured upstream, the timeouts that apply to them, and the open tunnels.
 pub struct Upstreams {
     pools: HashMap<String, Arc<Pool>>,
+    /// Told when a pool finds it may not serve (`Pool::refused`).
+    refusal: Arc<Notify>,
     timeouts: Timeouts,
     /// Requests ended because the client's body stalled (`timeouts.client_body`).
     body_timeouts: Refusals,
@@ -90,6 +93,7 @@ pub enum Exchanged {
 
 impl Upstreams {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Upstreams {
+        let refusal = Arc::new(Notify::new());
         let pools = config
             .upstreams
             .iter()
@@ -100,11 +104,12 @@ impl Upstreams {
                     max_idle: limits::POOL_MAX_IDLE_PER_HOST,
                     max_connections: u.max_connections,
                 };
-                (name.clone(), Arc::new(Pool::new(name, u, settings, &metrics)))
+                (name.clone(), Arc::new(Pool::new(name, u, settings, &metrics, &refusal)))
             })
             .collect();
         Upstreams {
             pools,
+            refusal,
             timeouts: config.timeouts.clone(),
             body_timeouts: Refusals::new("timeouts.client_body", &metrics),
             tunnels: Tunnels::new(config.listen.max_websockets, metrics),
@@ -115,6 +120,17 @@ impl Upstreams {
     /// and for `isthmus run`, which starts and stops its endpoints.
     pub fn get(&self, name: &str) -> Option<Arc<Pool>> {
         self.pools.get(name).cloned()
+    }
+
+    /// Why a pool may not serve, once one finds it may not: the gateway stops then.
+    pub async fn refused(&self) -> String {
+        loop {
+            let notified = self.refusal.notified();
+            if let Some(why) = self.pools.values().find_map(|p| p.refused()) {
+                return why.to_owned();
+            }
+            notified.await;
+        }
     }
 
     pub fn timeouts(&self) -> &Timeouts {

@@ -2,14 +2,16 @@
 //! request goes to an endpoint that takes new work (`Endpoint::available`), chosen by
 //! the upstream's `balance` (`super::balance`); one whose connect fails is ejected and
 //! the request, unsent, goes to the next. Endpoints with a `health` path are probed
-//! while serving (`super::health::check`).
+//! while serving (`super::health::check`). A pool of several Reflex endpoints that do
+//! not share their state through Redis is refused (`super::health::await_shared_state`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use http::uri::Authority;
 use http::{Request, Response};
 
 use http::HeaderMap;
+use tokio::sync::Notify;
 
 use super::balance::{self, HashKey, Turns};
 use super::endpoint::{Endpoint, Failure, PoolSettings, PooledBody};
@@ -24,10 +26,19 @@ pub struct Pool {
     balance: Balance,
     hash_keys: Vec<HashKey>,
     turns: Turns,
+    /// Why the pool may not serve (Reflex replicas without Redis), once known.
+    refused: Arc<OnceLock<String>>,
 }
 
 impl Pool {
-    pub fn new(name: &str, upstream: &config::Upstream, settings: PoolSettings, metrics: &Metrics) -> Pool {
+    /// `refusal` is told when the pool finds it may not serve.
+    pub fn new(
+        name: &str,
+        upstream: &config::Upstream,
+        settings: PoolSettings,
+        metrics: &Metrics,
+        refusal: &Arc<Notify>,
+    ) -> Pool {
         let several = upstream.uris.len() > 1;
         let endpoints: Vec<_> = upstream
             .uris
@@ -38,9 +49,19 @@ impl Pool {
             })
             .collect();
         // Without a runtime (`isthmus check`) nothing is served, so nothing is probed.
-        if let (Some(check), Ok(runtime)) = (&upstream.health, tokio::runtime::Handle::try_current()) {
-            for (endpoint, uri) in endpoints.iter().zip(&upstream.uris) {
-                runtime.spawn(health::check(Arc::downgrade(endpoint), uri.clone(), check.clone()));
+        let refused = Arc::new(OnceLock::new());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            for (endpoint, uri) in endpoints.iter().zip(&upstream.uris).filter(|_| upstream.health.is_some()) {
+                let check = upstream.health.clone().expect("filtered");
+                runtime.spawn(health::check(Arc::downgrade(endpoint), uri.clone(), check));
+            }
+            if several {
+                runtime.spawn(refuse_unshared_state(
+                    name.to_owned(),
+                    upstream.uris.clone(),
+                    Arc::downgrade(&refused),
+                    refusal.clone(),
+                ));
             }
         }
         Pool {
@@ -49,11 +70,17 @@ impl Pool {
             balance: upstream.balance,
             hash_keys: upstream.hash_keys.clone(),
             turns: Turns::default(),
+            refused,
         }
     }
 
     pub fn endpoints(&self) -> &[Arc<Endpoint>] {
         &self.endpoints
+    }
+
+    /// Why the pool may not serve, if it may not.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.get().map(String::as_str)
     }
 
     /// The hash of the request's `hash_key` attribute, with `balance = "hash"`.
@@ -72,6 +99,9 @@ impl Pool {
         mut req: Request<Body>,
         affinity: Option<u64>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
+        if self.refused().is_some() {
+            return Err(UpstreamError::Refused { upstream: self.name.clone() });
+        }
         let mut tried: Vec<&Arc<Endpoint>> = Vec::new();
         loop {
             let Some(endpoint) = self.pick(affinity, &tried) else {
@@ -109,6 +139,30 @@ impl Pool {
     }
 }
 
+/// Reflex replicas keep each client's state in their own memory unless they share
+/// Redis: behind one pool, a client reconnecting to another replica would find none.
+async fn refuse_unshared_state(
+    name: String,
+    uris: Vec<http::Uri>,
+    refused: Weak<OnceLock<String>>,
+    refusal: Arc<Notify>,
+) {
+    if health::await_shared_state(&uris).await != health::SharedState::Missing {
+        return;
+    }
+    let why = format!(
+        "upstreams.{name}: its {} endpoints are Reflex backends without Redis (their /_health names no `redis`): \
+         each would keep its own clients' state, lost when a client reconnects to another. Give every replica \
+         REFLEX_REDIS_URL (Reflex then keeps state in Redis), or give the upstream one endpoint",
+        uris.len()
+    );
+    tracing::error!("{why}");
+    if let Some(refused) = refused.upgrade() {
+        let _ = refused.set(why);
+        refusal.notify_one();
+    }
+}
+
 /// A pool of upstream `a` configured by `fields` (the lines of `[upstreams.a]`), for tests.
 #[cfg(test)]
 pub(crate) fn for_tests(fields: &str) -> Pool {
@@ -123,5 +177,5 @@ pub(crate) fn for_tests(fields: &str) -> Pool {
         max_idle: crate::limits::POOL_MAX_IDLE_PER_HOST,
         max_connections: config.upstreams["a"].max_connections,
     };
-    Pool::new("a", &config.upstreams["a"], settings, &Metrics::new(&config))
+    Pool::new("a", &config.upstreams["a"], settings, &Metrics::new(&config), &Arc::new(Notify::new()))
 }
