@@ -24,7 +24,7 @@ use crate::static_files::Mount;
 use crate::supervise::Readiness;
 use crate::trace::{self, Ending, Span, Tracer};
 use crate::upstream::headers::{ClientHeaders, X_REQUEST_ID};
-use crate::upstream::{Hop, Upstreams};
+use crate::upstream::{Hop, ServedBy, Upstreams};
 use crate::{proxy, reply};
 
 pub struct Gateway {
@@ -150,6 +150,7 @@ impl Gateway {
             path = %raw_path,
             status,
             target = %target,
+            endpoint = res.extensions().get::<ServedBy>().map(|s| &*s.0),
             duration_us = took.as_micros() as u64,
             request_id = request_id.to_str().unwrap_or(""),
             trace_id = format_args!("{:032x}", span.context.trace_id),

@@ -54,6 +54,8 @@ pub struct Endpoint {
     name: String,
     /// The address, as the metrics label it.
     address: String,
+    /// Set on each response when the pool has several endpoints.
+    served_by: Option<ServedBy>,
     host: String,
     port: u16,
     /// Sent when a request carries no Host of its own.
@@ -88,6 +90,12 @@ pub struct Endpoint {
     /// `isthmus_upstream_ejections_total`.
     ejections: Counter,
 }
+
+/// Which endpoint of a pool of several answered, in the response's extensions: the
+/// access log names it (one endpoint: the upstream's name says it all, and the
+/// extension would cost an allocation per request).
+#[derive(Clone)]
+pub struct ServedBy(pub Arc<str>);
 
 /// Counts one request or tunnel in progress on an endpoint while it lives.
 pub struct InFlight(Arc<Endpoint>);
@@ -151,6 +159,7 @@ impl Endpoint {
             name: if several { format!("{upstream} ({address})") } else { upstream.to_owned() },
             seed: xxhash_rust::xxh3::xxh3_64(address.as_bytes()),
             ejections: metrics.endpoint_ejections(upstream, &address),
+            served_by: several.then(|| ServedBy(address.as_str().into())),
             address,
             host,
             port: authority.port_u16().unwrap_or(80),
@@ -281,6 +290,9 @@ impl Endpoint {
             };
             match sender.try_send_request(req).await {
                 Ok(mut res) => {
+                    if let Some(served_by) = &self.served_by {
+                        res.extensions_mut().insert(served_by.clone());
+                    }
                     // A switched connection belongs to the tunnel now, never to the pool.
                     let lease = if res.status() == StatusCode::SWITCHING_PROTOCOLS {
                         res.extensions_mut().insert(UpstreamSlot { _held: Arc::new((slot, in_flight)) });

@@ -29,7 +29,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use tokio::sync::Notify;
 
-pub use endpoint::{Endpoint, PoolSettings, PooledBody, UpstreamSlot};
+pub use endpoint::{Endpoint, PoolSettings, PooledBody, ServedBy, UpstreamSlot};
 pub use error::UpstreamError;
 pub use pool::Pool;
 pub use tunnels::{TunnelSlot, Tunnels};
