@@ -74,7 +74,10 @@ pub struct Endpoint {
     refusals: Refusals,
     /// Requests (until their response body ends) and tunnels in progress.
     in_flight: AtomicUsize,
-    /// Told when `in_flight` falls to 0, for a drain.
+    /// Requests alone: what a drain waits for. A tunnel never ends by itself; the
+    /// process closes it when stopped, and its client reconnects to another endpoint.
+    requests: AtomicUsize,
+    /// Told when `requests` falls to 0, for a drain.
     quiet: Notify,
     /// Its process is up (`isthmus run` sets this; true for one it does not start).
     running: AtomicBool,
@@ -97,13 +100,33 @@ pub struct Endpoint {
 #[derive(Clone)]
 pub struct ServedBy(pub Arc<str>);
 
-/// Counts one request or tunnel in progress on an endpoint while it lives.
-pub struct InFlight(Arc<Endpoint>);
+/// Counts one request in progress on an endpoint while it lives (or, once it became
+/// a tunnel, the tunnel).
+pub struct InFlight {
+    endpoint: Arc<Endpoint>,
+    tunnel: bool,
+}
+
+impl InFlight {
+    fn end_request(&self) {
+        if self.endpoint.requests.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.endpoint.quiet.notify_waiters();
+        }
+    }
+
+    /// The request was switched to a tunnel: still in flight, no longer a request.
+    fn became_tunnel(mut self) -> InFlight {
+        self.end_request();
+        self.tunnel = true;
+        self
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.quiet.notify_waiters();
+        self.endpoint.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if !self.tunnel {
+            self.end_request();
         }
     }
 }
@@ -171,6 +194,7 @@ impl Endpoint {
             connect_errors,
             refusals: Refusals::new(format!("upstreams.{upstream}.max_connections"), metrics),
             in_flight: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
             quiet: Notify::new(),
             running: AtomicBool::new(true),
             healthy: AtomicBool::new(true),
@@ -246,14 +270,15 @@ impl Endpoint {
         self.up.set(i64::from(up));
     }
 
-    /// No new work from now on; returns once what it has is finished.
+    /// No new work from now on; returns once its requests are answered (its tunnels
+    /// are left to the process, which closes them as it stops).
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Release);
         loop {
             let quiet = self.quiet.notified();
             tokio::pin!(quiet);
             quiet.as_mut().enable();
-            if self.in_flight() == 0 {
+            if self.requests.load(Ordering::Acquire) == 0 {
                 return;
             }
             quiet.await;
@@ -268,7 +293,8 @@ impl Endpoint {
     /// Counts a request or tunnel as in progress until the guard drops.
     pub fn enter(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(self.clone())
+        self.requests.fetch_add(1, Ordering::AcqRel);
+        InFlight { endpoint: self.clone(), tunnel: false }
     }
 
     /// Send `req` (origin-form URI) and return the response; `in_flight` lives as long
@@ -295,7 +321,8 @@ impl Endpoint {
                     }
                     // A switched connection belongs to the tunnel now, never to the pool.
                     let lease = if res.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        res.extensions_mut().insert(UpstreamSlot { _held: Arc::new((slot, in_flight)) });
+                        res.extensions_mut()
+                            .insert(UpstreamSlot { _held: Arc::new((slot, in_flight.became_tunnel())) });
                         None
                     } else {
                         Some(Lease { conn: Conn { sender, slot }, pool: self.clone(), _in_flight: in_flight })
@@ -502,5 +529,30 @@ impl Drop for PooledBody {
         if self.inner.is_end_stream() {
             self.give_back();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_drain_takes_no_new_work_and_waits_for_requests_not_tunnels() {
+        let pool = super::super::pool::for_tests("url = \"http://127.0.0.1:8000\"");
+        let endpoint = &pool.endpoints()[0];
+        let tunnel = endpoint.enter().became_tunnel();
+        let request = endpoint.enter();
+        assert_eq!(endpoint.in_flight(), 2);
+        let drain = endpoint.drain();
+        tokio::pin!(drain);
+        assert!(tokio::time::timeout(Duration::from_millis(50), &mut drain).await.is_err(), "a request is in progress");
+        assert!(!endpoint.serving() && !endpoint.available());
+        drop(request);
+        tokio::time::timeout(Duration::from_secs(1), drain).await.expect("the request ended");
+        assert_eq!(endpoint.in_flight(), 1, "the tunnel is still counted for balancing");
+        drop(tunnel);
+        assert_eq!(endpoint.in_flight(), 0);
+        endpoint.undrain();
+        assert!(endpoint.serving());
     }
 }
