@@ -143,7 +143,7 @@ impl Task {
                 Err(e) => e,
             };
             if logged_up != Some(false) {
-                tracing::warn!(target: "isthmus::peers", error = %error, "Redis link down: serving with the local identity cache and its TTL; reconnecting");
+                tracing::warn!(target: "isthmus::peers", channel = %self.channel, error = %error, "Redis link down: serving with the local identity cache and its TTL; reconnecting");
                 logged_up = Some(false);
             } else {
                 tracing::debug!(target: "isthmus::peers", error = %error, ?retry, "Redis still unreachable");
