@@ -379,7 +379,7 @@ async fn with_redis_down_both_serve_from_their_caches_say_so_once_and_recover_wi
     redis.start().await;
     links_up(&[&a, &b]).await;
     eprintln!("Redis restarted: both links up after {:?}", restarted.elapsed());
-    assert_eq!(lines("Redis link up"), 4);
+    wait(Duration::from_secs(5), "both say the link is back", || lines("Redis link up") == 4).await;
     let logout = Instant::now();
     let (status, _) = request(&a, "POST", "/logout", "sessionid=alice-session", &[]).await;
     assert_eq!(status, StatusCode::OK);
