@@ -22,8 +22,9 @@ bash guest-plugins/build.sh
 step "guest plugin unit tests"
 cargo test --manifest-path guest-plugins/Cargo.toml --target "$host_target" --quiet
 
-step "gateway: unit and integration tests (promtool checks the metrics scrape)"
+step "gateway: unit and integration tests (promtool checks the metrics scrape; redis-server links several gateways)"
 bash tests/promtool.sh
+bash tests/redis-server.sh
 cargo test --workspace --quiet
 
 step "HTTP/1 framing and request smuggling: the corpus against the gateway and nginx (tests/smuggling)"

@@ -95,7 +95,7 @@ plugin = "django_bridge.wasm"
     policy.measure(&metrics);
     let bridge_config = config.bridge.as_ref().unwrap();
     let django = Upstreams::new(&config, metrics.clone()).get("django").unwrap();
-    let identities = Arc::new(Identities::new(bridge_config, django, metrics.clone()));
+    let identities = Identities::new(bridge_config, None, django, metrics.clone());
     let tracer = Arc::new(Tracer::new(&config.tracing));
     (Arc::new(Bridge::new(bridge_config, identities.clone(), policy, metrics, tracer)), identities)
 }

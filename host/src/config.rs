@@ -47,6 +47,8 @@ pub struct Config {
     /// Which client request headers are removed before any router or upstream.
     #[serde(default)]
     pub headers: Headers,
+    /// Several gateways: logins and logouts told to the others through Redis; absent: none.
+    pub redis: Option<RedisConfig>,
     /// Folder of the config file; relative paths below were joined to it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -516,6 +518,24 @@ pub struct BridgeConfig {
     pub policy: PluginEntry,
 }
 
+/// `[redis]`: the gateways sharing this Redis drop a session's cached identity (and ask
+/// their open pages of it to re-read their session) as soon as one of them sees a login
+/// or logout (`peers`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host[:port][/db]` or `redis+unix:///path`; `env:NAME`
+    /// reads an environment variable (a URL may hold a password).
+    pub url: Secret,
+    /// The pub/sub channel; gateways of one site must use the same.
+    #[serde(default = "default_redis_channel")]
+    pub channel: String,
+}
+
+fn default_redis_channel() -> String {
+    limits::REDIS_CHANNEL.into()
+}
+
 /// A secret given inline or as `env:NAME`; resolved at load, never printed.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
@@ -524,6 +544,11 @@ pub struct Secret(String);
 impl Secret {
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    /// The secret as text (a Redis URL).
+    pub fn expose_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -723,6 +748,9 @@ impl Config {
                 resolve_secret(secret).map_err(|m| (format!("bridge.{field}"), m))?;
             }
         }
+        if let Some(redis) = self.redis.as_mut() {
+            resolve_env(&mut redis.url).map_err(|m| ("redis.url".to_owned(), m))?;
+        }
         Ok(())
     }
 
@@ -736,7 +764,39 @@ impl Config {
         self.check_tracing()?;
         self.check_bridge()?;
         self.check_headers()?;
+        self.check_redis()?;
         self.check_metrics()
+    }
+
+    fn check_redis(&self) -> Result<(), (String, String)> {
+        let Some(redis) = &self.redis else { return Ok(()) };
+        if self.bridge.is_none() {
+            return Err((
+                "redis".into(),
+                "tells other gateways of logins and logouts, which only a gateway with a [bridge] section sees; add one or remove [redis]".into(),
+            ));
+        }
+        // The URL may hold a password: never quoted in an error.
+        let url = redis.url.expose_str();
+        if url.starts_with("rediss://") || url.starts_with("valkeys://") {
+            return Err((
+                "redis.url".into(),
+                "TLS to Redis is not supported: reach it on loopback or a private network (redis://), or through a local TLS tunnel".into(),
+            ));
+        }
+        if let Err(e) = redis::Client::open(url) {
+            return Err((
+                "redis.url".into(),
+                format!("is not a Redis URL (redis://[user:password@]host[:port][/db] or redis+unix:///path): {e}"),
+            ));
+        }
+        if redis.channel.is_empty() || redis.channel.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err((
+                "redis.channel".into(),
+                "must be a non-empty name without spaces or control characters".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn check_headers(&self) -> Result<(), (String, String)> {
@@ -1092,11 +1152,17 @@ impl Config {
 
 /// `env:NAME` becomes the variable's value; every secret must be long enough to resist guessing.
 fn resolve_secret(secret: &mut Secret) -> Result<(), String> {
-    if let Some(var) = secret.0.strip_prefix("env:") {
-        secret.0 = std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?;
-    }
+    resolve_env(secret)?;
     if secret.0.len() < 32 {
         return Err("must be at least 32 characters (generate one with `openssl rand -hex 32`)".into());
+    }
+    Ok(())
+}
+
+/// `env:NAME` becomes the variable's value.
+fn resolve_env(secret: &mut Secret) -> Result<(), String> {
+    if let Some(var) = secret.0.strip_prefix("env:") {
+        secret.0 = std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?;
     }
     Ok(())
 }

@@ -68,7 +68,7 @@ impl Gateway {
         let tracer = Arc::new(Tracer::new(&config.tracing));
         let identities = config.bridge.as_ref().map(|bridge| {
             let upstream = upstreams.get(&bridge.identity_upstream).expect("validated by config");
-            Arc::new(Identities::new(bridge, upstream, metrics.clone()))
+            Identities::new(bridge, config.redis.as_ref(), upstream, metrics.clone())
         });
         let bridge = match (&config.bridge, bridge_policy, &identities) {
             (Some(bridge), Some(policy), Some(identities)) => {
@@ -118,8 +118,11 @@ impl Gateway {
     }
 
     /// Stop accepting tunnels, give open ones `grace` to finish, then end them; then
-    /// export the spans still queued.
+    /// export the spans still queued. The link to the other gateways closes first.
     pub async fn shutdown(&self, grace: Duration) {
+        if let Some(identities) = &self.identities {
+            identities.shutdown();
+        }
         self.upstreams.tunnels().shutdown(grace).await;
         self.tracer.shutdown().await;
     }

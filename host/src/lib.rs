@@ -18,7 +18,9 @@
 //! every layer counts, handed down to each, and the listener serving it), `plugin` (the
 //! WebAssembly runtime behind `policy`), `builtin` (the default policies it ships),
 //! `reload` (plugins and certificates swapped on file change and SIGHUP), `redirect`
-//! (the plain-HTTP listener beside a TLS one), `supervise` (`isthmus run`), `init`, `cli`.
+//! (the plain-HTTP listener beside a TLS one), `peers` (the other gateways sharing a
+//! Redis, told of each login and logout `identity` sees), `supervise` (`isthmus run`),
+//! `init`, `cli`.
 
 pub mod accept;
 pub mod body;
@@ -36,6 +38,7 @@ pub mod init;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod peers;
 pub mod plugin;
 pub mod policy;
 pub mod proxy;

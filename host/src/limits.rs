@@ -202,6 +202,27 @@ pub const BROWSER_CONTROL_QUEUE: usize = 4;
 /// until this long has passed (a page that never answers is asked on later changes).
 pub const BROWSER_REBIND_RETRY: Duration = Duration::from_secs(5);
 
+/// `redis.channel`: the pub/sub channel the gateways of one site tell each other of
+/// logins and logouts on.
+pub const REDIS_CHANNEL: &str = "isthmus:sessions";
+/// Connecting to Redis, and each command on the link (a publish, a ping), must finish
+/// within this, or the link is taken for down.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an idle link is pinged, so a Redis gone silent (no reset, no close) is
+/// noticed within this plus `REDIS_TIMEOUT`.
+pub const REDIS_PING_EVERY: Duration = Duration::from_secs(5);
+/// After the link fails, first wait before connecting again; doubles each time…
+pub const REDIS_RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// … up to this: a Redis back up is found again within it.
+pub const REDIS_RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// Logins and logouts waiting to be told to the other gateways; while the link is down
+/// they wait here (and go out when it is back), past it they are dropped and counted.
+/// Either way the others' `bridge.identity_ttl` bounds how long they miss one.
+pub const REDIS_QUEUE: usize = 1024;
+/// A message from Redis that is not a gateway's (malformed, or not signed with this
+/// site's key) is counted always, and logged at most this often.
+pub const REDIS_REJECT_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// `isthmus run`: a child gets this long after SIGTERM (to its process group) before SIGKILL.
 pub const CHILD_STOP_GRACE: Duration = Duration::from_secs(10);
 /// `isthmus run`: what a child that exited left in its process group gets before SIGKILL.

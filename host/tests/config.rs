@@ -175,6 +175,35 @@ fn bridge_values_name_the_key() {
 }
 
 #[test]
+fn redis_values_name_the_key_and_never_show_the_url() {
+    let bridge = "\n[bridge]\nidentity_secret = \"0123456789abcdef0123456789abcdef\"\nbridge_secret = \"fedcba9876543210fedcba9876543210\"\n[bridge.policy]\nplugin = \"builtin:django-bridge\"\n";
+    let redis = |lines: &str| format!("{GOOD}{bridge}\n[redis]\n{lines}\n");
+    let dir = site();
+    let config = Config::parse(&redis("url = \"redis://127.0.0.1:6379\""), &dir.path().join("isthmus.toml")).unwrap();
+    let r = config.redis.unwrap();
+    assert_eq!((r.url.expose_str(), r.channel.as_str()), ("redis://127.0.0.1:6379", isthmus::limits::REDIS_CHANNEL));
+    assert!(Config::parse(GOOD, &dir.path().join("isthmus.toml")).unwrap().redis.is_none(), "absent: none");
+
+    let msg = error(&format!("{GOOD}\n[redis]\nurl = \"redis://127.0.0.1:6379\"\n"));
+    assert!(msg.contains(": redis: ") && msg.contains("[bridge]"), "{msg}");
+    let cases = [
+        ("url = \"rediss://:hunter2@redis.example:6380\"", "redis.url", "TLS"),
+        ("url = \"http://:hunter2@127.0.0.1:6379\"", "redis.url", "not a Redis URL"),
+        ("url = \"redis://:hunter2@\"", "redis.url", "not a Redis URL"),
+        ("url = \"env:ISTHMUS_TEST_SURELY_UNSET\"", "redis.url", "ISTHMUS_TEST_SURELY_UNSET` is not set"),
+        ("url = \"redis://127.0.0.1\"\nchannel = \"\"", "redis.channel", "non-empty"),
+        ("url = \"redis://127.0.0.1\"\nchannel = \"a b\"", "redis.channel", "spaces"),
+        ("url = \"redis://127.0.0.1\"\npassword = \"x\"", "redis.password", "unknown field"),
+        ("channel = \"x\"", "redis", "missing field `url`"),
+    ];
+    for (lines, key, says) in cases {
+        let msg = error(&redis(lines));
+        assert!(msg.contains(&format!(": {key}: ")) && msg.contains(says), "expected `{key}` and `{says}` in: {msg}");
+        assert!(!msg.contains("hunter2"), "the URL's password is never shown: {msg}");
+    }
+}
+
+#[test]
 fn tls_values_name_the_key() {
     let tls = |extra: &str| {
         with(

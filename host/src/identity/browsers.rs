@@ -11,6 +11,9 @@
 //! from another browser or anything else the client sends claims. The one change made
 //! without asking is the safe one: a deleted session is dropped at once from the pages
 //! that held it.
+//!
+//! Pages are found by their cookies' keys (`keys`): with `[redis]`, digests, so that a
+//! change another gateway saw (`peers`) finds the pages here the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,7 @@ use http::HeaderMap;
 use tokio::sync::mpsc;
 
 use super::cookie_value;
+use super::keys::{Key, Keys};
 use crate::limits::{BROWSER_CONTROL_QUEUE, BROWSER_REBIND_RETRY};
 
 /// What the gateway tells one open page's relay.
@@ -39,6 +43,8 @@ pub enum Control {
 pub struct Browsers {
     /// The cookie's name over http; over https it is `__Host-` + this.
     cookie: String,
+    /// What pages' browser ids and sessions are found by.
+    keys: Keys,
     pages: Mutex<Pages>,
 }
 
@@ -49,8 +55,8 @@ struct Pages {
 }
 
 struct Page {
-    browser: Option<String>,
-    session: Option<String>,
+    browser: Option<Key>,
+    session: Option<Key>,
     rebind_token: String,
     reflex_token: Option<String>,
     control: mpsc::Sender<Control>,
@@ -75,8 +81,8 @@ impl Drop for Registration {
 }
 
 impl Browsers {
-    pub fn new(cookie: &str) -> Browsers {
-        Browsers { cookie: cookie.to_owned(), pages: Mutex::new(Pages::default()) }
+    pub fn new(cookie: &str, keys: Keys) -> Browsers {
+        Browsers { cookie: cookie.to_owned(), keys, pages: Mutex::new(Pages::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pages> {
@@ -116,6 +122,7 @@ impl Browsers {
     ) -> Registration {
         let (control, rx) = mpsc::channel(BROWSER_CONTROL_QUEUE);
         let rebind_token = random_token();
+        let (browser, session) = (browser.map(|b| self.keys.of(&b)), session.map(|s| self.keys.of(&s)));
         let mut pages = self.lock();
         pages.next += 1;
         let id = pages.next;
@@ -124,16 +131,17 @@ impl Browsers {
         Registration { id, browsers: self.clone(), rebind_token, control: rx }
     }
 
-    /// A response to a request of `browser` carrying session `old` set or deleted the
-    /// session cookie (`deleted`: it only deleted it). Every open page of that browser,
-    /// and every page using `old`, is asked to re-read its session; pages using `old`
-    /// drop it at once when it was deleted. Returns how many pages were asked.
-    pub fn session_changed(&self, browser: Option<&str>, old: Option<&str>, deleted: bool) -> usize {
+    /// A response to a request of `browser` carrying session `old` (keys, as `keys`
+    /// makes them) set or deleted the session cookie (`deleted`: it only deleted it).
+    /// Every open page of that browser, and every page using `old`, is asked to re-read
+    /// its session; pages using `old` drop it at once when it was deleted. Returns how
+    /// many pages were asked.
+    pub fn session_changed(&self, browser: Option<&Key>, old: Option<&Key>, deleted: bool) -> usize {
         let mut pages = self.lock();
         let mut asked = 0;
         for page in pages.open.values_mut() {
-            let same_session = old.is_some() && page.session.as_deref() == old;
-            if !same_session && (browser.is_none() || page.browser.as_deref() != browser) {
+            let same_session = old.is_some() && page.session.as_ref() == old;
+            if !same_session && (browser.is_none() || page.browser.as_ref() != browser) {
                 continue;
             }
             let drop_session = same_session && deleted;
@@ -158,7 +166,7 @@ impl Browsers {
         let Some(page) = pages.open.values_mut().find(|p| constant_time_eq(&p.rebind_token, token)) else {
             return false;
         };
-        page.session.clone_from(&session);
+        page.session = session.as_deref().map(|s| self.keys.of(s));
         page.asked = None;
         page.control.try_send(Control::Rebound(session)).is_ok()
     }
@@ -233,7 +241,7 @@ mod tests {
 
     #[test]
     fn browser_ids_are_fresh_well_formed_and_prefixed_over_https() {
-        let b = Browsers::new("isthmus_browser");
+        let b = Browsers::new("isthmus_browser", Keys::plain());
         let (id, cookie) = b.new_id("http");
         assert!(is_id(&id));
         assert_eq!(cookie.to_str().unwrap(), format!("isthmus_browser={id}; Path=/; HttpOnly; SameSite=Lax"));
@@ -253,14 +261,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_asks_the_browsers_pages_and_only_a_rebind_moves_a_session() {
-        let b = Arc::new(Browsers::new("isthmus_browser"));
+        // Alone, pages are found by their values; with `[redis]`, by their digests.
+        for keys in [Keys::plain(), Keys::digested(b"a site's identity secret, 32 chars or more")] {
+            changes_ask_pages(keys).await;
+        }
+    }
+
+    async fn changes_ask_pages(keys: Keys) {
+        let key = |value: &str| keys.of(value);
+        let b = Arc::new(Browsers::new("isthmus_browser", keys.clone()));
         let mut tab1 = b.register(Some("A".into()), Some("s1".into()), Some("t1".into()));
         let mut tab2 = b.register(Some("A".into()), None, None);
         let mut other = b.register(Some("B".into()), None, None);
         let mut stale = b.register(None, Some("s1".into()), None);
 
         // Logout of s1 in browser A: its pages are asked; those using s1 drop it now.
-        assert_eq!(b.session_changed(Some("A"), Some("s1"), true), 3);
+        assert_eq!(b.session_changed(Some(&key("A")), Some(&key("s1")), true), 3);
         assert_eq!(tab1.control.recv().await, Some(Control::Rebind { drop_session: true }));
         assert_eq!(tab2.control.recv().await, Some(Control::Rebind { drop_session: false }));
         assert_eq!(stale.control.recv().await, Some(Control::Rebind { drop_session: true }));
@@ -273,20 +289,20 @@ mod tests {
         assert!(tab1.control.try_recv().is_err());
 
         // Pages are found by their session value too, and forgotten when dropped.
-        assert_eq!(b.session_changed(None, Some("s2"), false), 1);
+        assert_eq!(b.session_changed(None, Some(&key("s2")), false), 1);
         assert_eq!(tab2.control.recv().await, Some(Control::Rebind { drop_session: false }));
         drop(tab2);
-        assert_eq!(b.session_changed(None, Some("s2"), false), 0);
+        assert_eq!(b.session_changed(None, Some(&key("s2")), false), 0);
 
         // A flood of changes asks a page once until it answers.
         for _ in 0..100 {
-            b.session_changed(Some("B"), None, false);
+            b.session_changed(Some(&key("B")), None, false);
         }
         assert_eq!(other.control.recv().await, Some(Control::Rebind { drop_session: false }));
         assert!(other.control.try_recv().is_err(), "asked once");
         assert!(b.rebind(&other.rebind_token, None));
         assert_eq!(other.control.recv().await, Some(Control::Rebound(None)));
-        assert_eq!(b.session_changed(Some("B"), None, false), 1, "answered: asked again on the next change");
+        assert_eq!(b.session_changed(Some(&key("B")), None, false), 1, "answered: asked again on the next change");
 
         b.run_in_page("t1", "alert(1)".into());
         assert_eq!(tab1.control.recv().await, Some(Control::Script("alert(1)".into())));

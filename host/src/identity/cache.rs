@@ -1,7 +1,7 @@
 //! The identity cache: the Django identity behind a session cookie, fetched from the companion app's
-//! identity endpoint, cached per cookie value for a short TTL, one fetch in flight per
-//! value however many connections ask, and dropped at once when Django sets or
-//! deletes that cookie (login, logout).
+//! identity endpoint, cached per cookie value (or its digest: `keys`) for a short TTL,
+//! one fetch in flight per value however many connections ask, and dropped at once when
+//! Django sets or deletes that cookie (login, logout), here or through another gateway.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use super::keys::{Key, Keys};
 use crate::limits;
 use crate::metrics::{Lookup, Metrics};
 use crate::policy::{Identity, Resolved};
@@ -56,7 +57,9 @@ pub struct IdentityCache<S> {
     source: S,
     ttl: Duration,
     capacity: usize,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// What cookie values are found by.
+    keys: Keys,
+    slots: Mutex<HashMap<Key, Arc<Slot>>>,
     /// After a failed fetch, misses fail at once until then: a down or hanging Django
     /// must not cost every event the whole timeout, nor get a new request per event.
     down_until: Mutex<Option<Instant>>,
@@ -66,7 +69,21 @@ pub struct IdentityCache<S> {
 
 impl<S: IdentitySource> IdentityCache<S> {
     pub fn new(source: S, ttl: Duration, capacity: usize) -> Self {
-        Self { source, ttl, capacity, slots: Mutex::new(HashMap::new()), down_until: Mutex::new(None), metrics: None }
+        Self {
+            source,
+            ttl,
+            capacity,
+            keys: Keys::plain(),
+            slots: Mutex::new(HashMap::new()),
+            down_until: Mutex::new(None),
+            metrics: None,
+        }
+    }
+
+    /// Find cookie values by `keys` (their digests, for `[redis]`).
+    pub fn keyed(mut self, keys: Keys) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Count every lookup of a cookie in `metrics`: a hit (cached, or another lookup's
@@ -82,7 +99,7 @@ impl<S: IdentitySource> IdentityCache<S> {
         let Some(cookie) = session_cookie else {
             return Ok(Resolved::anonymous());
         };
-        let slot = self.slot(cookie);
+        let slot = self.slot(self.keys.of(cookie));
         let fetched = AtomicBool::new(false);
         // A failure is not cached per cookie; it holds every miss back for a moment.
         let result = slot
@@ -111,10 +128,10 @@ impl<S: IdentitySource> IdentityCache<S> {
         result
     }
 
-    fn slot(&self, cookie: &str) -> Arc<Slot> {
+    fn slot(&self, key: Key) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap();
         let now = Instant::now();
-        if let Some(slot) = slots.get(cookie) {
+        if let Some(slot) = slots.get(&key) {
             if now.duration_since(slot.born) < self.ttl || !slot.value.initialized() {
                 return slot.clone();
             }
@@ -124,19 +141,20 @@ impl<S: IdentitySource> IdentityCache<S> {
             slots.retain(|_, s| now.duration_since(s.born) < ttl);
             // Still full of fresh entries (many distinct cookies): drop some, any.
             let excess = (slots.len() + 1).saturating_sub(self.capacity);
-            let victims: Vec<String> = slots.keys().take(excess).cloned().collect();
+            let victims: Vec<Key> = slots.keys().take(excess).cloned().collect();
             for key in victims {
                 slots.remove(&key);
             }
         }
         let slot = Arc::new(Slot { value: OnceCell::new(), born: now });
-        slots.insert(cookie.to_owned(), slot.clone());
+        slots.insert(key, slot.clone());
         slot
     }
 
-    /// Forget a cookie value at once (Django set or deleted the session cookie).
-    pub fn invalidate(&self, session_cookie: &str) {
-        self.slots.lock().unwrap().remove(session_cookie);
+    /// Forget a cookie value at once (Django set or deleted the session cookie), by its
+    /// key under the cache's `keys`.
+    pub fn invalidate(&self, key: &Key) {
+        self.slots.lock().unwrap().remove(key);
     }
 }
 
@@ -199,9 +217,22 @@ mod tests {
         assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#0");
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#1", "expired");
-        cache.invalidate("a");
+        cache.invalidate(&Keys::plain().of("a"));
         assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#2", "invalidated");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn keyed_by_digest_an_entry_is_dropped_by_its_digest_alone() {
+        let keys = Keys::digested(b"a site's identity secret, 32 chars or more");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cache =
+            IdentityCache::new(Counting { calls, fail: false }, Duration::from_secs(60), 1000).keyed(keys.clone());
+        assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#0");
+        cache.invalidate(&Keys::plain().of("a"));
+        assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#0", "not its key");
+        cache.invalidate(&keys.of("a"));
+        assert_eq!(cache.get(Some("a"), &Origin::default()).await.unwrap().identity.username, "a#1", "dropped");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,14 +1,16 @@
 //! The Django user behind a request: the session cookie's value, resolved through the
 //! companion app's identity endpoint on Django (never from anything the client
 //! claims), cached per cookie value (`cache`), and forgotten at once when a Django
-//! response through the gateway sets or deletes that cookie (login, logout). Used by
-//! dispatch for routers that need the user, and by the event bridge.
+//! response through the gateway sets or deletes that cookie (login, logout), or when
+//! another gateway sharing Redis saw that happen (`peers`). Used by dispatch for
+//! routers that need the user, and by the event bridge.
 
 pub mod browsers;
 mod cache;
+mod keys;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,11 +19,13 @@ use http::{HeaderMap, Request, Uri};
 use http_body_util::BodyExt;
 
 pub use cache::{IdentityCache, IdentityError, IdentitySource, Origin};
+pub use keys::{Key, Keys};
 
 use crate::body;
-use crate::config::{BridgeConfig, IdentityFailure};
+use crate::config::{BridgeConfig, IdentityFailure, RedisConfig};
 use crate::limits;
 use crate::metrics::Metrics;
+use crate::peers::{Change, Link, Listener};
 use crate::policy::{Identity, Resolved};
 use crate::upstream::headers::{latin1, IDENTITY_SECRET, X_FORWARDED_PROTO};
 use crate::upstream::Pool;
@@ -30,14 +34,30 @@ pub struct Identities {
     cache: IdentityCache<DjangoIdentity>,
     on_error: IdentityFailure,
     session_cookie: String,
+    /// What sessions and browsers are found by: the cookies' values, or with `[redis]`
+    /// their digests, which is what the other gateways are told.
+    keys: Keys,
     /// The open bridged pages of each browser, told when its session changes.
     pub browsers: Arc<browsers::Browsers>,
+    /// The other gateways (`[redis]`).
+    peers: Option<Link>,
 }
 
 impl Identities {
     /// From the `[bridge]` section's identity settings; `upstream` is the pool of
-    /// `bridge.identity_upstream`.
-    pub fn new(config: &BridgeConfig, upstream: Arc<Pool>, metrics: Arc<Metrics>) -> Identities {
+    /// `bridge.identity_upstream`. With `redis`, the link to the other gateways is
+    /// started (`peers`).
+    pub fn new(
+        config: &BridgeConfig,
+        redis: Option<&RedisConfig>,
+        upstream: Arc<Pool>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Identities> {
+        let secret = config.identity_secret.expose();
+        let keys = match redis {
+            Some(_) => Keys::digested(secret),
+            None => Keys::plain(),
+        };
         let source = DjangoIdentity {
             upstream,
             uri: Uri::try_from(config.identity_path.as_str()).expect("validated path"),
@@ -45,12 +65,20 @@ impl Identities {
             cookie_name: config.session_cookie.clone(),
             timeout: config.identity_timeout,
         };
-        Identities {
-            cache: IdentityCache::new(source, config.identity_ttl, limits::IDENTITY_CACHE_ENTRIES).measured(metrics),
-            on_error: config.on_identity_error,
-            session_cookie: config.session_cookie.clone(),
-            browsers: Arc::new(browsers::Browsers::new(&config.browser_cookie)),
-        }
+        let cache = IdentityCache::new(source, config.identity_ttl, limits::IDENTITY_CACHE_ENTRIES).keyed(keys.clone());
+        let browsers = Arc::new(browsers::Browsers::new(&config.browser_cookie, keys.clone()));
+        Arc::new_cyclic(|me: &Weak<Identities>| {
+            let listener: Weak<dyn Listener> = me.clone();
+            let peers = redis.map(|redis| Link::start(redis, secret, listener, metrics.redis()));
+            Identities {
+                cache: cache.measured(metrics),
+                on_error: config.on_identity_error,
+                session_cookie: config.session_cookie.clone(),
+                keys,
+                browsers,
+                peers,
+            }
+        })
     }
 
     /// The session cookie's value in a request's Cookie headers.
@@ -75,14 +103,46 @@ impl Identities {
 
     /// A response to a request of `browser` carrying session `old` passed through: when
     /// it sets or deletes the session cookie, the cached identity of `old` is dropped and
-    /// the browser's open pages are told (see `browsers`).
+    /// the browser's open pages are told (see `browsers`), here and on the other gateways.
     pub fn observe_response(&self, browser: Option<&str>, old: Option<&str>, response_headers: &HeaderMap) {
         let Some(deleted) = browsers::touches_cookie(response_headers, &self.session_cookie) else { return };
+        let (browser, old) = (browser.map(|b| self.keys.of(b)), old.map(|o| self.keys.of(o)));
+        if let Some(peers) = &self.peers {
+            // A request with neither cookie names nothing another gateway holds.
+            if browser.is_some() || old.is_some() {
+                let (session, browser) = (old.as_ref().and_then(Key::digest), browser.as_ref().and_then(Key::digest));
+                peers.tell(Change { session, browser, deleted });
+            }
+        }
+        let asked = self.session_changed(browser.as_ref(), old.as_ref(), deleted);
+        tracing::debug!(target: "isthmus::identity", deleted, pages = asked, "session cookie changed");
+    }
+
+    /// Drop `old`'s cached identity and tell the pages concerned; how many were asked.
+    fn session_changed(&self, browser: Option<&Key>, old: Option<&Key>, deleted: bool) -> usize {
         if let Some(old) = old {
             self.cache.invalidate(old);
         }
-        let asked = self.browsers.session_changed(browser, old, deleted);
-        tracing::debug!(target: "isthmus::identity", deleted, pages = asked, "session cookie changed");
+        self.browsers.session_changed(browser, old, deleted)
+    }
+
+    /// Close the link to the other gateways (shutdown).
+    pub fn shutdown(&self) {
+        if let Some(peers) = &self.peers {
+            peers.shutdown();
+        }
+    }
+}
+
+/// Another gateway saw a login or logout: the same as one seen here. Safe whoever sent
+/// it: a page only ever re-reads the session its own browser holds (`browsers`), so the
+/// worst a forged message could do is have identities fetched again and pages asked to
+/// re-read, and the messages are signed (`peers`).
+impl Listener for Identities {
+    fn heard(&self, change: &Change) {
+        let (browser, old) = (change.browser.map(Key::Digest), change.session.map(Key::Digest));
+        let asked = self.session_changed(browser.as_ref(), old.as_ref(), change.deleted);
+        tracing::debug!(target: "isthmus::identity", deleted = change.deleted, pages = asked, "session cookie changed on another gateway");
     }
 }
 

@@ -258,6 +258,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertificateLabels {
     certificate: String,
 }
@@ -351,6 +356,7 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     identity: [Counter; 3],
     certificates: Family<CertificateLabels, Gauge>,
+    redis: RedisSeries,
 }
 
 impl Metrics {
@@ -446,6 +452,10 @@ impl Metrics {
             Unit::Seconds,
             certificates.clone(),
         );
+        let redis = RedisSeries::new();
+        if config.redis.is_some() {
+            redis.register(&mut registry);
+        }
         let build = Family::<VersionLabels, Gauge>::default();
         registry.register("build_info", "The gateway's version, as a label; always 1", build.clone());
         build.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
@@ -509,6 +519,7 @@ impl Metrics {
             reloads,
             identity,
             certificates,
+            redis,
         }
     }
 
@@ -590,6 +601,11 @@ impl Metrics {
         self.identity[lookup as usize].inc();
     }
 
+    /// The Redis link's series (`peers`): exported only with `[redis]`.
+    pub fn redis(&self) -> &RedisSeries {
+        &self.redis
+    }
+
     /// Record when the TLS certificate `certificate` expires (`not_after`, as a Unix
     /// time in seconds). `certificate` is its configured name (or its first DNS name):
     /// a bounded label. Call it when the certificate is loaded and on each reload.
@@ -611,6 +627,71 @@ impl Metrics {
         // these families (fixed types, valid names) do not have.
         encoded.expect("metrics encode");
         out
+    }
+}
+
+/// What happened to one message between gateways (`peers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// A login or logout seen here, published.
+    Sent,
+    /// Another gateway's, applied here.
+    Received,
+    /// Not published: the queue was full while the link was down.
+    Dropped,
+    /// Read from the channel but not a message of this site's gateways.
+    Rejected,
+}
+
+impl PeerMessage {
+    const ALL: [PeerMessage; 4] =
+        [PeerMessage::Sent, PeerMessage::Received, PeerMessage::Dropped, PeerMessage::Rejected];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            PeerMessage::Sent => "sent",
+            PeerMessage::Received => "received",
+            PeerMessage::Dropped => "dropped",
+            PeerMessage::Rejected => "rejected",
+        }
+    }
+}
+
+/// The link to the other gateways through Redis: whether it is up, and its messages.
+#[derive(Clone)]
+pub struct RedisSeries {
+    up: Gauge,
+    family: Family<OutcomeLabels, Counter>,
+    /// By `PeerMessage`: every outcome exported from the start, zero until it happens.
+    messages: [Counter; 4],
+}
+
+impl RedisSeries {
+    fn new() -> RedisSeries {
+        let family = Family::<OutcomeLabels, Counter>::default();
+        let messages = PeerMessage::ALL.map(|m| family.get_or_create_owned(&OutcomeLabels { outcome: m.as_str() }));
+        RedisSeries { up: Gauge::default(), family, messages }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "redis_up",
+            "1 while the link to Redis (the other gateways' logins and logouts) is up, else 0: the identity cache then relies on its TTL alone",
+            self.up.clone(),
+        );
+        registry.register(
+            "redis_invalidations",
+            "Logins and logouts between gateways: sent, received (from another gateway), dropped (queue full while the link was down), rejected (not signed by this site's gateways)",
+            self.family.clone(),
+        );
+    }
+
+    pub fn link(&self, up: bool) {
+        self.up.set(i64::from(up));
+    }
+
+    pub fn message(&self, message: PeerMessage) {
+        self.messages[message as usize].inc();
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod pki;
+pub mod stand_ins;
 
 use std::convert::Infallible;
 use std::future::Future;
