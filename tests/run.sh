@@ -39,11 +39,14 @@ bash tests/fuzz.sh short
 step "policy templates: isthmus plugin new, each template's tests and build, isthmus plugin test, a gateway"
 ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/templates.sh
 
-step "Python companion (ruff, mypy, then its tests) and the smuggling corpus's lint"
+step "Python companion (ruff, mypy, then its tests), the smuggling corpus's and the deployment checks' lint"
 bash python/test.sh -q
-python/.venv/bin/ruff check tests/smuggling
-python/.venv/bin/ruff format --check tests/smuggling
+python/.venv/bin/ruff check tests/smuggling tests/deploy
+python/.venv/bin/ruff format --check tests/smuggling tests/deploy
 (cd tests/smuggling && ../../python/.venv/bin/mypy)
+
+step "Kubernetes deployment, offline: render, dry-run apply, schemas, review checks, isthmus check, Dockerfile lint (tests/deploy.sh)"
+ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/deploy.sh
 
 step "end to end: real Django and Reflex behind the gateway (examples/shop)"
 ISTHMUS_BIN="$PWD/target/debug/isthmus" bash tests/e2e/run.sh -q

@@ -8,6 +8,12 @@ Everything that differs between machines comes from environment variables:
   the browser sees it; goes into ``CSRF_TRUSTED_ORIGINS`` and ``ALLOWED_HOSTS``, and an
   ``https://`` one makes the session and CSRF cookies ``Secure``.
 - ``SHOP_DB_PATH`` (default ``<example>/backend/db.sqlite3``): the SQLite database file.
+- ``SHOP_POSTGRES_HOST`` (unset: SQLite): PostgreSQL instead, for processes on several
+  machines (the Kubernetes deployment, ``deploy/``); with ``SHOP_POSTGRES_PORT``
+  (5432), ``SHOP_POSTGRES_DB``, ``SHOP_POSTGRES_USER`` (both ``shop``) and
+  ``SHOP_POSTGRES_PASSWORD``. Needs ``psycopg``.
+- ``SHOP_ALLOWED_HOSTS`` (comma-separated, empty): more ``ALLOWED_HOSTS``, e.g. the
+  Service name an in-cluster health check sends as ``Host``.
 - ``SHOP_STATIC_ROOT`` (default ``<example>/backend/staticfiles``): ``collectstatic``'s
   target, served by the gateway's ``django_static`` mount.
 - ``DJANGO_SECRET_KEY`` (default: a development key), ``DJANGO_DEBUG`` (``1`` to enable).
@@ -28,7 +34,8 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 ISTHMUS_PUBLIC_ORIGIN = os.environ.get("ISTHMUS_PUBLIC_ORIGIN", "http://127.0.0.1:3000").rstrip("/")
 _public_host = urlsplit(ISTHMUS_PUBLIC_ORIGIN).hostname or "127.0.0.1"
 
-ALLOWED_HOSTS = sorted({"127.0.0.1", "localhost", "[::1]", _public_host})
+_extra_hosts = {h.strip() for h in os.environ.get("SHOP_ALLOWED_HOSTS", "").split(",") if h.strip()}
+ALLOWED_HOSTS = sorted({"127.0.0.1", "localhost", "[::1]", _public_host} | _extra_hosts)
 CSRF_TRUSTED_ORIGINS = [ISTHMUS_PUBLIC_ORIGIN]
 
 # The gateway writes X-Forwarded-Proto and X-Forwarded-Host (and drops client-sent
@@ -98,6 +105,21 @@ DATABASES = {
         },
     }
 }
+# SQLite cannot be shared by processes on several machines: a deployment with Django and
+# Reflex replicas in their own pods (deploy/kubernetes) uses PostgreSQL.
+if os.environ.get("SHOP_POSTGRES_HOST"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ["SHOP_POSTGRES_HOST"],
+            "PORT": os.environ.get("SHOP_POSTGRES_PORT", "5432"),
+            "NAME": os.environ.get("SHOP_POSTGRES_DB", "shop"),
+            "USER": os.environ.get("SHOP_POSTGRES_USER", "shop"),
+            "PASSWORD": os.environ.get("SHOP_POSTGRES_PASSWORD", ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
