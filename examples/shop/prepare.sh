@@ -28,8 +28,9 @@ py_setup() {
     if [ ! -x "$venv/bin/python" ]; then
         "${ISTHMUS_PYTHON:-python3}" -m venv "$venv"
     fi
-    if ! "$venv/bin/python" -c 'import isthmus_django, isthmus_reflex, reflex, rest_framework, uvicorn' 2>/dev/null; then
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$repo/python[reflex]" djangorestframework uvicorn
+    # tomli-w: scaled.py writes the scaled config (run.sh --scaled).
+    if ! "$venv/bin/python" -c 'import isthmus_django, isthmus_reflex, reflex, rest_framework, uvicorn, tomli_w' 2>/dev/null; then
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$repo/python[reflex]" djangorestframework uvicorn tomli-w
     else
         echo "    already installed"
     fi

@@ -6,6 +6,9 @@
 #
 #   bash examples/shop/run.sh           # production-like: the exported SPA
 #   bash examples/shop/run.sh --dev     # Reflex's dev server with hot reload instead
+#   bash examples/shop/run.sh --scaled  # scaled out: Redis, two Reflex replicas sharing
+#                                       # their state through it, two Django workers
+#                                       # (isthmus-scaled.toml, made by scaled.py)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +26,16 @@ export PATH="$repo/python/.venv/bin:$here/.tools/node_modules/.bin:$PATH"
 export ISTHMUS_PUBLIC_ORIGIN="${ISTHMUS_PUBLIC_ORIGIN:-http://127.0.0.1:3000}"
 export REFLEX_TELEMETRY_ENABLED=false REFLEX_USE_SYSTEM_BUN=1
 
-printf '\n==> isthmus run: %s (Ctrl-C stops the gateway, Django and Reflex)\n' "$ISTHMUS_PUBLIC_ORIGIN"
+config="$here/isthmus.toml"
+if [ "${1:-}" = --scaled ]; then
+    shift
+    printf '\n==> scaled out: redis-server (Debian), %s\n' "$here/isthmus-scaled.toml"
+    bash "$repo/tests/debian-package.sh" redis-server redis-server
+    # scaled.py writes the config and prints the environment the Reflex replicas need.
+    eval "$(python "$here/scaled.py")"
+    config="$here/isthmus-scaled.toml"
+fi
+
+printf '\n==> isthmus run: %s (Ctrl-C stops the gateway and everything it started)\n' "$ISTHMUS_PUBLIC_ORIGIN"
 echo "    log in at $ISTHMUS_PUBLIC_ORIGIN/admin/ as admin or staffer, password $SHOP_DEMO_PASSWORD"
-exec "$repo/target/release/isthmus" run --config "$here/isthmus.toml" "$@"
+exec "$repo/target/release/isthmus" run --config "$config" "$@"
