@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# A Debian package the tests need, installed when its command is missing (root, or
-# sudo -n): `bash tests/debian-package.sh PACKAGE COMMAND`.
+# Debian packages the tests need, each installed when its command is missing (root, or
+# sudo -n), in one apt-get call: `bash tests/debian-package.sh PACKAGE COMMAND [PACKAGE COMMAND]…`.
+# COMMAND may be a path (`/usr/bin/chromium`): it must then run `--version`.
 set -euo pipefail
-package="$1"
-command="$2"
 as_root() {
     if [ "$(id -u)" = 0 ]; then
         "$@"
@@ -14,14 +13,22 @@ as_root() {
         return 1
     fi
 }
-if ! command -v "$command" >/dev/null 2>&1; then
-    echo "debian-package.sh: + apt-get install $package"
+need=()
+while [ $# -ge 2 ]; do
+    case "$2" in
+        /*) { [ -x "$2" ] && "$2" --version >/dev/null 2>&1; } || need+=("$1") ;;
+        *) command -v "$2" >/dev/null 2>&1 || need+=("$1") ;;
+    esac
+    shift 2
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "debian-package.sh: + apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt=(apt-get -o DPkg::Lock::Timeout=600 -y --no-install-recommends)
+    apt=(apt-get -o DPkg::Lock::Timeout=600 -y)
     # The package lists may be missing or stale on a fresh machine: update once if the
-    # install cannot find or fetch the package.
-    if ! as_root "${apt[@]}" install "$package"; then
-        as_root apt-get -o DPkg::Lock::Timeout=600 update
-        as_root "${apt[@]}" install "$package"
+    # install cannot find or fetch a package.
+    if ! as_root "${apt[@]}" install "${need[@]}"; then
+        as_root "${apt[@]}" update
+        as_root "${apt[@]}" install "${need[@]}"
     fi
 fi

@@ -16,36 +16,10 @@ chromium=/usr/bin/chromium
 
 step() { printf '\n==> %s\n' "$*"; }
 took() { printf '    (%ss)\n' $(($(date +%s) - $1)); }
-as_root() {
-    if [ "$(id -u)" = 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo -n "$@"
-    else
-        echo "tests/browser/setup.sh: root needed for: $*" >&2
-        return 1
-    fi
-}
 
 step "chromium, curl, openssl, h2load (Debian packages)"
 t=$(date +%s)
-need=()
-{ [ -x "$chromium" ] && "$chromium" --version >/dev/null 2>&1; } || need+=(chromium)
-command -v curl >/dev/null || need+=(curl)
-command -v openssl >/dev/null || need+=(openssl)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-if [ ${#need[@]} -eq 0 ]; then
-    echo "    already installed"
-else
-    export DEBIAN_FRONTEND=noninteractive
-    apt=(apt-get -o DPkg::Lock::Timeout=600 -y)
-    # The package lists may be missing or stale on a fresh machine: update once if the
-    # install cannot find or fetch a package.
-    if ! as_root "${apt[@]}" install "${need[@]}"; then
-        as_root "${apt[@]}" update
-        as_root "${apt[@]}" install "${need[@]}"
-    fi
-fi
+bash "$repo/tests/debian-package.sh" chromium "$chromium" curl curl openssl openssl nghttp2-client h2load
 echo "    $("$chromium" --version 2>/dev/null); $(h2load --version | head -1)"
 took "$t"
 
