@@ -62,25 +62,23 @@ impl Turns {
 
 /// The endpoint for a request among `candidates` (never empty), by `balance`.
 /// `affinity` without `Hash` is ignored; `Hash` without one falls back to least connections.
-pub fn choose<'a>(
-    balance: Balance,
-    candidates: &[&'a Arc<Endpoint>],
-    affinity: Option<u64>,
-    turns: &Turns,
-) -> &'a Arc<Endpoint> {
-    match (balance, affinity) {
-        (Balance::Hash, Some(key)) => {
-            candidates.iter().max_by_key(|e| xxh3_64_with_seed(&key.to_le_bytes(), e.seed)).expect("not empty")
-        }
-        (Balance::RoundRobin, _) => candidates[turns.next() % candidates.len()],
+/// An iterator, not a collected list: a pick allocates nothing.
+pub fn choose<'a, I>(balance: Balance, candidates: I, affinity: Option<u64>, turns: &Turns) -> &'a Arc<Endpoint>
+where
+    I: Iterator<Item = &'a Arc<Endpoint>> + Clone,
+{
+    let n = candidates.clone().count();
+    let picked = match (balance, affinity) {
+        (Balance::Hash, Some(key)) => candidates.max_by_key(|e| xxh3_64_with_seed(&key.to_le_bytes(), e.seed)),
+        (Balance::RoundRobin, _) => candidates.clone().nth(turns.next() % n),
         // The fewest in progress; among equals, the next in turn, so that an idle pool
         // spreads its first requests instead of sending them all to the first endpoint.
         _ => {
-            let start = turns.next();
-            let n = candidates.len();
-            (0..n).map(|i| candidates[(start + i) % n]).min_by_key(|e| e.in_flight()).expect("not empty")
+            let start = turns.next() % n;
+            candidates.clone().skip(start).chain(candidates.take(start)).min_by_key(|e| e.in_flight())
         }
-    }
+    };
+    picked.expect("not empty")
 }
 
 #[cfg(test)]
@@ -123,8 +121,9 @@ mod tests {
         let all = endpoints(3);
         let turns = Turns::default();
         let refs: Vec<_> = all.iter().collect();
-        let pick =
-            |cands: &[&Arc<Endpoint>], key: u64| choose(Balance::Hash, cands, Some(key), &turns).address().to_owned();
+        let pick = |cands: &[&Arc<Endpoint>], key: u64| {
+            choose(Balance::Hash, cands.iter().copied(), Some(key), &turns).address().to_owned()
+        };
         let mut counts = HashMap::new();
         let mut moved = 0;
         for k in 0..3000u64 {
@@ -154,14 +153,15 @@ mod tests {
         let refs: Vec<_> = all.iter().collect();
         let turns = Turns::default();
         let _busy = [all[0].enter(), all[0].enter(), all[1].enter()];
-        assert_eq!(choose(Balance::LeastConn, &refs, None, &turns).address(), "127.0.0.1:8002");
+        assert_eq!(choose(Balance::LeastConn, refs.iter().copied(), None, &turns).address(), "127.0.0.1:8002");
         let _more = [all[2].enter(), all[2].enter()];
-        assert_eq!(choose(Balance::LeastConn, &refs, None, &turns).address(), "127.0.0.1:8001");
+        assert_eq!(choose(Balance::LeastConn, refs.iter().copied(), None, &turns).address(), "127.0.0.1:8001");
         // Hash without a key: least connections too.
-        assert_eq!(choose(Balance::Hash, &refs, None, &turns).address(), "127.0.0.1:8001");
+        assert_eq!(choose(Balance::Hash, refs.iter().copied(), None, &turns).address(), "127.0.0.1:8001");
         drop(_busy);
-        let firsts: std::collections::HashSet<_> =
-            (0..6).map(|_| choose(Balance::LeastConn, &refs[..2], None, &turns).address().to_owned()).collect();
+        let firsts: std::collections::HashSet<_> = (0..6)
+            .map(|_| choose(Balance::LeastConn, refs[..2].iter().copied(), None, &turns).address().to_owned())
+            .collect();
         assert_eq!(firsts.len(), 2, "ties go round");
     }
 
@@ -170,7 +170,8 @@ mod tests {
         let all = endpoints(3);
         let refs: Vec<_> = all.iter().collect();
         let turns = Turns::default();
-        let picked: Vec<_> = (0..6).map(|_| choose(Balance::RoundRobin, &refs, None, &turns).address()).collect();
+        let picked: Vec<_> =
+            (0..6).map(|_| choose(Balance::RoundRobin, refs.iter().copied(), None, &turns).address()).collect();
         assert_eq!(picked[..3], picked[3..]);
         assert_eq!(picked[..3].iter().collect::<std::collections::HashSet<_>>().len(), 3);
     }

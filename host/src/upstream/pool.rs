@@ -127,15 +127,21 @@ impl Pool {
     /// An endpoint not tried yet that takes new work; if none does, one that is at
     /// least running (see `Endpoint::serving`).
     fn pick(&self, affinity: Option<u64>, tried: &[&Arc<Endpoint>]) -> Option<&Arc<Endpoint>> {
-        let untried = || self.endpoints.iter().filter(|e| !tried.iter().any(|t| Arc::ptr_eq(t, e)));
-        let mut candidates: Vec<&Arc<Endpoint>> = untried().filter(|e| e.available()).collect();
-        if candidates.is_empty() {
-            candidates = untried().filter(|e| e.serving()).collect();
-            if !candidates.is_empty() {
-                tracing::debug!(upstream = %self.name, "no endpoint passes its checks: trying those running");
-            }
+        if let [only] = self.endpoints.as_slice() {
+            return (tried.is_empty() && only.serving()).then_some(only);
         }
-        (!candidates.is_empty()).then(|| balance::choose(self.balance, &candidates, affinity, &self.turns))
+        let untried = |e: &&Arc<Endpoint>| !tried.iter().any(|t| Arc::ptr_eq(t, e));
+        let available = |e: &&Arc<Endpoint>| untried(e) && e.available();
+        let serving = |e: &&Arc<Endpoint>| untried(e) && e.serving();
+        let (balance, turns) = (self.balance, &self.turns);
+        if self.endpoints.iter().any(|e| available(&e)) {
+            return Some(balance::choose(balance, self.endpoints.iter().filter(available), affinity, turns));
+        }
+        if self.endpoints.iter().any(|e| serving(&e)) {
+            tracing::debug!(upstream = %self.name, "no endpoint passes its checks: trying those running");
+            return Some(balance::choose(balance, self.endpoints.iter().filter(serving), affinity, turns));
+        }
+        None
     }
 }
 
