@@ -31,6 +31,13 @@ pub struct Identity {
     /// Whitelisted session keys; values are JSON texts.
     #[serde(default)]
     pub session: BTreeMap<String, String>,
+    /// The language Django would activate for this browser ("" when the endpoint
+    /// did not say: the Reflex companion then decides from the handshake's headers).
+    #[serde(default)]
+    pub language: String,
+    /// The user's time zone name ("" for Django's default).
+    #[serde(default)]
+    pub timezone: String,
 }
 
 /// An identity with what every event needs of it, computed once per fetch: its JSON
@@ -55,5 +62,26 @@ impl Resolved {
 
     pub fn anonymous() -> Arc<Resolved> {
         Resolved::new(Identity::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_without_language_and_timezone_still_parses() {
+        let old = r#"{"authenticated":true,"user_id":"7","username":"alice"}"#;
+        let identity: Identity = serde_json::from_str(old).unwrap();
+        assert_eq!((identity.language.as_str(), identity.timezone.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn language_and_timezone_survive_into_the_signed_json() {
+        let new = r#"{"authenticated":false,"user_id":null,"language":"fr","timezone":"Europe/Paris"}"#;
+        let resolved = Resolved::new(serde_json::from_str(new).unwrap());
+        let back: serde_json::Value = serde_json::from_str(&resolved.json).unwrap();
+        assert_eq!(back["language"], "fr");
+        assert_eq!(back["timezone"], "Europe/Paris");
     }
 }
