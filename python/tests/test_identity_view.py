@@ -51,6 +51,8 @@ ANONYMOUS = {
     "groups": [],
     "permissions": [],
     "session": {},
+    "language": "",
+    "timezone": "",
 }
 
 
@@ -72,6 +74,8 @@ def test_force_login_full_identity(client, alice):
         "groups": ["editors", "writers"],
         "permissions": ["testapp.add_product", "testapp.view_tag"],
         "session": {},
+        "language": "",
+        "timezone": "",
     }
 
 
@@ -313,3 +317,42 @@ def test_email_field_of_custom_model(alice):
     assert body["user_id"] == "9"
     assert body["groups"] == []
     assert body["permissions"] == []
+
+
+# --- language and time zone ------------------------------------------------------------
+
+
+def test_language_is_empty_without_a_hint(client):
+    # The gateway sends only the session cookie today: the Reflex side then decides.
+    assert ident(ask(client))["language"] == ""
+
+
+def test_language_follows_accept_language_as_locale_middleware_would(client):
+    assert ident(ask(client, HTTP_ACCEPT_LANGUAGE="fr-CH, fr;q=0.9, en;q=0.8"))["language"] == "fr"
+
+
+def test_language_cookie_wins_over_accept_language(client, settings):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "de"
+    assert ident(ask(client, HTTP_ACCEPT_LANGUAGE="fr"))["language"] == "de"
+
+
+def test_language_is_empty_without_i18n(client, settings):
+    settings.USE_I18N = False
+    assert ident(ask(client, HTTP_ACCEPT_LANGUAGE="fr"))["language"] == ""
+
+
+def test_timezone_from_the_session_recipe_key(client, alice):
+    client.force_login(alice)
+    session = client.session
+    session["django_timezone"] = "Europe/Paris"
+    session.save()
+    assert ident(ask(client))["timezone"] == "Europe/Paris"
+
+
+def test_timezone_session_key_setting_and_anonymous(client, settings):
+    settings.ISTHMUS_TIMEZONE_SESSION_KEY = "tz"
+    session = client.session
+    session["tz"] = "Asia/Tokyo"
+    session.save()
+    got = ident(ask(client))
+    assert (got["authenticated"], got["timezone"]) == (False, "Asia/Tokyo")

@@ -10,6 +10,9 @@ from django.conf import settings
 SECRET_SETTING = "ISTHMUS_IDENTITY_SECRET"
 SESSION_KEYS_SETTING = "ISTHMUS_SESSION_KEYS"
 PUBLIC_ORIGIN_SETTING = "ISTHMUS_PUBLIC_ORIGIN"
+TIMEZONE_SESSION_KEY_SETTING = "ISTHMUS_TIMEZONE_SESSION_KEY"
+#: Django's own time zone recipe keeps the visitor's choice under this session key.
+DEFAULT_TIMEZONE_SESSION_KEY = "django_timezone"
 
 
 def identity_secret() -> str:
@@ -44,3 +47,10 @@ def public_origin() -> tuple[str, str] | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     return f"{parts.scheme}://{parts.netloc}".lower(), parts.hostname.lower()
+
+
+def timezone_session_key() -> str:
+    """The session key holding the visitor's time zone name (``ISTHMUS_TIMEZONE_SESSION_KEY``,
+    default ``"django_timezone"`` as in Django's time zone documentation)."""
+    raw = getattr(settings, TIMEZONE_SESSION_KEY_SETTING, DEFAULT_TIMEZONE_SESSION_KEY)
+    return raw if isinstance(raw, str) else DEFAULT_TIMEZONE_SESSION_KEY

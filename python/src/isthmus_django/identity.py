@@ -69,7 +69,17 @@ def _text_attr(user: Any, name: str) -> str:
     return "" if value is None else str(value)
 
 
-def anonymous_identity(session: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def timezone_of(user: Any, session: Mapping[str, Any] | None) -> str:
+    """The visitor's time zone name: the session's ``ISTHMUS_TIMEZONE_SESSION_KEY`` value,
+    else the user's ``timezone`` attribute, else "" (Django's ``TIME_ZONE``)."""
+    key = conf.timezone_session_key()
+    value = session.get(key) if session is not None and key else None
+    if not value and user is not None and getattr(user, "is_authenticated", False):
+        value = getattr(user, "timezone", None)
+    return str(value) if value else ""
+
+
+def anonymous_identity(session: Mapping[str, Any] | None = None, *, language: str = "") -> dict[str, Any]:
     return {
         "authenticated": False,
         "user_id": None,
@@ -82,18 +92,22 @@ def anonymous_identity(session: Mapping[str, Any] | None = None) -> dict[str, An
         "groups": [],
         "permissions": [],
         "session": session_snapshot(session),
+        "language": language,
+        "timezone": timezone_of(None, session),
     }
 
 
-def build_identity(user: Any, session: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_identity(user: Any, session: Mapping[str, Any] | None = None, *, language: str = "") -> dict[str, Any]:
     """The identity object for ``user`` (a user model instance or ``AnonymousUser``).
 
     ``permissions`` is ``sorted(user.get_all_permissions())`` (every permission for an
     active superuser), ``groups`` the sorted group names, ``session`` the keys listed in
-    ``ISTHMUS_SESSION_KEYS`` with JSON-text values.
+    ``ISTHMUS_SESSION_KEYS`` with JSON-text values, ``language`` what the caller computed
+    (the view: what LocaleMiddleware would activate, or "" when the request carries no
+    language hint), ``timezone`` from :func:`timezone_of`.
     """
     if user is None or not getattr(user, "is_authenticated", False):
-        return anonymous_identity(session)
+        return anonymous_identity(session, language=language)
     get_username = getattr(user, "get_username", None)
     username = get_username() if callable(get_username) else getattr(user, "username", "")
     return {
@@ -108,4 +122,6 @@ def build_identity(user: Any, session: Mapping[str, Any] | None = None) -> dict[
         "groups": _group_names(user),
         "permissions": _permissions(user),
         "session": session_snapshot(session),
+        "language": language,
+        "timezone": timezone_of(user, session),
     }

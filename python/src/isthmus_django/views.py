@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 
 from . import IDENTITY_SECRET_HEADER, conf
@@ -80,6 +81,18 @@ def _plain(status: int, message: str) -> HttpResponse:
     return response
 
 
+def request_language(request: HttpRequest) -> str:
+    """The language Django's LocaleMiddleware would activate for ``request`` (without
+    i18n URL prefixes), or "" when the request carries neither an ``Accept-Language``
+    header nor the language cookie, or ``USE_I18N`` is off: the gateway sends only the
+    session cookie today, and the Reflex side then decides from its own handshake."""
+    if not settings.USE_I18N:
+        return ""
+    if "HTTP_ACCEPT_LANGUAGE" not in request.META and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+        return ""
+    return translation.get_language_from_request(request) or ""
+
+
 def secret_matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison of the configured secret with the header's value."""
     if not expected or given is None:
@@ -114,7 +127,7 @@ def identity(request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
         if user is None:
             user = auth.get_user(request)
-        payload = build_identity(user, session)
+        payload = build_identity(user, session, language=request_language(request))
     finally:
         # Detach the session: SessionMiddleware.process_response then finds no session
         # and neither saves it (SESSION_SAVE_EVERY_REQUEST) nor sets or deletes a cookie.
