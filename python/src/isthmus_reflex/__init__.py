@@ -10,6 +10,9 @@
 - :class:`ModelSerializer` — JSON-safe dicts from Django models for Reflex state;
 - :func:`install_upload_identity` — the same identity in upload handlers (from the
   gateway's ``X-Isthmus-Identity`` header);
+- ``UserState`` — the verified identity as vars for components
+  (``rx.cond(UserState.is_authenticated, …)``), refreshed on every event (imports ``reflex``);
+- :func:`install_locale` — each event's language and time zone activated before its handler;
 - :mod:`isthmus_reflex.auth` — log in / out and change the password from Reflex pages with
   Django's own views (imports ``reflex``).
 """
@@ -57,11 +60,13 @@ __all__ = [
     "ModelSerializer",
     "ReflexDjangoModelSerializer",
     "UploadIdentityMiddleware",
+    "UserState",
     "bridge_secret",
     "configure_django",
     "encode_identity_header",
     "group_required",
     "identity_of",
+    "install_locale",
     "install_upload_identity",
     "login_required",
     "make_injection",
@@ -76,6 +81,8 @@ __all__ = [
 
 _LAZY = {
     "DjangoUserMixin": "isthmus_reflex.state",
+    "UserState": "isthmus_reflex.userstate",
+    "install_locale": "isthmus_reflex.locale",
     "user_for_identity": "isthmus_reflex.users",
     "ModelSerializer": "isthmus_reflex.serializers",
     "ReflexDjangoModelSerializer": "isthmus_reflex.serializers",

@@ -55,6 +55,16 @@ class Identity:
     permissions: frozenset[str] = frozenset()
     #: Whitelisted session keys (``ISTHMUS_SESSION_KEYS``), values decoded from JSON.
     session: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: The language Django chose for this browser ("" when the identity endpoint did not
+    #: say; :mod:`isthmus_reflex.locale` then decides from the handshake's headers).
+    language: str = ""
+    #: The user's time zone name ("" for Django's ``TIME_ZONE``).
+    timezone: str = ""
+
+    @property
+    def full_name(self) -> str:
+        """``first_name last_name`` stripped, like Django's ``User.get_full_name()``."""
+        return f"{self.first_name} {self.last_name}".strip()
 
     @property
     def is_authenticated(self) -> bool:
@@ -252,7 +262,7 @@ def _parse_identity(raw: Any) -> tuple[dict[str, Any], tuple[tuple[str, str], ..
         raise _Rejected("malformed payload: identity.user_id is not a string or null")
     if authenticated and not user_id:
         raise _Rejected("malformed payload: authenticated identity without user_id")
-    for name in ("username", "email", "first_name", "last_name"):
+    for name in ("username", "email", "first_name", "last_name", "language", "timezone"):
         if not isinstance(raw.get(name, ""), str):
             raise _Rejected(f"malformed payload: identity.{name} is not a string")
     for name in ("is_staff", "is_superuser"):
@@ -269,9 +279,12 @@ def _parse_identity(raw: Any) -> tuple[dict[str, Any], tuple[tuple[str, str], ..
         except ValueError:
             raise _Rejected("malformed payload: identity.session value is not JSON text") from None
     session = tuple(session_raw.items())
+    # The browser's language and time zone hold for anonymous visitors too.
+    locale = {name: raw[name] for name in ("language", "timezone") if raw.get(name)}
     if not authenticated:
-        # Flags and lists of an anonymous identity carry nothing; only the session does.
-        return {}, session
+        # Flags and lists of an anonymous identity carry nothing; only the session (and
+        # the locale) do.
+        return locale, session
     fields = {
         "authenticated": True,
         "user_id": user_id,
@@ -283,6 +296,7 @@ def _parse_identity(raw: Any) -> tuple[dict[str, Any], tuple[tuple[str, str], ..
         "is_superuser": raw.get("is_superuser", False),
         "groups": tuple(groups),
         "permissions": frozenset(permissions),
+        **locale,
     }
     return fields, session
 
