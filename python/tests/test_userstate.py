@@ -197,3 +197,63 @@ def test_the_middleware_activates_before_the_handler():
         assert asyncio.run(event()) == ("fr", "Europe/Paris")
     finally:
         app._middlewares[:] = before
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def test_received_messages_are_checked_and_capped():
+    _, state = user_state(ALICE)
+    fn = UserState.event_handlers["receive_messages"].fn
+    fn(
+        state,
+        {
+            "messages": [
+                {"tag": "success extra-css", "text": "Saved."},
+                {"tag": "bogus", "text": "Hm"},
+                {"tag": "error", "text": ""},
+                "junk",
+                {"text": 3},
+            ]
+        },
+    )
+    assert state.messages == [{"tag": "success", "text": "Saved."}, {"tag": "info", "text": "Hm"}]
+    fn(state, {"messages": "not a list"})
+    fn(state, {"messages": [{"tag": "info", "text": "x" * 10_000}] * 80})
+    assert len(state.messages) == 50
+    assert len(state.messages[-1]["text"]) == 2000
+
+
+def test_dismiss_and_clear():
+    _, state = user_state(ALICE)
+    state.messages = [{"tag": "info", "text": "a"}, {"tag": "info", "text": "b"}]
+    UserState.event_handlers["dismiss_message"].fn(state, 0)
+    UserState.event_handlers["dismiss_message"].fn(state, 5)
+    assert state.messages == [{"tag": "info", "text": "b"}]
+    UserState.event_handlers["clear_messages"].fn(state)
+    assert state.messages == []
+
+
+def test_a_handler_adds_a_message_from_another_state():
+    from isthmus_reflex import add_message
+
+    class OrderState(rx.State):
+        @rx.event
+        async def place(self):
+            await add_message(self, "Order placed.", "success")
+
+    root, user = user_state(ALICE)
+    order = root.get_substate(OrderState.get_full_name().split("."))
+    asyncio.run(OrderState.event_handlers["place"].fn(order))
+    assert user.messages == [{"tag": "success", "text": "Order placed."}]
+
+
+def test_fetch_messages_calls_the_view_and_refresh_returns_it():
+    from isthmus_reflex import fetch_messages
+
+    spec = fetch_messages()
+    assert "/_isthmus/messages" in str(spec.args)
+    with pytest.raises(ValueError, match="prefix"):
+        fetch_messages("//evil.example/")
+    _, state = user_state(ALICE)
+    assert UserState.event_handlers["refresh"].fn(state) is not None

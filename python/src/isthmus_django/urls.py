@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import auth_views, views
+from . import auth_views, messages_views, views
 
 app_name = "isthmus"
 
@@ -13,4 +13,6 @@ urlpatterns = [
     path("login", auth_views.login, name="login"),
     path("logout", auth_views.logout, name="logout"),
     path("password", auth_views.password_change, name="password"),
+    # Django's pending messages, consumed, for Reflex pages (isthmus_reflex.fetch_messages).
+    path("messages", messages_views.pending_messages, name="messages"),
 ]

@@ -10,6 +10,14 @@ changes (a login or logout, in this tab or another), the gateway sends the page'
 :data:`REFRESH_EVENT`) is enough, and any other handler refreshes the vars as well.
 
 A page that is not behind the gateway (no signed injection) shows an anonymous user.
+
+Messages: ``UserState.messages`` lists ``{"tag": "success", "text": "..."}`` dicts to
+show. Django's pending messages (added in Django views) come in with
+:func:`fetch_messages`, a browser-side call to ``/_isthmus/messages`` (Django consumes
+them there, once, with the browser's own cookies) whose answer the browser hands to
+:meth:`UserState.receive_messages`; :meth:`UserState.refresh` fetches them too. Handlers
+add their own with ``await add_message(self, "Saved.", "success")``: those live in the
+page only, not in Django's storage (a Django page never shows them).
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 import reflex as rx
+from reflex.event import EventSpec
 
+from .auth import DEFAULT_PREFIX, check_prefix
 from .bridge import Identity, verified_identity
 from .locale import csrf_token_for, language_for
 
@@ -26,9 +36,33 @@ from .locale import csrf_token_for, language_for
 REFRESH_EVENT = "reflex___state____state.isthmus_reflex___userstate____user_state.refresh"
 
 
+#: Django's default level tags (``django.contrib.messages.constants``).
+LEVEL_TAGS = ("debug", "info", "success", "warning", "error")
+#: At most this many messages are kept (the oldest go first) ...
+MAX_MESSAGES = 50
+#: ... each cut to this many characters: what the browser relays is not trusted.
+MAX_MESSAGE_CHARS = 2000
+
+
+def _message(tag: Any, text: Any) -> dict[str, str] | None:
+    if not isinstance(text, str) or not text:
+        return None
+    # Django's level_tag may carry extra CSS classes (MESSAGE_TAGS); keep the known word.
+    words = tag.split() if isinstance(tag, str) else []
+    known = next((w for w in words if w in LEVEL_TAGS), "info")
+    return {"tag": known, "text": text[:MAX_MESSAGE_CHARS]}
+
+
 class UserState(rx.State):
     """The Django user of the page: ``rx.cond(UserState.is_authenticated, …)``,
     ``UserState.username``, ``UserState.full_name``, ``UserState.groups``…"""
+
+    #: Messages to show, oldest first: ``{"tag": "success", "text": "Saved."}``.
+    messages: list[dict[str, str]] = []  # noqa: RUF012 (a Reflex var: copied per state)
+
+    def _add_messages(self, items: list[dict[str, str]]) -> None:
+        if items:
+            self.messages = [*self.messages, *items][-MAX_MESSAGES:]
 
     def _identity(self) -> Identity:
         router_data: Any = self.router_data
@@ -95,5 +129,55 @@ class UserState(rx.State):
         return csrf_token_for(self.router_data)
 
     @rx.event
-    def refresh(self) -> None:
-        """Nothing to do: the event itself recomputes the vars (``on_identity_change``)."""
+    def refresh(self) -> EventSpec:
+        """``on_identity_change``: the event itself recomputes the vars; Django's pending
+        messages (a login view's "Welcome back", say) are fetched as well."""
+        return fetch_messages()
+
+    @rx.event
+    def receive_messages(self, answer: dict[str, Any]) -> None:
+        """Callback of :func:`fetch_messages`: Django's answer, relayed by the browser."""
+        raw = answer.get("messages") if isinstance(answer, dict) else None
+        if not isinstance(raw, list):
+            return
+        items = [m for m in (_message(r.get("tag"), r.get("text")) for r in raw if isinstance(r, dict)) if m]
+        self._add_messages(items[-MAX_MESSAGES:])
+
+    @rx.event
+    def dismiss_message(self, index: int) -> None:
+        if 0 <= index < len(self.messages):
+            self.messages = self.messages[:index] + self.messages[index + 1 :]
+
+    @rx.event
+    def clear_messages(self) -> None:
+        self.messages = []
+
+
+_FETCH_SCRIPT = """(async () => {
+  try {
+    const response = await fetch(%(url)s, {credentials: "same-origin", cache: "no-store",
+                                          headers: {Accept: "application/json"}});
+    if (!response.ok) return {messages: []};
+    return await response.json();
+  } catch (e) {
+    return {messages: []};
+  }
+})()"""
+
+
+def fetch_messages(prefix: str = DEFAULT_PREFIX) -> EventSpec:
+    """Fetch (and consume) the browser's pending Django messages into ``UserState.messages``:
+    an event to put in a page's ``on_load`` or return from a handler."""
+    import json
+
+    url = json.dumps(check_prefix(prefix) + "messages")
+    return rx.call_script(_FETCH_SCRIPT % {"url": url}, callback=UserState.receive_messages)
+
+
+async def add_message(state: Any, text: str, level: str = "info") -> None:
+    """Show ``text`` on the page of the handler whose state is ``state`` (level one of
+    :data:`LEVEL_TAGS`). Reflex only: it does not reach Django's message storage."""
+    user_state = state if isinstance(state, UserState) else await state.get_state(UserState)
+    message = _message(level, text)
+    if message is not None:
+        user_state._add_messages([message])
