@@ -4,7 +4,7 @@ a Reflex login page, a password change page and an upload, all with Django's aut
 import os
 
 import reflex as rx
-from isthmus_reflex import auth, install_upload_identity
+from isthmus_reflex import UserState, auth, fetch_messages, install_locale, install_upload_identity
 
 from .state import AccountState, LoginState, ShopState, UploadState, WhoamiState
 
@@ -22,6 +22,18 @@ def index() -> rx.Component:
         rx.vstack(
             rx.heading("Shop", size="7"),
             rx.text(ShopState.greeting, id="greeting"),
+            # isthmus_reflex.UserState: the verified identity as vars, refreshed by every
+            # event (on_identity_change included), no handler of the page's own.
+            rx.text(
+                rx.cond(
+                    UserState.is_authenticated,
+                    rx.fragment("Signed in as ", UserState.full_name, rx.cond(UserState.is_staff, " (staff)", "")),
+                    "Not signed in",
+                ),
+                id="signed-in",
+            ),
+            # Django's messages (fetched on load from /_isthmus/messages) and the handlers'.
+            rx.vstack(rx.foreach(UserState.messages, lambda m: rx.text(m["text"], class_name=m["tag"])), id="messages"),
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
@@ -138,7 +150,9 @@ if os.environ.get("OTEL_TRACES_EXPORTER"):
 app = rx.App()
 # Upload handlers get the Django user from the gateway's X-Isthmus-Identity header.
 install_upload_identity(app)
-app.add_page(index, route="/", title="Shop", on_load=ShopState.load)
+# Each event's language (LocaleMiddleware's choice) and time zone, activated before its handler.
+install_locale(app)
+app.add_page(index, route="/", title="Shop", on_load=[ShopState.load, fetch_messages()])
 app.add_page(login, route="/login", title="Log in")
 app.add_page(account, route="/account", title="Your account", on_load=ShopState.load)
 app.add_page(upload, route="/upload", title="Upload")
