@@ -32,8 +32,13 @@ def index() -> rx.Component:
                 ),
                 id="signed-in",
             ),
-            # Django's messages (fetched on load from /_isthmus/messages) and the handlers'.
-            rx.vstack(rx.foreach(UserState.messages, lambda m: rx.text(m["text"], class_name=m["tag"])), id="messages"),
+            # Django's messages (fetched from /_isthmus/messages by the browser once the
+            # list is on the page) and the handlers'.
+            rx.vstack(
+                rx.foreach(UserState.messages, lambda m: rx.text(m["text"], class_name=m["tag"])),
+                id="messages",
+                on_mount=fetch_messages(),
+            ),
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
@@ -152,7 +157,7 @@ app = rx.App()
 install_upload_identity(app)
 # Each event's language (LocaleMiddleware's choice) and time zone, activated before its handler.
 install_locale(app)
-app.add_page(index, route="/", title="Shop", on_load=[ShopState.load, fetch_messages()])
+app.add_page(index, route="/", title="Shop", on_load=ShopState.load)
 app.add_page(login, route="/login", title="Log in")
 app.add_page(account, route="/account", title="Your account", on_load=ShopState.load)
 app.add_page(upload, route="/upload", title="Upload")
