@@ -184,6 +184,8 @@ def test_login_in_one_tab_reaches_the_other(gw, chromium, request):
     assert len(changes) == 1, deltas(tab2, SHOP, since)
     assert changes[0]["identity_changes"] == 1 and changes[0]["greeting"] == "Hello, staffer", changes
     assert changes[0]["is_staff"] is True, changes
+    # isthmus_reflex.UserState came with that delta, with no handler of the page's own.
+    assert tab2.text("#signed-in") == "Signed in as staffer (staff)"
 
     press_staff_action(tab2)
     assert staff_action_ran_as(tab2, "staffer")
@@ -449,3 +451,29 @@ def run_without_identity_change(gw: Gateway, chromium) -> None:
 
     press_staff_action(tab2)
     assert staff_action_ran_as(tab2, "staffer")  # its next event is staffer's
+
+
+# -- Django's messages on the Reflex page ------------------------------------------------------
+def test_django_messages_show_on_the_reflex_page_once(gw, chromium):
+    """A message added by a Django view (the admin's warning about a missing object) is
+    shown by the shop page (UserState.messages, fetched from /_isthmus/messages); Django
+    hands it out once, and a reload does not show it twice."""
+    tab = chromium.context().page()
+    answer = reflex_login(tab, gw, "admin")
+    assert answer["status"] == 200, answer
+    wait_shop(tab, "Hello, admin")
+    assert tab.text("#messages") == ""
+    # Not followed: no Django page renders (and so consumes) the message.
+    kind = tab.evaluate(
+        'fetch("/admin/shop/product/999999/change/", {redirect: "manual", credentials: "same-origin"}).then(r => r.type)'
+    )
+    assert kind == "opaqueredirect", kind
+    open_shop(tab, gw, "Hello, admin")
+    shown = tab.wait_for_text("#messages", "t.includes('999999')")
+    assert "exist" in shown, shown
+    since = tab.chromium.seq()
+    open_shop(tab, gw, "Hello, admin")
+    fetched = wait_response(tab, "/_isthmus/messages", since)
+    assert json.loads(fetched["body"]) == {"messages": []}, fetched
+    # The tab's Reflex state keeps what it received (until dismissed), and only once.
+    assert tab.text("#messages").count("999999") == 1, tab.text("#messages")
