@@ -83,6 +83,10 @@ _META_NAMES = frozenset(
 )
 
 
+#: Methods a subclass overrides; never event handlers.
+_HOOKS = ("get_queryset", "has_permission", "has_object_permission", "new_instance")
+
+
 def _run_with_fresh_connections(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     close_old_connections()
     try:
@@ -112,7 +116,7 @@ class ModelStateOptions:
     model: type[models.Model]
     serializer: type[ModelSerializer]
     search_fields: tuple[str, ...]
-    ordering: tuple[str, ...]
+    ordering: tuple[Any, ...]  # names, or expressions from the model's Meta.ordering
     page_size: int
     max_page_size: int
     permissions: Mapping[str, tuple[str, ...] | None]
@@ -150,7 +154,9 @@ def resolve_options(cls: type) -> ModelStateOptions:
         if model is None:
             msg = f"{cls.__name__}.Meta needs a model or a serializer"
             raise TypeError(msg)
-        serializer = type(f"{model.__name__}Serializer", (ModelSerializer,), {"Meta": type("Meta", (), {"model": model})})
+        serializer = type(
+            f"{model.__name__}Serializer", (ModelSerializer,), {"Meta": type("Meta", (), {"model": model})}
+        )
     if not (isinstance(serializer, type) and issubclass(serializer, ModelSerializer)):
         msg = f"{cls.__name__}.Meta.serializer must be a ModelSerializer subclass"
         raise TypeError(msg)
@@ -178,7 +184,7 @@ def resolve_options(cls: type) -> ModelStateOptions:
         model=model,
         serializer=serializer,
         search_fields=_tuple(opt("search_fields", ()), "Meta.search_fields"),
-        ordering=_tuple(opt("ordering", ()), "Meta.ordering") or tuple(model._meta.ordering or ("pk",)),
+        ordering=_tuple(opt("ordering", ()), "Meta.ordering") or tuple(model._meta.ordering or ()) or ("pk",),
         page_size=min(page_size, max_page_size),
         max_page_size=max_page_size,
         permissions=perms,
@@ -197,14 +203,14 @@ def _helper(fn: Callable[..., Any]) -> Any:
 class ModelState(DjangoUserMixin, mixin=True):
     """Mix into a state: ``class ProductAdminState(ModelState, rx.State)`` with a ``Meta``."""
 
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []  # noqa: RUF012 (a Reflex var: each state instance gets its own copy)
     page: int = 1
     page_count: int = 1
     total: int = 0
     search_text: str = ""
-    form: dict[str, Any] = {}
+    form: dict[str, Any] = {}  # noqa: RUF012 (a Reflex var: each state instance gets its own copy)
     editing_id: str = ""
-    field_errors: dict[str, str] = {}
+    field_errors: dict[str, str] = {}  # noqa: RUF012 (a Reflex var: each state instance gets its own copy)
     error: str = ""
     message: str = ""
     can_view: bool = False
@@ -213,6 +219,12 @@ class ModelState(DjangoUserMixin, mixin=True):
     can_delete: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass's own hooks (``def get_queryset(self)``) are helpers, not events the
+        # browser may call: wrap them before Reflex registers the class's handlers.
+        for name in _HOOKS:
+            value = cls.__dict__.get(name)
+            if callable(value) and not isinstance(value, _StateMethod):
+                setattr(cls, name, _StateMethod(value))
         super().__init_subclass__(**kwargs)
         fields = getattr(cls, "__own_fields__", {})
         misplaced = sorted(_META_NAMES & set(fields))
@@ -298,14 +310,14 @@ class ModelState(DjangoUserMixin, mixin=True):
         )
 
     def _update_flags(self) -> None:
-        self.can_view = self._has_permission("view")
-        self.can_add = self._has_permission("add")
-        self.can_change = self._has_permission("change")
-        self.can_delete = self._has_permission("delete")
+        self.can_view = self.has_permission("view")
+        self.can_add = self.has_permission("add")
+        self.can_change = self.has_permission("change")
+        self.can_delete = self.has_permission("delete")
 
     def _filtered(self) -> models.QuerySet[Any]:
         opts = self._options()
-        qs = self._get_queryset()
+        qs: models.QuerySet[Any] = self.get_queryset()
         if opts.select_related:
             qs = qs.select_related(*opts.select_related)
         text = self.search_text.strip()
@@ -398,8 +410,8 @@ class ModelState(DjangoUserMixin, mixin=True):
         opts = self._options()
 
         def fetch() -> dict[str, Any] | None:
-            obj = self._get_queryset().filter(pk=pk).first()
-            if obj is None or not self._has_object_permission("change", obj):
+            obj = self.get_queryset().filter(pk=pk).first()
+            if obj is None or not self.has_object_permission("change", obj):
                 return None
             return opts.serializer(obj).to_representation(obj)
 
@@ -448,8 +460,8 @@ class ModelState(DjangoUserMixin, mixin=True):
         opts = self._options()
 
         def remove() -> bool:
-            obj = self._get_queryset().filter(pk=pk).first()
-            if obj is None or not self._has_object_permission("delete", obj):
+            obj = self.get_queryset().filter(pk=pk).first()
+            if obj is None or not self.has_object_permission("delete", obj):
                 return False
             obj.delete()
             return True
@@ -475,10 +487,10 @@ class ModelState(DjangoUserMixin, mixin=True):
 
         def write() -> tuple[str, dict[str, Any] | None, dict[str, str]]:
             if create:
-                instance = self._new_instance()
+                instance = self.new_instance()
             else:
-                instance = self._get_queryset().filter(pk=pk).first()
-                if instance is None or not self._has_object_permission("change", instance):
+                instance = self.get_queryset().filter(pk=pk).first()
+                if instance is None or not self.has_object_permission("change", instance):
                     return "missing", None, {}
             serializer = opts.serializer(instance, data=data)
             if not serializer.is_valid():
