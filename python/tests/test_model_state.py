@@ -13,13 +13,14 @@ import pytest
 rx = pytest.importorskip("reflex")
 
 from asgiref.sync import sync_to_async  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
 from django.db import connections  # noqa: E402
 
 from isthmus_reflex import ModelState, database_sync_to_async  # noqa: E402
 from isthmus_reflex.models import resolve_options  # noqa: E402
 from isthmus_reflex.serializers import ModelSerializer  # noqa: E402
 from tests.test_reflex_state import call, identity, sub, tree  # noqa: E402
-from tests.testapp.models import Category, Product  # noqa: E402
+from tests.testapp.models import Category, Note, Product  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,6 +50,13 @@ class ScopedCrudState(ModelState, rx.State):
 
     def get_queryset(self):
         return Product.objects.filter(category__name=self.django_user.username)
+
+
+class NoteState(ModelState, rx.State):
+    class Meta:
+        model = Note
+        owner_field = "owner"
+        ordering = ["text"]
 
 
 ALL = ["testapp.view_product", "testapp.add_product", "testapp.change_product", "testapp.delete_product"]
@@ -222,6 +230,31 @@ def test_user_scoped_queryset():
     assert (anon.error, anon.rows) == ("", [])
     call(anon, "create", form_data={"name": "z", "price": "1"})
     assert anon.error == "Permission denied."
+
+
+def test_owner_field_scopes_rows_and_sets_the_owner():
+    alice = User.objects.create(username="alice")
+    bob = User.objects.create(username="bob")
+    Note.objects.create(owner=alice, text="a1")
+    theirs = Note.objects.create(owner=bob, text="b1")
+    perms = ["testapp.view_note", "testapp.add_note", "testapp.change_note", "testapp.delete_note"]
+    s = state_for(NoteState, perms=perms, user_id=str(alice.pk))
+    call(s, "load_rows")
+    assert [r["text"] for r in s.rows] == ["a1"]
+    call(s, "create", form_data={"text": "a2", "owner": bob.pk})  # the owner is not the browser's to choose
+    assert s.error == "", s.field_errors
+    assert Note.objects.get(text="a2").owner_id == alice.pk
+    call(s, "update", pk=theirs.pk, form_data={"text": "mine now"})
+    assert "not found" in s.error
+    mine = Note.objects.get(text="a1")
+    call(s, "update", pk=mine.pk, form_data={"text": "a1!", "owner": bob.pk})
+    mine.refresh_from_db()
+    assert (mine.text, mine.owner_id) == ("a1!", alice.pk)
+    call(s, "delete_row", pk=theirs.pk)
+    assert Note.objects.filter(pk=theirs.pk).exists()
+    anon = sub(tree(identity(authenticated=False, user_id=None, username="", permissions=perms)), NoteState)
+    call(anon, "load_rows")  # an anonymous identity holds no permission
+    assert (anon.rows, anon.error) == ([], "Permission denied.")
 
 
 # --- database connections -----------------------------------------------------------------

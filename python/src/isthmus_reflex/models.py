@@ -320,7 +320,7 @@ class ModelState(DjangoUserMixin, mixin=True):
         qs: models.QuerySet[Any] = self.get_queryset()
         if opts.select_related:
             qs = qs.select_related(*opts.select_related)
-        text = self.search_text.strip()
+        text = str(self.search_text)[:200].strip()  # the var is settable by the browser
         if text and opts.search_fields:
             cond = models.Q()
             for name in opts.search_fields:
@@ -482,7 +482,8 @@ class ModelState(DjangoUserMixin, mixin=True):
             self._refuse(action)
             return
         opts = self._options()
-        data = {k: v for k, v in self.form.items() if k != "id"}
+        # Never from the browser: the pk, and the owner (Meta.owner_field) a create sets.
+        data = {k: v for k, v in self.form.items() if k != "id" and k != opts.owner_field}
         pk = self.editing_id
 
         def write() -> tuple[str, dict[str, Any] | None, dict[str, str]]:

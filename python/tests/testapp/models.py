@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -39,3 +40,10 @@ class Product(models.Model):
 class Gadget(models.Model):
     code = models.CharField(max_length=10, primary_key=True)
     title = models.CharField(max_length=50)
+
+
+class Note(models.Model):
+    """A per-user row (ModelState's Meta.owner_field)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=100)
