@@ -45,5 +45,7 @@ class Gadget(models.Model):
 class Note(models.Model):
     """A per-user row (ModelState's Meta.owner_field)."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No database constraint: the app has no migrations, and PostgreSQL would add the
+    # constraint before auth's migrations create auth_user.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     text = models.CharField(max_length=100)
