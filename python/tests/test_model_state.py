@@ -94,6 +94,22 @@ def test_config_as_plain_attributes_is_refused():
                 model = Product
 
 
+def test_model_in_the_class_body_and_missing_model():
+    class Plain(ModelState, rx.State):
+        model = Product
+
+    assert resolve_options(Plain).model is Product
+    assert resolve_options(Plain).ordering == ("pk",)
+    assert "model" not in Plain.vars
+    with pytest.raises(TypeError, match="needs a model"):
+
+        class Nothing(ModelState, rx.State):
+            pass
+
+    # refused before Reflex registered them
+    assert not {"bad", "nothing"} & {c.__name__.lower() for c in rx.State.get_substates()}
+
+
 def test_list_search_and_pages():
     make_products("apple", "banana", "cherry", "date", "apricot")
     s = state_for(perms=["testapp.view_product"])

@@ -138,6 +138,11 @@ def _tuple(value: Any, what: str) -> tuple[str, ...]:
     raise TypeError(msg)
 
 
+def _class_attr(cls: type, name: str) -> Any:
+    value = getattr(cls, name, None)
+    return value if isinstance(value, type) else None
+
+
 def resolve_options(cls: type) -> ModelStateOptions:
     """Read ``cls.Meta`` (and its bases' ``Meta``) into :class:`ModelStateOptions`."""
     cached = _options_cache.get(cls)
@@ -148,8 +153,10 @@ def resolve_options(cls: type) -> ModelStateOptions:
     def opt(name: str, default: Any) -> Any:
         return getattr(meta, name, default) if meta is not None else default
 
-    serializer = opt("serializer", None)
-    model = opt("model", None)
+    # A class, unlike a list or a number, is no state var: `model = Product` in the class
+    # body works as well as in Meta.
+    serializer = opt("serializer", None) or _class_attr(cls, "serializer")
+    model = opt("model", None) or _class_attr(cls, "model")
     if serializer is None:
         if model is None:
             msg = f"{cls.__name__}.Meta needs a model or a serializer"
@@ -219,13 +226,8 @@ class ModelState(DjangoUserMixin, mixin=True):
     can_delete: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # A subclass's own hooks (``def get_queryset(self)``) are helpers, not events the
-        # browser may call: wrap them before Reflex registers the class's handlers.
-        for name in _HOOKS:
-            value = cls.__dict__.get(name)
-            if callable(value) and not isinstance(value, _StateMethod):
-                setattr(cls, name, _StateMethod(value))
-        super().__init_subclass__(**kwargs)
+        # Configuration errors at import, not at the first event, and before Reflex
+        # registers the class (the metaclass has already sorted out its fields).
         fields = getattr(cls, "__own_fields__", {})
         misplaced = sorted(_META_NAMES & set(fields))
         if misplaced:
@@ -234,8 +236,15 @@ class ModelState(DjangoUserMixin, mixin=True):
                 "browser); put them in the state's inner `class Meta:`"
             )
             raise TypeError(msg)
-        if not getattr(cls, "_mixin", False) and getattr(cls, "Meta", None) is not None:
-            resolve_options(cls)  # configuration errors at import, not at the first event
+        if not getattr(cls, "_mixin", False):
+            resolve_options(cls)
+        # A subclass's own hooks (``def get_queryset(self)``) are helpers, not events the
+        # browser may call: wrap them before Reflex registers the class's handlers.
+        for name in _HOOKS:
+            value = cls.__dict__.get(name)
+            if callable(value) and not isinstance(value, _StateMethod):
+                setattr(cls, name, _StateMethod(value))
+        super().__init_subclass__(**kwargs)
 
     # --- helpers (not events) -----------------------------------------------------------
 
