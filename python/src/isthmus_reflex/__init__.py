@@ -8,6 +8,9 @@
 - ``login_required``, ``permission_required``, ``group_required``, ``staff_required``,
   ``superuser_required`` — handler guards;
 - :class:`ModelSerializer` — JSON-safe dicts from Django models for Reflex state;
+- ``ModelState`` — list / search / paginate / create / update / delete one model, with
+  Django's model permissions from the identity, and :func:`database_sync_to_async`
+  (``isthmus_reflex.models``, imports ``reflex``);
 - :func:`install_upload_identity` — the same identity in upload handlers (from the
   gateway's ``X-Isthmus-Identity`` header);
 - :mod:`isthmus_reflex.auth` — log in / out and change the password from Reflex pages with
@@ -55,10 +58,12 @@ __all__ = [
     "DjangoUserMixin",
     "Identity",
     "ModelSerializer",
+    "ModelState",
     "ReflexDjangoModelSerializer",
     "UploadIdentityMiddleware",
     "bridge_secret",
     "configure_django",
+    "database_sync_to_async",
     "encode_identity_header",
     "group_required",
     "identity_of",
@@ -79,6 +84,8 @@ _LAZY = {
     "user_for_identity": "isthmus_reflex.users",
     "ModelSerializer": "isthmus_reflex.serializers",
     "ReflexDjangoModelSerializer": "isthmus_reflex.serializers",
+    "ModelState": "isthmus_reflex.models",
+    "database_sync_to_async": "isthmus_reflex.models",
 }
 
 
