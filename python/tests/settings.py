@@ -1,6 +1,8 @@
 """Django settings for the isthmus tests: configured the way a project behind the gateway should be."""
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -63,3 +65,17 @@ CSRF_TRUSTED_ORIGINS = ["http://127.0.0.1:3000"]
 ISTHMUS_PUBLIC_ORIGIN = "http://127.0.0.1:3000"
 ISTHMUS_IDENTITY_SECRET = "test-identity-secret-0123456789abcdefghijklmnop"
 ISTHMUS_SESSION_KEYS = ["cart_id", "theme", "prefs"]
+
+# Optional: a PostgreSQL server for the connection tests of tests/test_model_state_postgres.py,
+# e.g. ISTHMUS_TEST_POSTGRES=postgresql://postgres@127.0.0.1:54329/postgres (they skip without it).
+if _pg := os.environ.get("ISTHMUS_TEST_POSTGRES"):
+    _url = urlsplit(_pg)
+    DATABASES["pg"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _url.path.lstrip("/") or "postgres",
+        "USER": _url.username or "postgres",
+        "PASSWORD": _url.password or "",
+        "HOST": _url.hostname or "127.0.0.1",
+        "PORT": str(_url.port or 5432),
+        "CONN_MAX_AGE": None,  # persistent, as a production setting would have it
+    }

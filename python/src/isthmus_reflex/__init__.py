@@ -8,6 +8,9 @@
 - ``login_required``, ``permission_required``, ``group_required``, ``staff_required``,
   ``superuser_required`` — handler guards;
 - :class:`ModelSerializer` — JSON-safe dicts from Django models for Reflex state;
+- ``ModelState`` — list / search / paginate / create / update / delete one model, with
+  Django's model permissions from the identity, and :func:`database_sync_to_async`
+  (``isthmus_reflex.models``, imports ``reflex``);
 - :func:`install_upload_identity` — the same identity in upload handlers (from the
   gateway's ``X-Isthmus-Identity`` header);
 - ``UserState`` — the verified identity as vars for components
@@ -58,12 +61,14 @@ __all__ = [
     "DjangoUserMixin",
     "Identity",
     "ModelSerializer",
+    "ModelState",
     "ReflexDjangoModelSerializer",
     "UploadIdentityMiddleware",
     "UserState",
     "add_message",
     "bridge_secret",
     "configure_django",
+    "database_sync_to_async",
     "encode_identity_header",
     "fetch_messages",
     "group_required",
@@ -90,6 +95,8 @@ _LAZY = {
     "user_for_identity": "isthmus_reflex.users",
     "ModelSerializer": "isthmus_reflex.serializers",
     "ReflexDjangoModelSerializer": "isthmus_reflex.serializers",
+    "ModelState": "isthmus_reflex.models",
+    "database_sync_to_async": "isthmus_reflex.models",
 }
 
 

@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -39,3 +40,12 @@ class Product(models.Model):
 class Gadget(models.Model):
     code = models.CharField(max_length=10, primary_key=True)
     title = models.CharField(max_length=50)
+
+
+class Note(models.Model):
+    """A per-user row (ModelState's Meta.owner_field)."""
+
+    # No database constraint: the app has no migrations, and PostgreSQL would add the
+    # constraint before auth's migrations create auth_user.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    text = models.CharField(max_length=100)

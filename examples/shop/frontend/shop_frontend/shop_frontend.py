@@ -6,7 +6,7 @@ import os
 import reflex as rx
 from isthmus_reflex import UserState, auth, fetch_messages, install_locale, install_upload_identity
 
-from .state import AccountState, LoginState, ShopState, UploadState, WhoamiState
+from .state import AccountState, LoginState, ProductAdminState, ShopState, UploadState, WhoamiState
 
 
 def product_row(product: rx.Var[dict]) -> rx.Component:
@@ -72,6 +72,103 @@ def index() -> rx.Component:
                 align="center",
             ),
             rx.text(ShopState.message, id="message"),
+            spacing="4",
+        ),
+        padding_top="2em",
+    )
+
+
+def admin_row(product: rx.Var[dict]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(product["name"]),
+        rx.table.cell(product["sku"]),
+        rx.table.cell(product["price"]),
+        rx.table.cell(
+            rx.hstack(
+                rx.cond(
+                    ProductAdminState.can_change,
+                    rx.button("Edit", size="1", on_click=ProductAdminState.edit_row(product["id"])),
+                ),
+                rx.cond(
+                    ProductAdminState.can_delete,
+                    rx.button(
+                        "Delete", size="1", color_scheme="red", on_click=ProductAdminState.delete_row(product["id"])
+                    ),
+                ),
+            )
+        ),
+    )
+
+
+def admin_field(name: str, label: str) -> rx.Component:
+    """One input of the edit form, bound to ProductAdminState.form, with its error."""
+    return rx.vstack(
+        rx.text(label, size="2"),
+        rx.input(
+            value=ProductAdminState.form[name].to(str),
+            on_change=lambda value: ProductAdminState.set_field(name, value),
+            id=f"product-{name}",
+        ),
+        rx.text(ProductAdminState.field_errors[name].to(str), color_scheme="red", size="1"),
+        spacing="1",
+    )
+
+
+def products() -> rx.Component:
+    """Product management with isthmus_reflex.ModelState: what each user may do follows
+    their Django model permissions (shop.view_product, add_, change_, delete_)."""
+    return rx.container(
+        rx.vstack(
+            rx.heading("Products", size="7"),
+            rx.input(
+                placeholder="Search name or SKU",
+                value=ProductAdminState.search_text,
+                on_change=ProductAdminState.search,
+                id="product-search",
+            ),
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell("Product"),
+                        rx.table.column_header_cell("SKU"),
+                        rx.table.column_header_cell("Price"),
+                        rx.table.column_header_cell(""),
+                    )
+                ),
+                rx.table.body(rx.foreach(ProductAdminState.rows, admin_row)),
+                id="product-rows",
+            ),
+            rx.hstack(
+                rx.button("Previous", on_click=ProductAdminState.prev_page, size="1"),
+                rx.text(
+                    "Page ",
+                    ProductAdminState.page.to(str),
+                    " of ",
+                    ProductAdminState.page_count.to(str),
+                    " (",
+                    ProductAdminState.total.to(str),
+                    " products)",
+                ),
+                rx.button("Next", on_click=ProductAdminState.next_page, size="1"),
+                align="center",
+            ),
+            rx.cond(
+                ProductAdminState.can_add | ProductAdminState.can_change,
+                rx.vstack(
+                    rx.heading(rx.cond(ProductAdminState.editing_id == "", "New product", "Edit product"), size="4"),
+                    admin_field("name", "Name"),
+                    admin_field("sku", "SKU"),
+                    admin_field("price", "Price"),
+                    rx.hstack(
+                        rx.button("Save", on_click=ProductAdminState.save(None), id="product-save"),
+                        rx.button("Cancel", on_click=ProductAdminState.cancel_edit, variant="soft"),
+                    ),
+                    spacing="2",
+                ),
+            ),
+            rx.text(ProductAdminState.error, id="product-error", color_scheme="red"),
+            rx.text(ProductAdminState.message, id="product-message"),
+            rx.link("Back to the shop", href="/"),
             spacing="4",
         ),
         padding_top="2em",
@@ -161,4 +258,5 @@ app.add_page(index, route="/", title="Shop", on_load=ShopState.load)
 app.add_page(login, route="/login", title="Log in")
 app.add_page(account, route="/account", title="Your account", on_load=ShopState.load)
 app.add_page(upload, route="/upload", title="Upload")
+app.add_page(products, route="/products", title="Products", on_load=ProductAdminState.load_rows)
 app.add_page(whoami, route="/whoami", title="Who am I", on_load=WhoamiState.whoami)

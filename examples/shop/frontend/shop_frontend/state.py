@@ -12,6 +12,7 @@ import reflex as rx
 from isthmus_reflex import (
     DjangoUserMixin,
     ModelSerializer,
+    ModelState,
     auth,
     group_required,
     login_required,
@@ -91,6 +92,19 @@ class ShopState(DjangoUserMixin, rx.State):
         count = await Product.objects.filter(is_active=False).aupdate(is_active=True)
         self.message = f"{count} product(s) restocked by {self.django_user.username}"
         await self.load()
+
+
+class ProductAdminState(ModelState, rx.State):
+    """Products managed from Reflex: list, search and pages for users with
+    ``shop.view_product`` (or ``change_product``), create / edit / delete for those with
+    ``shop.add_product`` / ``change_product`` / ``delete_product`` (a superuser has all),
+    checked against the identity the gateway signed into the event."""
+
+    class Meta:
+        serializer = ProductSerializer
+        search_fields = ["name", "sku"]
+        ordering = ["name"]
+        page_size = 2
 
 
 class WhoamiState(DjangoUserMixin, rx.State):
