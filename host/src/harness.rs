@@ -125,6 +125,7 @@ impl User {
             groups,
             permissions,
             session,
+            session_ref: None,
         })
     }
 }
