@@ -89,6 +89,18 @@ def test_a_reference_opens_to_its_key_only_under_the_same_secret():
             open_session_ref(junk, IDENTITY_SECRET)
 
 
+def test_the_gateway_s_test_vector(monkeypatch):
+    """host/src/identity/written.rs opens this same text."""
+    from isthmus_django import session_ref
+
+    monkeypatch.setattr(session_ref.secrets, "token_bytes", lambda n: bytes(range(n)))
+    sealed = seal_session_ref("q1w2e3r4t5y6u7i8o9p0asdfghjklzxc", IDENTITY_SECRET, now=1750000000)
+    assert sealed == (
+        "v1.AAECAwQFBgcICQoLDA0OD0T9LK-Yp-n2KNRSFitdr98TdLsIL_M5Pv7isjHiiFa5Gl1pUuZKkyXEu_ovK3JOk1jdZ79Ia"
+        "cKWNOcZaqpo4ZSUZFVU1JWHFTXEdg"
+    )
+
+
 def test_the_identity_carries_a_reference_to_the_browser_s_session(logged_in):
     ref = identity_of(logged_in)["session_ref"]
     assert open_session_ref(ref) == logged_in.cookies["sessionid"].value
@@ -113,6 +125,7 @@ def test_a_write_sets_and_deletes_at_once_and_django_sees_it(logged_in):
     assert response.status_code == 200, response.content
     assert response["Cache-Control"] == "no-store"
     assert "Set-Cookie" not in response.headers
+    assert open_session_ref(response["X-Isthmus-Session-Written"]) == logged_in.cookies["sessionid"].value
     assert json.loads(response.content) == {"ok": True, "session": {"cart_id": "42", "prefs": '{"a": [1]}'}}
     data = stored(logged_in)
     assert data["cart_id"] == 42

@@ -41,7 +41,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import conf
 from .identity import session_snapshot
-from .session_ref import INJECTION_MAX_FUTURE_SECONDS, open_session_ref
+from .session_ref import INJECTION_MAX_FUTURE_SECONDS, open_session_ref, seal_session_ref
 from .views import login_not_required
 
 logger = logging.getLogger("isthmus_django")
@@ -50,6 +50,10 @@ logger = logging.getLogger("isthmus_django")
 TIMESTAMP_HEADER = "X-Isthmus-Timestamp"
 NONCE_HEADER = "X-Isthmus-Nonce"
 SIGNATURE_HEADER = "X-Isthmus-Signature"
+#: On a write's answer: the session key, sealed again, for the gateway that passed the
+#: write to drop the identity it cached for that session (host/src/identity/written.rs);
+#: the gateway takes it out of the response.
+WRITTEN_HEADER = "X-Isthmus-Session-Written"
 #: First line of the signed text, so that no other HMAC under the bridge secret matches.
 SIGNING_LABEL = "isthmus-session-write-v1"
 #: A request's timestamp may be this far from Django's clock, either way.
@@ -234,4 +238,6 @@ def session_write(request: HttpRequest) -> HttpResponse:
     except _Refused as refused:
         logger.warning("isthmus: session write refused (%s)", refused.error)
         return _answer(refused.status, {"ok": False, "error": refused.error, **refused.extra})
-    return _answer(200, {"ok": True, "session": snapshot})
+    response = _answer(200, {"ok": True, "session": snapshot})
+    response[WRITTEN_HEADER] = seal_session_ref(key)
+    return response
