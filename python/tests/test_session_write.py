@@ -158,7 +158,7 @@ def test_a_forged_or_stale_request_is_refused(logged_in, tamper):
     raw = json.dumps(body).encode()
     headers = signed_request(FULL_URL, raw, BRIDGE_SECRET)
     if tamper == "bad_signature":
-        headers["X-Isthmus-Signature"] = "0" * 64
+        headers["Isthmus-Signature"] = "0" * 64
     elif tamper == "wrong_secret":
         headers = signed_request(FULL_URL, raw, "not-the-bridge-secret-0123456789abcdef")
     elif tamper in ("old", "future"):
@@ -265,7 +265,9 @@ def through_django(monkeypatch):
 
     def answer_of(request: httpx.Request) -> httpx.Response:
         extra = {
-            "HTTP_" + k.upper().replace("-", "_"): v for k, v in request.headers.items() if k.lower().startswith("x-")
+            "HTTP_" + k.upper().replace("-", "_"): v
+            for k, v in request.headers.items()
+            if k.lower().startswith("isthmus-")
         }
         answer = Client().post(request.url.path, data=request.content, content_type="application/json", **extra)
         return httpx.Response(

@@ -46,10 +46,11 @@ from .views import login_not_required
 
 logger = logging.getLogger("isthmus_django")
 
-#: Headers of a session write (the Reflex process sends them).
-TIMESTAMP_HEADER = "X-Isthmus-Timestamp"
-NONCE_HEADER = "X-Isthmus-Nonce"
-SIGNATURE_HEADER = "X-Isthmus-Signature"
+#: Headers of a session write (the Reflex process sends them). Outside the gateway's
+#: ``X-Isthmus-`` namespace, which it strips from every request it did not write.
+TIMESTAMP_HEADER = "Isthmus-Timestamp"
+NONCE_HEADER = "Isthmus-Nonce"
+SIGNATURE_HEADER = "Isthmus-Signature"
 #: On a write's answer: the session key, sealed again, for the gateway that passed the
 #: write to drop the identity it cached for that session (host/src/identity/written.rs);
 #: the gateway takes it out of the response.
@@ -68,7 +69,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def signing_text(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """What ``X-Isthmus-Signature`` covers: label, method, path, timestamp, nonce and the
+    """What ``Isthmus-Signature`` covers: label, method, path, timestamp, nonce and the
     body's SHA-256 (hex), one a line."""
     digest = hashlib.sha256(body).hexdigest()
     return "\n".join((SIGNING_LABEL, method.upper(), path, timestamp, nonce, digest)).encode("utf-8")

@@ -69,7 +69,7 @@ def session_url() -> str:
 
 
 def request_signature(secret: str, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """What ``X-Isthmus-Signature`` carries (isthmus_django.session_write computes the same)."""
+    """What ``Isthmus-Signature`` carries (isthmus_django.session_write computes the same)."""
     digest = hashlib.sha256(body).hexdigest()
     text = "\n".join((SIGNING_LABEL, method.upper(), path, timestamp, nonce, digest)).encode("utf-8")
     return hmac.new(secret.encode("utf-8"), text, hashlib.sha256).hexdigest()
@@ -84,9 +84,9 @@ def signed_request(
     path = urlsplit(url).path or "/"
     return {
         "Content-Type": "application/json",
-        "X-Isthmus-Timestamp": timestamp,
-        "X-Isthmus-Nonce": nonce,
-        "X-Isthmus-Signature": request_signature(secret, "POST", path, timestamp, nonce, body),
+        "Isthmus-Timestamp": timestamp,
+        "Isthmus-Nonce": nonce,
+        "Isthmus-Signature": request_signature(secret, "POST", path, timestamp, nonce, body),
     }
 
 
