@@ -18,11 +18,21 @@ async def whoami(sock) -> dict:
     return {k[: -len("_rx_state_")]: v for k, v in sock.state[WHOAMI].items()}
 
 
-async def call(sock, handler: str, payload: dict) -> dict:
-    """Run a WhoamiState handler and wait for its delta."""
+async def call(sock, handler: str, payload: dict, done) -> dict:
+    """Run a WhoamiState handler; wait until ``done(vars)`` holds (the page's boot event
+    sends WhoamiState deltas of its own)."""
+    seen = lambda: {k[: -len("_rx_state_")]: v for k, v in (sock.state.get(WHOAMI) or {}).items()}  # noqa: E731
     await sock.emit(f"{WHOAMI}.{handler}", payload, route="/whoami")
-    await sock.until(lambda u: WHOAMI in (u.get("delta") or {}))
-    return {k[: -len("_rx_state_")]: v for k, v in sock.state[WHOAMI].items()}
+    await sock.until_state(lambda: done(seen()))
+    return seen()
+
+
+def wrote(cart: str):
+    return lambda v: v.get("cart_id") == cart or bool(v.get("session_error"))
+
+
+def failed(v) -> bool:
+    return bool(v.get("session_error"))
 
 
 def django_cart(b) -> object:
@@ -38,7 +48,7 @@ async def test_a_handler_writes_the_session_and_the_next_event_and_django_see_it
     sock = await sockets(b, route="/whoami")
     assert (await whoami(sock))["cart_id"] == "42"  # the gateway now caches that identity
 
-    seen = await call(sock, "set_cart", {"cart_id": 77})
+    seen = await call(sock, "set_cart", {"cart_id": 77}, wrote("77"))
     assert seen["session_error"] == "", seen["session_error"]
     assert seen["cart_id"] == "77"
     assert django_cart(b) == 77, "Django's own views see the write"
@@ -56,14 +66,14 @@ async def test_an_anonymous_visitor_s_session_is_written_too(stack, browser, soc
     b = browser()
     assert b.post_form("/api/shop/cart/", {"cart_id": "1"}).status_code == 200  # a session, no user
     sock = await sockets(b, route="/whoami")
-    seen = await call(sock, "set_cart", {"cart_id": 2})
+    seen = await call(sock, "set_cart", {"cart_id": 2}, wrote("2"))
     assert seen["session_error"] == "" and seen["cart_id"] == "2"
     assert django_cart(b) == 2
 
 
 async def test_without_a_session_the_handler_gets_a_clear_error(stack, browser, sockets):
     sock = await sockets(browser(), route="/whoami")
-    seen = await call(sock, "set_cart", {"cart_id": 3})
+    seen = await call(sock, "set_cart", {"cart_id": 3}, failed)
     assert seen["session_error"].startswith("SessionWriteError: "), seen
     assert "no Django session" in seen["session_error"]
 
@@ -73,7 +83,7 @@ async def test_a_key_outside_the_whitelist_is_refused_and_nothing_written(stack,
     b.login("clerk")
     assert b.post_form("/api/shop/cart/", {"cart_id": "8"}).status_code == 200
     sock = await sockets(b, route="/whoami")
-    seen = await call(sock, "set_unlisted", {})
+    seen = await call(sock, "set_unlisted", {}, failed)
     assert seen["session_error"] == "SessionKeyRefused: is_admin"
     assert django_cart(b) == 8, "cart_id, sent with it, was not written either"
 
