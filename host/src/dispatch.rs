@@ -353,12 +353,14 @@ impl Gateway {
             _ => proxy::forward(&self.upstreams, req, outbound, &hop).await,
         };
         match result {
-            Ok(res) => {
+            Ok(mut res) => {
                 if let Some(identities) = &self.identities {
                     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+                        identities.observe_written(res.headers_mut());
                         identities.observe_response(browser, session_cookie.as_deref(), res.headers());
                     }
                 }
+                res.headers_mut().remove(&crate::identity::written::SESSION_WRITTEN);
                 res
             }
             Err(e) => upstream_failed(&e, request_id),

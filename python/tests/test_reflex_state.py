@@ -165,7 +165,16 @@ def nav_target(spec):
 def test_handlers_are_registered_and_helpers_are_not():
     handlers = set(ShopState.event_handlers)
     assert {"buy", "add", "steps", "stream", "whoami"} <= handlers
-    for helper in ("get_user", "_get_user", "django_user", "django_session", "django_query", "isthmus"):
+    for helper in (
+        "get_user",
+        "_get_user",
+        "update_session",
+        "_update_session",
+        "django_user",
+        "django_session",
+        "django_query",
+        "isthmus",
+    ):
         assert helper not in handlers
         assert helper not in ShopState.vars
     assert {"wipe", "buy"} <= set(ChildState.event_handlers) | set(ShopState.event_handlers)
@@ -305,6 +314,33 @@ def test_expired_injection_is_refused():
 def test_unsafe_as_path_falls_back_to_root():
     anon = sub(tree(ANON, as_path="//evil.example/x"), ShopState)
     assert nav_target(call(anon, "buy"))[1] == "/accounts/login/?next=/"
+
+
+# --- update_session --------------------------------------------------------------------------
+
+
+def test_update_session_sends_this_event_s_injection_and_later_reads_see_it(monkeypatch):
+    from isthmus_reflex import session as rsession
+
+    sent = []
+
+    async def fake_write(router_data, values, delete):
+        sent.append((router_data["isthmus"], values, tuple(delete)))
+        rsession._remember("v1.ref", {"cart_id": "42"})
+        return {"cart_id": 42}
+
+    monkeypatch.setattr("isthmus_reflex.state.write_session", fake_write)
+    rsession._reset_overlays()
+    try:
+        state = sub(tree(identity(session={"cart_id": "3"}, session_ref="v1.ref")), ShopState)
+        assert state.django_session == {"cart_id": 3}
+        assert asyncio.run(state.update_session({"cart_id": 40}, delete=["theme"], cart_id=42)) == {"cart_id": 42}
+        assert sent == [(state.router_data["isthmus"], {"cart_id": 42}, ("theme",))]
+        assert state.django_session == {"cart_id": 42}, "the rest of the handler sees the write"
+        other = sub(tree(identity(session={"cart_id": "3"}, session_ref="v1.another")), ShopState)
+        assert other.django_session == {"cart_id": 3}, "another session's events do not"
+    finally:
+        rsession._reset_overlays()
 
 
 # --- get_user ------------------------------------------------------------------------------

@@ -295,6 +295,8 @@ class Stack:
                 "ISTHMUS_IDENTITY_SECRET": self.identity_secret,
                 "ISTHMUS_BRIDGE_SECRET": self.bridge_secret,
                 "ISTHMUS_PUBLIC_ORIGIN": f"http://127.0.0.1:{self.gateway_port}",
+                # update_session: Django's session-write view, through the main gateway.
+                "ISTHMUS_SESSION_URL": f"http://127.0.0.1:{self.gateway_port}/_isthmus/session",
                 "REFLEX_TELEMETRY_ENABLED": "false",
                 "RUST_LOG": os.environ.get("ISTHMUS_E2E_RUST_LOG", "isthmus=info,isthmus::bridge=debug"),
                 "NO_COLOR": "1",

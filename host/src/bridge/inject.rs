@@ -178,6 +178,22 @@ mod tests {
     }
 
     #[test]
+    fn django_s_session_reference_is_carried_as_it_came_and_only_when_there_is_one() {
+        let injector = Injector::new(b"k", "isthmus");
+        let payload_of = |who: Identity| -> Value {
+            let signed: Value =
+                serde_json::from_str(injector.signed(&mut None, &Resolved::new(who), None, vec![])).unwrap();
+            serde_json::from_str(signed["payload"].as_str().unwrap()).unwrap()
+        };
+        let from_django: Identity =
+            serde_json::from_str(r#"{"authenticated":false,"user_id":null,"session_ref":"v1.sealed-by-django"}"#)
+                .unwrap();
+        assert_eq!(payload_of(from_django)["identity"]["session_ref"], "v1.sealed-by-django");
+        let without = payload_of(Identity::default());
+        assert!(without["identity"].get("session_ref").is_none(), "no member when Django sent none");
+    }
+
+    #[test]
     fn a_signature_is_reused_only_while_everything_it_covers_is_unchanged() {
         let injector = Injector::new(b"k", "isthmus");
         let (ann, bob) = (user("ann"), user("bob"));

@@ -8,6 +8,7 @@
 pub mod browsers;
 mod cache;
 mod keys;
+pub mod written;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
@@ -41,6 +42,8 @@ pub struct Identities {
     pub browsers: Arc<browsers::Browsers>,
     /// The other gateways (`[redis]`).
     peers: Option<Link>,
+    /// `bridge.identity_secret`, which opens Django's word that it wrote a session (`written`).
+    secret: Box<[u8]>,
 }
 
 impl Identities {
@@ -77,6 +80,7 @@ impl Identities {
                 keys,
                 browsers,
                 peers,
+                secret: secret.into(),
             }
         })
     }
@@ -116,6 +120,25 @@ impl Identities {
         }
         let asked = self.session_changed(browser.as_ref(), old.as_ref(), deleted);
         tracing::debug!(target: "isthmus::identity", deleted, pages = asked, "session cookie changed");
+    }
+
+    /// A response that says Django wrote a session (a Reflex handler's `update_session`,
+    /// `written`): as for a session cookie Django set, that session's cached identity is
+    /// dropped and its pages told, here and on the other gateways, so the next event sees
+    /// the new values. The header is taken out of the response either way.
+    pub fn observe_written(&self, response_headers: &mut HeaderMap) {
+        let Some(sealed) = response_headers.remove(&written::SESSION_WRITTEN) else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let Some(session) = sealed.to_str().ok().and_then(|v| written::open(&self.secret, v, now)) else {
+            tracing::debug!(target: "isthmus::identity", "a session-written header that does not open; ignored");
+            return;
+        };
+        let old = self.keys.of(&session);
+        if let Some(peers) = &self.peers {
+            peers.tell(Change { session: old.digest(), browser: None, deleted: false });
+        }
+        let asked = self.session_changed(None, Some(&old), false);
+        tracing::debug!(target: "isthmus::identity", pages = asked, "session written through Django");
     }
 
     /// Drop `old`'s cached identity and tell the pages concerned; how many were asked.

@@ -38,6 +38,12 @@ pub struct Identity {
     /// The user's time zone name ("" for Django's default).
     #[serde(default)]
     pub timezone: String,
+    /// Django's sealed reference to this session (`isthmus_django.session_write`): carried
+    /// into the signed payload untouched, so a handler can write whitelisted keys back
+    /// through Django without the Reflex process ever learning the session key. Policies
+    /// are not lent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_ref: Option<String>,
 }
 
 /// An identity with what every event needs of it, computed once per fetch: its JSON

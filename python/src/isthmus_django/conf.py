@@ -9,6 +9,7 @@ from django.conf import settings
 
 SECRET_SETTING = "ISTHMUS_IDENTITY_SECRET"
 SESSION_KEYS_SETTING = "ISTHMUS_SESSION_KEYS"
+BRIDGE_SECRET_SETTING = "ISTHMUS_BRIDGE_SECRET"
 PUBLIC_ORIGIN_SETTING = "ISTHMUS_PUBLIC_ORIGIN"
 TIMEZONE_SESSION_KEY_SETTING = "ISTHMUS_TIMEZONE_SESSION_KEY"
 #: Django's own time zone recipe keeps the visitor's choice under this session key.
@@ -24,6 +25,19 @@ def identity_secret() -> str:
     value = getattr(settings, SECRET_SETTING, None)
     if not value:
         value = os.environ.get(SECRET_SETTING, "")
+    return value if isinstance(value, str) else ""
+
+
+def bridge_secret() -> str:
+    """The bridge secret (``ISTHMUS_BRIDGE_SECRET``, setting then environment), or ``""``.
+
+    Django needs it only for session writes from Reflex handlers (``session_write``): the
+    Reflex process signs those requests with it, and the gateway signs with it the
+    injection each request carries.
+    """
+    value = getattr(settings, BRIDGE_SECRET_SETTING, None)
+    if not value:
+        value = os.environ.get(BRIDGE_SECRET_SETTING, "")
     return value if isinstance(value, str) else ""
 
 

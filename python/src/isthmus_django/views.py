@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import IDENTITY_SECRET_HEADER, conf
 from .identity import build_identity
+from .session_ref import session_ref_for
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase | Awaitable[HttpResponseBase]])
 
@@ -128,6 +129,10 @@ def identity(request: HttpRequest) -> HttpResponse:
         if user is None:
             user = auth.get_user(request)
         payload = build_identity(user, session, language=request_language(request))
+        # For session writes from Reflex handlers (session_write): the key, sealed.
+        ref = session_ref_for(session)
+        if ref is not None:
+            payload["session_ref"] = ref
     finally:
         # Detach the session: SessionMiddleware.process_response then finds no session
         # and neither saves it (SESSION_SAVE_EVERY_REQUEST) nor sets or deletes a cookie.

@@ -4,7 +4,7 @@
 - :func:`verify_injection`, :class:`Identity`, :class:`BridgeContext` — the signed
   identity the gateway puts in every event's ``router_data``;
 - ``DjangoUserMixin`` — ``self.django_user`` / ``django_session`` / ``django_query`` and
-  ``await self.get_user()`` in handlers (imports ``reflex``);
+  ``await self.get_user()`` and ``await self.update_session(...)`` in handlers (imports ``reflex``);
 - ``login_required``, ``permission_required``, ``group_required``, ``staff_required``,
   ``superuser_required`` — handler guards;
 - :class:`ModelSerializer` — JSON-safe dicts from Django models for Reflex state;
@@ -48,6 +48,7 @@ from .decorators import (
     superuser_required,
 )
 from .django_setup import configure_django
+from .session import SessionKeyRefused, SessionWriteError, set_session_url, write_session
 from .upload import UploadIdentityMiddleware, encode_identity_header, install_upload_identity
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
     "ModelSerializer",
     "ModelState",
     "ReflexDjangoModelSerializer",
+    "SessionKeyRefused",
+    "SessionWriteError",
     "UploadIdentityMiddleware",
     "UserState",
     "add_message",
@@ -79,11 +82,13 @@ __all__ = [
     "make_injection",
     "permission_required",
     "set_bridge_secret",
+    "set_session_url",
     "sign_payload",
     "staff_required",
     "superuser_required",
     "user_for_identity",
     "verify_injection",
+    "write_session",
 ]
 
 _LAZY = {

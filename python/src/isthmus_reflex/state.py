@@ -8,11 +8,13 @@ properties below verify it on each access (a payload already verified comes from
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import reflex as rx
 
 from .bridge import BridgeContext, Identity, verify_injection
+from .session import overlaid_session, write_session
 from .users import user_for_identity
 
 
@@ -47,7 +49,8 @@ class DjangoUserMixin(rx.State, mixin=True):
     - ``self.django_session``: the whitelisted session keys, values decoded from JSON;
     - ``self.django_query``: the page's query parameters as the gateway saw them;
     - ``self.django_context``: extra fields from the gateway's bridge policy;
-    - ``await self.get_user()``: the real user model instance, or ``AnonymousUser``.
+    - ``await self.get_user()``: the real user model instance, or ``AnonymousUser``;
+    - ``await self.update_session(cart_id=42)``: write whitelisted session keys (below).
     """
 
     @property
@@ -61,7 +64,7 @@ class DjangoUserMixin(rx.State, mixin=True):
 
     @property
     def django_session(self) -> dict[str, Any]:
-        return self.isthmus.identity.session
+        return overlaid_session(self.router_data, self.isthmus.identity.session)
 
     @property
     def django_query(self) -> dict[str, str]:
@@ -81,3 +84,20 @@ class DjangoUserMixin(rx.State, mixin=True):
         return await user_for_identity(self.django_user)
 
     get_user = _StateMethod(_get_user)
+
+    async def _update_session(
+        self, values: Mapping[str, Any] | None = None, /, *, delete: Iterable[str] = (), **more: Any
+    ) -> dict[str, Any]:
+        """Write keys of this browser's Django session (``ISTHMUS_SESSION_KEYS`` only).
+
+        ``await self.update_session(cart_id=42)``, ``await self.update_session({"cart_id":
+        42}, delete=["theme"])``. All changes are saved at once, by Django, in the session
+        this event's signed identity names. Returns the whitelisted keys after the write,
+        which ``self.django_session`` shows from then on. Raises
+        :class:`~isthmus_reflex.session.SessionKeyRefused` for keys outside the whitelist
+        (nothing is written) and :class:`~isthmus_reflex.session.SessionWriteError` when
+        the write could not happen (no session, Django unreachable, refused).
+        """
+        return await write_session(self.router_data, {**(values or {}), **more}, delete)
+
+    update_session = _StateMethod(_update_session)

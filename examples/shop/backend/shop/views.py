@@ -4,7 +4,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework import viewsets
 
 from .models import Product
@@ -26,9 +26,14 @@ class ProductViewSet(viewsets.ModelViewSet):
     serializer_class = DRFProductSerializer
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def set_cart_view(request: HttpRequest) -> JsonResponse:
-    """Put ``cart_id`` in the session: a key whitelisted (ISTHMUS_SESSION_KEYS) for Reflex."""
+    """Put ``cart_id`` in the session: a key whitelisted (ISTHMUS_SESSION_KEYS) for Reflex.
+
+    GET answers the session's ``cart_id`` (one a Reflex handler wrote, too).
+    """
+    if request.method == "GET":
+        return JsonResponse({"cart_id": request.session.get("cart_id")})
     try:
         cart_id = int(request.POST.get("cart_id", ""))
     except ValueError:

@@ -13,6 +13,8 @@ from isthmus_reflex import (
     DjangoUserMixin,
     ModelSerializer,
     ModelState,
+    SessionKeyRefused,
+    SessionWriteError,
     auth,
     group_required,
     login_required,
@@ -161,6 +163,27 @@ class WhoamiState(DjangoUserMixin, rx.State):
     @rx.event
     async def members_action(self):
         self.last_action = f"members_action by {self.django_user.username}"
+
+    session_error: str = ""
+
+    @rx.event
+    async def set_cart(self, cart_id: int):
+        """Write the whitelisted ``cart_id`` into this browser's Django session."""
+        try:
+            after = await self.update_session(cart_id=cart_id)
+        except SessionWriteError as e:
+            self.session_error = f"{type(e).__name__}: {e}"
+            return
+        self.session_error = ""
+        self.cart_id = str(after.get("cart_id", ""))
+
+    @rx.event
+    async def set_unlisted(self):
+        """Try to write a key outside ISTHMUS_SESSION_KEYS: Django refuses it."""
+        try:
+            await self.update_session(cart_id=1, is_admin=True)
+        except SessionKeyRefused as e:
+            self.session_error = f"SessionKeyRefused: {','.join(e.keys)}"
 
 
 class LoginState(rx.State):
