@@ -342,7 +342,8 @@ fn check(config_path: &Path) -> Result<(), CliError> {
     if let Some(tls) = &loaded.tls {
         check_certificates(tls, &config.file)?;
     }
-    crate::init::drift::check(config).map_err(|drift| CliError::Failed(format!("{}: {drift}", config.file.display())))?;
+    crate::init::drift::check(config)
+        .map_err(|drift| CliError::Failed(format!("{}: {drift}", config.file.display())))?;
     let bridge = match &loaded.bridge {
         Some(b) => format!(
             ", bridge on {} with policy {}",

@@ -310,7 +310,8 @@ fn check(project: &Project, config: &Path) -> Output {
 
 #[test]
 fn check_passes_while_django_reports_what_init_wrote() {
-    let (project, config) = initialised_shop_reporting(&["/_isthmus", "/admin", "/api", "/ping", "/static", "/webhooks"]);
+    let (project, config) =
+        initialised_shop_reporting(&["/_isthmus", "/admin", "/api", "/ping", "/static", "/webhooks"]);
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("[django]\nmanage = \"backend/manage.py\"\npython = \"venv/bin/python\""), "{text}");
     let out = check(&project, &config);
@@ -337,13 +338,22 @@ fn check_names_a_prefix_added_to_django_and_one_gone_from_it() {
 #[test]
 fn check_explains_a_failing_manage_py() {
     let (project, config) = initialised_shop_reporting(&[]);
-    let python = project.fake_python("venv/bin/python", "", "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty", 1);
+    let python = project.fake_python(
+        "venv/bin/python",
+        "",
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty",
+        1,
+    );
     assert!(python.exists());
     let out = check(&project, &config);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("cannot compare the config's prefixes with Django's"), "{err}");
-    assert!(err.contains("manage.py isthmus_prefixes` failed (exit status 1)") && err.contains("SECRET_KEY must not be empty"), "{err}");
+    assert!(
+        err.contains("manage.py isthmus_prefixes` failed (exit status 1)")
+            && err.contains("SECRET_KEY must not be empty"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -386,7 +396,11 @@ fn init_mounts_media_root_at_media_url() {
     let [flag, path] = python_arg(&python);
     let out = other.init(&[&flag, &path]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("MEDIA_URL https://cdn.example.com/media/ is not a path under the site's root"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MEDIA_URL https://cdn.example.com/media/ is not a path under the site's root"),
+        "{}",
+        stderr(&out)
+    );
     let text = std::fs::read_to_string(other.root().join("isthmus.toml")).unwrap();
     assert!(!text.contains("[static.media]"), "{text}");
 }

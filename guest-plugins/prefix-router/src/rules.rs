@@ -344,7 +344,8 @@ mod tests {
 
     #[test]
     fn media_prefix_is_served_from_its_mount_before_django() {
-        let c = cfg(r#"{"django_prefixes":["/admin","/uploads"],"media_prefix":"/uploads/files","media_mount":"media"}"#);
+        let c =
+            cfg(r#"{"django_prefixes":["/admin","/uploads"],"media_prefix":"/uploads/files","media_mount":"media"}"#);
         assert_eq!(c.route("/uploads/files/a.png"), ServeStatic("media"));
         assert_eq!(c.route("/uploads/other"), Forward("django"));
         assert_eq!(c.route("/uploads/filesx"), Forward("django"));

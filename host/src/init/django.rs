@@ -1,8 +1,8 @@
 //! What the Django project says about itself: `manage.py isthmus_prefixes` (the companion
 //! app's command) run with the project's Python, its JSON report parsed.
 
-use std::path::{Path, PathBuf};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

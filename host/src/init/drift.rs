@@ -44,7 +44,11 @@ impl fmt::Display for Drift {
             )?;
         }
         if !self.gone.is_empty() {
-            write!(f, " listed here but gone from Django (sent to Django, which has no route): {};", self.gone.join(", "))?;
+            write!(
+                f,
+                " listed here but gone from Django (sent to Django, which has no route): {};",
+                self.gone.join(", ")
+            )?;
         }
         write!(f, " update the list (or rerun `isthmus init` in a fresh folder and compare)")
     }
@@ -174,7 +178,11 @@ mod tests {
         let drifts = compare(&config(&two), &report(&["/_isthmus", "/admin", "/shop"]));
         assert_eq!(
             drifts,
-            [Drift { key: "routing.routers[1].config.django_prefixes".into(), added: vec!["/shop".into()], gone: vec!["/api".into()] }]
+            [Drift {
+                key: "routing.routers[1].config.django_prefixes".into(),
+                added: vec!["/shop".into()],
+                gone: vec!["/api".into()]
+            }]
         );
         let text = drifts[0].to_string();
         assert!(text.contains("routing.routers[1].config.django_prefixes"), "{text}");

@@ -278,7 +278,12 @@ fn static_files(root: &Path, report: &Report, warnings: &mut Vec<String>) -> (St
 /// `(MEDIA_URL's prefix, MEDIA_ROOT)` when the gateway can serve uploaded files: MEDIA_URL
 /// a path on this site other than STATIC_URL, and MEDIA_ROOT set. A MEDIA_URL without
 /// MEDIA_ROOT is left to the "matches no pattern" warning of `plan`.
-fn media_files(root: &Path, report: &Report, static_prefix: &str, warnings: &mut Vec<String>) -> Option<(String, String)> {
+fn media_files(
+    root: &Path,
+    report: &Report,
+    static_prefix: &str,
+    warnings: &mut Vec<String>,
+) -> Option<(String, String)> {
     let url = report.media_url.as_deref().filter(|u| !u.is_empty())?;
     let prefix = url.trim_end_matches('/');
     if !is_site_path(url) || prefix.is_empty() {
