@@ -152,7 +152,12 @@ mod tests {
         let text = format!(
             "[listen]\naddr = \"127.0.0.1:3000\"\n[upstreams.django]\nurl = \"http://127.0.0.1:8001\"\n[upstreams.reflex]\nurl = \"http://127.0.0.1:8000\"\n[static.frontend]\nroot = \".\"\n[static.media]\nroot = \".\"\n[routing]\n{routers}"
         );
-        Config::parse(&text, Path::new("/tmp/isthmus.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        for plugin in ["prefix_router.wasm", "my_router.wasm"] {
+            std::fs::write(dir.path().join("plugins").join(plugin), b"checked when loaded, not here").unwrap();
+        }
+        Config::parse(&text, &dir.path().join("isthmus.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
 
     fn report(prefixes: &[&str]) -> Report {
@@ -174,7 +179,7 @@ mod tests {
 
     #[test]
     fn names_added_and_gone_prefixes_with_the_key() {
-        let two = format!("[[routing.routers]]\nplugin = \"plugins/my_router.wasm\"\n{ROUTERS}");
+        let two = format!("[[routing.routers]]\nplugin = \"my_router.wasm\"\n{ROUTERS}");
         let drifts = compare(&config(&two), &report(&["/_isthmus", "/admin", "/shop"]));
         assert_eq!(
             drifts,
@@ -193,7 +198,7 @@ mod tests {
     #[test]
     fn a_router_without_the_key_is_compared_with_its_default() {
         let drifts =
-            compare(&config("[[routing.routers]]\nplugin = \"plugins/prefix_router.wasm\"\n"), &report(&["/admin"]));
+            compare(&config("[[routing.routers]]\nplugin = \"prefix_router.wasm\"\n"), &report(&["/admin"]));
         assert_eq!(drifts[0].gone, ["/api"]);
     }
 
