@@ -197,8 +197,7 @@ mod tests {
 
     #[test]
     fn a_router_without_the_key_is_compared_with_its_default() {
-        let drifts =
-            compare(&config("[[routing.routers]]\nplugin = \"prefix_router.wasm\"\n"), &report(&["/admin"]));
+        let drifts = compare(&config("[[routing.routers]]\nplugin = \"prefix_router.wasm\"\n"), &report(&["/admin"]));
         assert_eq!(drifts[0].gone, ["/api"]);
     }
 

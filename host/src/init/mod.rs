@@ -120,7 +120,8 @@ pub fn run(dir: &Path, python: Option<&Path>) -> Result<(), InitError> {
     // What `check` and `run` ask Django with: a path made absolute (then relative to the
     // project when inside it), a bare name (`python3`) kept for PATH.
     project.python = python.map(|p| match p.components().count() > 1 {
-        true => project_path(&root, &p.canonicalize().unwrap_or_else(|_| p.to_owned())),
+        // Absolute, symlinks kept: a virtualenv's python is a link out of the venv.
+        true => project_path(&root, &std::path::absolute(p).unwrap_or_else(|_| p.to_owned())),
         false => p.display().to_string(),
     });
     if !rxconfig.contains("api_url") {
@@ -150,6 +151,14 @@ pub fn run(dir: &Path, python: Option<&Path>) -> Result<(), InitError> {
             return Err(e);
         }
     };
+    // Django makes MEDIA_ROOT at the first upload; the mount needs the folder now.
+    if let Some((_, media_root)) = &project.media {
+        if let Err(e) = std::fs::create_dir_all(root.join(media_root)) {
+            warnings.push(format!(
+                "cannot create MEDIA_ROOT {media_root} for [static.media]: {e}; create it before `isthmus check`"
+            ));
+        }
+    }
     for file in kept {
         warnings.push(format!("kept your {PLUGINS_DIR}/{file}: the default policy of that name was not written"));
     }
