@@ -97,6 +97,19 @@ pub fn compare(config: &Config, report: &Report) -> Vec<Drift> {
     drifts
 }
 
+/// `init`'s advice, in the config's terms: the interpreter is `[django] python` here.
+fn for_config(e: &InitError) -> String {
+    e.to_string()
+        .replace(
+            "pass --python with the project's interpreter (e.g. --python .venv/bin/python) or activate its virtualenv",
+            "set [django] python to the project's interpreter (e.g. \".venv/bin/python\") or activate its virtualenv",
+        )
+        .replace(
+            "or pass --python with the project's interpreter",
+            "or set [django] python to the project's interpreter",
+        )
+}
+
 fn is_prefix_router(plugin: &str) -> bool {
     plugin == "builtin:prefix-router" || Path::new(plugin).file_name().is_some_and(|f| f == "prefix_router.wasm")
 }
@@ -109,7 +122,7 @@ pub fn check(config: &Config) -> Result<(), String> {
         return Ok(());
     };
     let report = ask(&python, &manage, crate::limits::DJANGO_REPORT_TIMEOUT)
-        .map_err(|e| format!("django: cannot compare the config's prefixes with Django's: {e}"))?;
+        .map_err(|e| format!("django: cannot compare the config's prefixes with Django's: {}", for_config(&e)))?;
     let drifts = compare(config, &report);
     match drifts.is_empty() {
         true => Ok(()),
@@ -136,7 +149,7 @@ pub fn warn_in_background(config: &Config) {
                     tracing::debug!("the config's Django prefixes match what Django reports");
                 }
             }
-            Err(e) => tracing::warn!("cannot compare the config's prefixes with Django's: {e}"),
+            Err(e) => tracing::warn!("cannot compare the config's prefixes with Django's: {}", for_config(&e)),
         }
     });
     if let Err(e) = spawned {
