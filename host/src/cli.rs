@@ -46,7 +46,9 @@ pub enum Command {
         #[arg(long)]
         dev: bool,
     },
-    /// Validate the config and load and init every plugin; exit 0 when all is well.
+    /// Validate the config and load and init every plugin, and (with a `[django]` section)
+    /// compare the prefix router's Django prefixes with what Django reports now; exit 0
+    /// when all is well.
     Check {
         #[arg(long, short, default_value = "isthmus.toml")]
         config: PathBuf,
@@ -299,6 +301,10 @@ fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
             tokio::spawn(Arc::new(redirect).serve(listener, draining.clone().cancelled_owned()));
         }
         let tls = loaded.tls.as_ref().map(Tls::acceptor);
+        if run.is_some() {
+            // Django's prefixes now against the config's, in the background: a warning, never a wait.
+            crate::init::drift::warn_in_background(config);
+        }
         tracing::info!(addr = %config.listen.addr, tls = tls.is_some(), routers = loaded.routers.len(), bridge = loaded.bridge.is_some(), "isthmus listening");
         let gateway = Arc::new(gateway);
         // A pool that may not serve (Reflex replicas without Redis) stops the gateway
@@ -336,6 +342,8 @@ fn check(config_path: &Path) -> Result<(), CliError> {
     if let Some(tls) = &loaded.tls {
         check_certificates(tls, &config.file)?;
     }
+    crate::init::drift::check(config)
+        .map_err(|drift| CliError::Failed(format!("{}: {drift}", config.file.display())))?;
     let bridge = match &loaded.bridge {
         Some(b) => format!(
             ", bridge on {} with policy {}",

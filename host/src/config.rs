@@ -49,6 +49,9 @@ pub struct Config {
     pub headers: Headers,
     /// Several gateways: logins and logouts told to the others through Redis; absent: none.
     pub redis: Option<RedisConfig>,
+    /// The Django project `isthmus check` and `isthmus run` ask for its URL prefixes (to
+    /// name the prefixes the router's config no longer matches); absent: no comparison.
+    pub django: Option<DjangoProject>,
     /// Folder of the config file; relative paths below were joined to it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -382,6 +385,18 @@ pub struct MetricsConfig {
     /// metrics tell the upstreams, plugins and traffic of the gateway.
     #[serde(default)]
     pub allow_remote: bool,
+}
+
+/// `[django]`: where `manage.py isthmus_prefixes` is run to compare Django's URL prefixes
+/// with the prefix router's `django_prefixes` (written by `isthmus init`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DjangoProject {
+    /// The project's `manage.py`, relative to the config's folder.
+    pub manage: PathBuf,
+    /// The interpreter that runs it: a path (relative to the config's folder) or a name
+    /// looked up on PATH; absent: `$VIRTUAL_ENV/bin/python`, else `python3`.
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -729,6 +744,13 @@ impl Config {
             otlp.uri = parse_otlp_endpoint(&otlp.endpoint).map_err(|m| ("tracing.otlp.endpoint".to_owned(), m))?;
         }
         self.routing.plugins_dir = base.join(&self.routing.plugins_dir);
+        if let Some(django) = &mut self.django {
+            django.manage = base.join(&django.manage);
+            // A bare name (`python3`) is looked up on PATH, as a shell would.
+            if let Some(python) = django.python.as_mut().filter(|p| p.components().count() > 1) {
+                *python = base.join(&*python);
+            }
+        }
         if let Some(tls) = &mut self.listen.tls {
             for path in [&mut tls.cert, &mut tls.key].into_iter().chain(tls.acme_challenge_dir.as_mut()) {
                 *path = base.join(&*path);

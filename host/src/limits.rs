@@ -269,3 +269,8 @@ pub const OTLP_EXPORT_INTERVAL: Duration = Duration::from_secs(1);
 pub const OTLP_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// On shutdown, the spans still queued get this long to be exported.
 pub const OTLP_SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+/// How long `isthmus init`, `check` and `run` wait for `manage.py isthmus_prefixes` (it
+/// imports the whole project: about 0.5 s for the shop example, seconds for a large one)
+/// before stopping it.
+pub const DJANGO_REPORT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -279,3 +279,128 @@ fn policies_already_in_the_plugins_folder_are_kept() {
     assert!(stderr(&out).contains("kept your plugins/prefix_router.wasm"), "{}", stderr(&out));
     assert!(project.dir.path().join("plugins/django_bridge.wasm").is_file());
 }
+
+/// The project `init` wrote the shop's config for, with what `isthmus check` needs on
+/// disk, and Django's report changed to `prefixes` afterwards.
+fn initialised_shop_reporting(prefixes: &[&str]) -> (Project, PathBuf) {
+    let project = Project::new();
+    let python = project.fake_python("venv/bin/python", &project.shop_report(), "", 0);
+    let [flag, path] = python_arg(&python);
+    let out = project.init(&[&flag, &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    project.write("frontend/.web/build/client/index.html", "<!doctype html>");
+    std::fs::create_dir_all(project.root().join("backend/staticfiles")).unwrap();
+    let mut report: serde_json::Value = serde_json::from_str(&project.shop_report()).unwrap();
+    report["prefixes"] = serde_json::json!(prefixes);
+    project.fake_python("venv/bin/python", &report.to_string(), "", 0);
+    let config = project.root().join("isthmus.toml");
+    (project, config)
+}
+
+/// `isthmus check` with the secrets `init` wrote in its environment.
+fn check(project: &Project, config: &Path) -> Output {
+    let env_text = std::fs::read_to_string(project.root().join("isthmus.env")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_isthmus"));
+    command.args(["check", "--config"]).arg(config).env_remove("DJANGO_SETTINGS_MODULE").env_remove("VIRTUAL_ENV");
+    for (name, value) in env_text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('=')) {
+        command.env(name, value);
+    }
+    run(&mut command)
+}
+
+#[test]
+fn check_passes_while_django_reports_what_init_wrote() {
+    let (project, config) =
+        initialised_shop_reporting(&["/_isthmus", "/admin", "/api", "/ping", "/static", "/webhooks"]);
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("[django]\nmanage = \"backend/manage.py\"\npython = \"venv/bin/python\""), "{text}");
+    let out = check(&project, &config);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Asked from manage.py's folder, with the environment's settings (isthmus.env's here).
+    let root = project.root();
+    assert_eq!(
+        project.python_log().unwrap().trim(),
+        format!("{}|manage.py isthmus_prefixes|shopsite.settings", root.join("backend").display())
+    );
+}
+
+#[test]
+fn check_names_a_prefix_added_to_django_and_one_gone_from_it() {
+    let (project, config) = initialised_shop_reporting(&["/_isthmus", "/admin", "/api", "/shop"]);
+    let out = check(&project, &config);
+    assert!(!out.status.success(), "drift must fail the check");
+    let err = stderr(&out);
+    assert!(err.contains("routing.routers[0].config.django_prefixes"), "{err}");
+    assert!(err.contains("missing here (requests there go to the SPA, not Django): /shop;"), "{err}");
+    assert!(err.contains("gone from Django (sent to Django, which has no route): /webhooks;"), "{err}");
+}
+
+#[test]
+fn check_explains_a_failing_manage_py() {
+    let (project, config) = initialised_shop_reporting(&[]);
+    let python = project.fake_python(
+        "venv/bin/python",
+        "",
+        "django.core.exceptions.ImproperlyConfigured: SECRET_KEY must not be empty",
+        1,
+    );
+    assert!(python.exists());
+    let out = check(&project, &config);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cannot compare the config's prefixes with Django's"), "{err}");
+    assert!(
+        err.contains("manage.py isthmus_prefixes` failed (exit status 1)")
+            && err.contains("SECRET_KEY must not be empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_a_django_section_check_asks_nothing() {
+    let (project, config) = initialised_shop_reporting(&["/shop"]);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let start = text.find("[django]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    std::fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    std::fs::remove_file(project.root().join("python.log")).ok();
+    let out = check(&project, &config);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(project.python_log(), None, "manage.py was run without a [django] section");
+}
+
+#[test]
+fn init_mounts_media_root_at_media_url() {
+    let project = Project::new();
+    let mut report: serde_json::Value = serde_json::from_str(&project.shop_report()).unwrap();
+    report["prefixes"] = serde_json::json!(["/_isthmus", "/admin", "/api", "/media"]);
+    report["media_url"] = "/media/".into();
+    report["media_root"] = project.root().join("backend/media").display().to_string().into();
+    let python = project.fake_python("venv/bin/python", &report.to_string(), "", 0);
+    let [flag, path] = python_arg(&python);
+    let out = project.init(&[&flag, &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "a served MEDIA_URL is no warning");
+    let doc: toml::Table = std::fs::read_to_string(project.root().join("isthmus.toml")).unwrap().parse().unwrap();
+    let media = &doc["static"]["media"];
+    assert_eq!((media["root"].as_str(), media["strip_prefix"].as_str()), (Some("backend/media"), Some("/media")));
+    let router = &doc["routing"]["routers"][0]["config"];
+    assert_eq!(router["media_prefix"].as_str(), Some("/media"));
+    assert_eq!(router["media_mount"].as_str(), Some("media"));
+    assert_eq!(router["django_prefixes"], toml::Value::try_from(["/_isthmus", "/admin", "/api"]).unwrap());
+
+    // MEDIA_URL on another host: nothing to serve here, and said so.
+    let other = Project::new();
+    report["media_url"] = "https://cdn.example.com/media/".into();
+    let python = other.fake_python("venv/bin/python", &report.to_string(), "", 0);
+    let [flag, path] = python_arg(&python);
+    let out = other.init(&[&flag, &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MEDIA_URL https://cdn.example.com/media/ is not a path under the site's root"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(other.root().join("isthmus.toml")).unwrap();
+    assert!(!text.contains("[static.media]"), "{text}");
+}

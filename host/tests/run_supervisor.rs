@@ -594,3 +594,28 @@ fn reflex_replicas_without_redis_are_refused_with_redis_they_run() {
     run.signal(libc::SIGTERM);
     assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0));
 }
+
+/// A manage.py answering `isthmus_prefixes` after a pause, as the companion would for a
+/// project whose urls.py gained `/shop` since the config was written.
+const DRIFTED_MANAGE_PY: &str = r#"
+import json, sys, time
+assert sys.argv[1:] == ["isthmus_prefixes"], sys.argv
+time.sleep(1.5)
+print(json.dumps({"prefixes": ["/api", "/ping", "/shop"], "static_url": "/static/", "static_root": None}))
+"#;
+
+#[test]
+fn run_warns_of_prefix_drift_in_the_background_and_serves() {
+    let port = free_port();
+    let site = site(port, 0.0, "\n[django]\nmanage = \"backend/manage.py\"\npython = \"python3\"\n");
+    site.write("backend/manage.py", DRIFTED_MANAGE_PY);
+    let run = Run::start(site, port, &[]);
+    run.wait_log("routing.routers[0].config.django_prefixes", 1, Duration::from_secs(30));
+    let log = run.log();
+    assert!(log.contains("missing here (requests there go to the SPA, not Django): /shop;"), "{log}");
+    assert!(!log.contains("gone from Django"), "{log}");
+    // Listening came first: the 1.5 s manage.py held nothing up.
+    let (listening, drift) = (log.find("isthmus listening").unwrap(), log.find("django_prefixes").unwrap());
+    assert!(listening < drift, "{log}");
+    assert_eq!(run.until_ok("/index.html", Duration::from_secs(30)).1, "<h1>exported spa</h1>");
+}

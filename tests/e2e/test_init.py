@@ -137,3 +137,48 @@ def test_init_says_what_to_add_without_the_companion_app(isthmus, shop):
     assert out.returncode != 0
     assert 'add "isthmus_django" to INSTALLED_APPS in shopsite.settings' in out.stderr, out.stderr
     assert not (shop / "isthmus.toml").exists() and not (shop / "isthmus.env").exists()
+
+
+def test_check_names_the_prefixes_urls_py_gained_and_lost_since_init(isthmus, shop):
+    out = init(isthmus, shop, "--python", sys.executable)
+    assert out.returncode == 0, out.stderr
+    assert tomllib.loads((shop / "isthmus.toml").read_text())["django"] == {
+        "manage": "backend/manage.py",
+        "python": sys.executable,
+    }
+    secrets = env_file(shop)
+    env = base_env(**secrets, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=shop / "backend", env=env, check=True
+    )
+    spa = shop / "frontend" / ".web" / "build" / "client"
+    spa.mkdir(parents=True)
+    (spa / "index.html").write_text("<!doctype html><title>Shop</title>\n")
+    config_path = str(shop / "isthmus.toml")
+
+    def check() -> subprocess.CompletedProcess:
+        return subprocess.run([str(isthmus), "check", "--config", config_path], env=env, capture_output=True, text=True)
+
+    assert check().returncode == 0
+    urls = shop / "backend" / "shopsite" / "urls.py"
+    text = urls.read_text()
+    webhooks = '    path("webhooks/stripe/", stripe_webhook_view, name="stripe-webhook"),\n'
+    assert webhooks in text
+    urls.write_text(text.replace(webhooks, '    path("news/", stock_report_view),\n'))
+    drifted = check()
+    assert drifted.returncode != 0
+    assert "routing.routers[0].config.django_prefixes" in drifted.stderr, drifted.stderr
+    assert "missing here (requests there go to the SPA, not Django): /news;" in drifted.stderr, drifted.stderr
+    assert "gone from Django (sent to Django, which has no route): /webhooks;" in drifted.stderr, drifted.stderr
+
+
+def test_init_mounts_media_root_at_media_url(isthmus, shop):
+    settings = shop / "backend" / "shopsite" / "settings.py"
+    settings.write_text(settings.read_text() + '\nMEDIA_URL = "/media/"\nMEDIA_ROOT = BASE_DIR / "media"\n')
+    out = init(isthmus, shop, "--python", sys.executable)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "", out.stderr
+    config = tomllib.loads((shop / "isthmus.toml").read_text())
+    assert config["static"]["media"] == {"root": "backend/media", "strip_prefix": "/media"}
+    router = config["routing"]["routers"][0]["config"]
+    assert (router["media_prefix"], router["media_mount"]) == ("/media", "media")

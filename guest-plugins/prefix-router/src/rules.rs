@@ -6,8 +6,9 @@
 //!    method and for WebSocket upgrades alike.
 //! 2. `static_prefix` → serve from `static_mount` when it is set, otherwise forward to
 //!    `django_upstream` (Django serves its own `STATIC_URL`, as in reflex-django).
-//! 3. Each of `django_prefixes` → forward to `django_upstream`.
-//! 4. Everything else → forward to `frontend_upstream` when it is set (dev mode), else
+//! 3. `media_prefix` → serve from `media_mount` (Django's MEDIA_ROOT): both or neither.
+//! 4. Each of `django_prefixes` → forward to `django_upstream`.
+//! 5. Everything else → forward to `frontend_upstream` when it is set (dev mode), else
 //!    serve from `spa_mount`, else (`spa_mount: null`) pass to the next router.
 //!
 //! A path is "under" a prefix `p` when it equals `p` or starts with `p + "/"`, so
@@ -19,12 +20,14 @@ use serde_json::{Map, Value};
 pub const RESERVED: [&str; 6] = isthmus_policy::REFLEX_PATHS;
 
 /// Every key `init` accepts, in documentation order.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 9] = [
     "django_upstream",
     "reflex_upstream",
     "django_prefixes",
     "static_prefix",
     "static_mount",
+    "media_prefix",
+    "media_mount",
     "spa_mount",
     "frontend_upstream",
 ];
@@ -54,6 +57,9 @@ pub struct Config {
     pub django_prefixes: Vec<String>,
     pub static_prefix: Option<String>,
     pub static_mount: Option<String>,
+    /// MEDIA_URL without its trailing slash, served from `media_mount`.
+    pub media_prefix: Option<String>,
+    pub media_mount: Option<String>,
     pub spa_mount: Option<String>,
     pub frontend_upstream: Option<String>,
 }
@@ -66,6 +72,8 @@ impl Default for Config {
             django_prefixes: DEFAULT_DJANGO_PREFIXES.iter().map(|p| p.to_string()).collect(),
             static_prefix: Some(DEFAULT_STATIC_PREFIX.into()),
             static_mount: None,
+            media_prefix: None,
+            media_mount: None,
             spa_mount: Some(DEFAULT_SPA_MOUNT.into()),
             frontend_upstream: None,
         }
@@ -137,6 +145,23 @@ impl Config {
         if let Some(v) = map.get("static_mount") {
             config.static_mount = optional_name(v, "static_mount")?;
         }
+        if let Some(v) = map.get("media_prefix") {
+            config.media_prefix = optional_string(v, "media_prefix")?;
+        }
+        if let Some(v) = map.get("media_mount") {
+            config.media_mount = optional_name(v, "media_mount")?;
+        }
+        match (&config.media_prefix, &config.media_mount) {
+            (Some(p), Some(_)) => {
+                check_prefix("media_prefix", p)?;
+                if config.static_prefix.as_ref() == Some(p) || config.django_prefixes.contains(p) {
+                    return Err(format!("media_prefix: `{p}` is also static_prefix or listed in django_prefixes"));
+                }
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err("media_prefix: needs media_mount (the static mount of MEDIA_ROOT)".into()),
+            (None, Some(_)) => return Err("media_mount: needs media_prefix (MEDIA_URL)".into()),
+        }
         if let Some(v) = map.get("spa_mount") {
             config.spa_mount = optional_name(v, "spa_mount")?;
         }
@@ -158,6 +183,11 @@ impl Config {
                     Some(mount) => Target::ServeStatic(mount),
                     None => Target::Forward(&self.django_upstream),
                 };
+            }
+        }
+        if let (Some(prefix), Some(mount)) = (&self.media_prefix, &self.media_mount) {
+            if is_under(path, prefix) {
+                return Target::ServeStatic(mount);
             }
         }
         if self.django_prefixes.iter().any(|p| is_under(path, p)) {
@@ -294,7 +324,8 @@ mod tests {
     #[test]
     fn every_key_is_read() {
         let c = cfg(r#"{"django_upstream":"dj","reflex_upstream":"rx","django_prefixes":["/x"],
-            "static_prefix":"/assets","static_mount":"sm","spa_mount":"spa","frontend_upstream":"vite"}"#);
+            "static_prefix":"/assets","static_mount":"sm","media_prefix":"/media","media_mount":"mm",
+            "spa_mount":"spa","frontend_upstream":"vite"}"#);
         assert_eq!(
             c,
             Config {
@@ -303,10 +334,25 @@ mod tests {
                 django_prefixes: vec!["/x".into()],
                 static_prefix: Some("/assets".into()),
                 static_mount: Some("sm".into()),
+                media_prefix: Some("/media".into()),
+                media_mount: Some("mm".into()),
                 spa_mount: Some("spa".into()),
                 frontend_upstream: Some("vite".into()),
             }
         );
+    }
+
+    #[test]
+    fn media_prefix_is_served_from_its_mount_before_django() {
+        let c =
+            cfg(r#"{"django_prefixes":["/admin","/uploads"],"media_prefix":"/uploads/files","media_mount":"media"}"#);
+        assert_eq!(c.route("/uploads/files/a.png"), ServeStatic("media"));
+        assert_eq!(c.route("/uploads/other"), Forward("django"));
+        assert_eq!(c.route("/uploads/filesx"), Forward("django"));
+        assert_err(r#"{"media_prefix":"/media"}"#, &["media_prefix", "needs media_mount"]);
+        assert_err(r#"{"media_mount":"media"}"#, &["media_mount", "needs media_prefix"]);
+        assert_err(r#"{"media_prefix":"/static","media_mount":"m"}"#, &["media_prefix", "also static_prefix"]);
+        assert_err(r#"{"media_prefix":"/_upload","media_mount":"m"}"#, &["media_prefix", "reserved"]);
     }
 
     #[test]

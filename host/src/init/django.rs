@@ -1,8 +1,10 @@
 //! What the Django project says about itself: `manage.py isthmus_prefixes` (the companion
 //! app's command) run with the project's Python, its JSON report parsed.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -17,6 +19,7 @@ pub struct Report {
     pub static_url: Option<String>,
     pub static_root: Option<PathBuf>,
     pub media_url: Option<String>,
+    pub media_root: Option<PathBuf>,
     #[serde(default)]
     pub unresolved: Vec<String>,
     pub identity_path: Option<String>,
@@ -36,25 +39,57 @@ pub fn interpreter(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Runs `python manage.py isthmus_prefixes` in `django_dir` with `settings` as
-/// DJANGO_SETTINGS_MODULE (what manage.py itself would use).
-pub fn report(python: &Path, django_dir: &Path, settings: &str) -> Result<Report, InitError> {
+/// Runs `python manage.py isthmus_prefixes` in `django_dir`, with `settings` as
+/// DJANGO_SETTINGS_MODULE when given (else the environment's or manage.py's own default),
+/// stopping it after `timeout`: importing a project can take seconds, and no caller
+/// should wait on a hung one.
+pub fn report(
+    python: &Path,
+    django_dir: &Path,
+    settings: Option<&str>,
+    timeout: Duration,
+) -> Result<Report, InitError> {
     let command = format!("{} manage.py isthmus_prefixes", python.display());
-    let output = Command::new(python)
-        .args(["manage.py", "isthmus_prefixes"])
+    let mut cmd = Command::new(python);
+    cmd.args(["manage.py", "isthmus_prefixes"])
         .current_dir(django_dir)
-        .env("DJANGO_SETTINGS_MODULE", settings)
-        .output()
-        .map_err(|source| InitError::PythonSpawn { python: python.to_owned(), source })?;
-    if !output.status.success() {
-        return Err(explain_failure(
-            &command,
-            settings,
-            &String::from_utf8_lossy(&output.stderr),
-            output.status.code(),
-        ));
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(settings) = settings {
+        cmd.env("DJANGO_SETTINGS_MODULE", settings);
     }
-    parse(&String::from_utf8_lossy(&output.stdout)).map_err(|message| InitError::BadReport { command, message })
+    let mut child = cmd.spawn().map_err(|source| InitError::PythonSpawn { python: python.to_owned(), source })?;
+    // Both pipes drained beside the wait, so a chatty project cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(InitError::TimedOut { command, timeout });
+            }
+        }
+    };
+    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    if !status.success() {
+        let settings = settings.unwrap_or("DJANGO_SETTINGS_MODULE");
+        return Err(explain_failure(&command, settings, &stderr, status.code()));
+    }
+    parse(&stdout).map_err(|message| InitError::BadReport { command, message })
 }
 
 /// The report is the last line of stdout: settings that print a banner do not spoil it.

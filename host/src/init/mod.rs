@@ -6,6 +6,7 @@
 
 mod discover;
 mod django;
+pub mod drift;
 mod files;
 mod template;
 
@@ -51,6 +52,8 @@ pub enum InitError {
     PackageMissing { command: String, package: &'static str, stderr: String },
     #[error("`{command}` failed ({status}):\n{stderr}")]
     PythonFailed { command: String, status: String, stderr: String },
+    #[error("`{command}` did not answer within {}s: stopped", .timeout.as_secs())]
+    TimedOut { command: String, timeout: std::time::Duration },
     #[error("`{command}` did not report the project: {message}")]
     BadReport { command: String, message: String },
     #[error("cannot generate a secret: {0}")]
@@ -73,6 +76,11 @@ pub struct Project {
     pub static_prefix: String,
     /// STATIC_ROOT, when set and STATIC_URL is a path on this site.
     pub static_root: Option<String>,
+    /// `(MEDIA_URL without its trailing slash, MEDIA_ROOT)`, when both are set and
+    /// MEDIA_URL is a path on this site: the `[static.media]` mount.
+    pub media: Option<(String, String)>,
+    /// The `[django]` section's `python`: the interpreter given to `init`, if any.
+    pub python: Option<String>,
     pub identity_path: String,
     pub session_cookie: String,
     pub login_url: String,
@@ -101,9 +109,21 @@ pub fn run(dir: &Path, python: Option<&Path>) -> Result<(), InitError> {
             .ok_or_else(|| InitError::NoSettingsModule(manage_py.clone()))?,
     };
     let app_name = discover::app_name(&rxconfig).ok_or_else(|| InitError::NoAppName(rxconfig_py.clone()))?;
-    let report = django::report(&django::interpreter(python), &dir.join(&layout.django_dir), &settings)?;
+    let report = django::report(
+        &django::interpreter(python),
+        &dir.join(&layout.django_dir),
+        Some(settings.as_str()),
+        crate::limits::DJANGO_REPORT_TIMEOUT,
+    )?;
     let root = dir.canonicalize().map_err(|source| InitError::Read { path: dir.to_owned(), source })?;
-    let (project, mut warnings) = plan(&root, &layout, &settings, &app_name, &report);
+    let (mut project, mut warnings) = plan(&root, &layout, &settings, &app_name, &report);
+    // What `check` and `run` ask Django with: a path made absolute (then relative to the
+    // project when inside it), a bare name (`python3`) kept for PATH.
+    project.python = python.map(|p| match p.components().count() > 1 {
+        // Absolute, symlinks kept: a virtualenv's python is a link out of the venv.
+        true => project_path(&root, &std::path::absolute(p).unwrap_or_else(|_| p.to_owned())),
+        false => p.display().to_string(),
+    });
     if !rxconfig.contains("api_url") {
         warnings.push(format!(
             "{} sets no api_url: set api_url=\"http://127.0.0.1:3000\" (the gateway's origin) before `reflex export`, or the SPA talks to the Reflex backend directly",
@@ -131,6 +151,14 @@ pub fn run(dir: &Path, python: Option<&Path>) -> Result<(), InitError> {
             return Err(e);
         }
     };
+    // Django makes MEDIA_ROOT at the first upload; the mount needs the folder now.
+    if let Some((_, media_root)) = &project.media {
+        if let Err(e) = std::fs::create_dir_all(root.join(media_root)) {
+            warnings.push(format!(
+                "cannot create MEDIA_ROOT {media_root} for [static.media]: {e}; create it before `isthmus check`"
+            ));
+        }
+    }
     for file in kept {
         warnings.push(format!("kept your {PLUGINS_DIR}/{file}: the default policy of that name was not written"));
     }
@@ -166,10 +194,11 @@ pub fn plan(root: &Path, layout: &Layout, settings: &str, app_name: &str, report
     let settings_module = report.settings_module.clone().unwrap_or_else(|| settings.to_owned());
 
     let (static_prefix, static_root) = static_files(root, report, &mut warnings);
+    let media = media_files(root, report, &static_prefix, &mut warnings);
     let mut prefixes = Vec::new();
     for prefix in &report.prefixes {
-        if *prefix == static_prefix {
-            continue; // STATIC_URL has its own rule.
+        if *prefix == static_prefix || media.as_ref().is_some_and(|(media, _)| media == prefix) {
+            continue; // STATIC_URL and a served MEDIA_URL have their own rules.
         }
         if let Some(reserved) = REFLEX_PATHS.iter().find(|r| under(r, prefix) || under(prefix, r)) {
             warnings.push(format!(
@@ -189,10 +218,10 @@ pub fn plan(root: &Path, layout: &Layout, settings: &str, app_name: &str, report
             report.unresolved.join(", ")
         ));
     }
-    if let Some(media) = report.media_url.as_deref().filter(|m| m.starts_with('/')) {
-        let media = media.trim_end_matches('/');
-        if !prefixes.iter().any(|p| under(media, p)) {
-            warnings.push(format!("MEDIA_URL {media}/ matches no pattern of {urlconf}: uploaded files there are not served; serve them from Django or a [static] mount"));
+    if let Some(url) = report.media_url.as_deref().filter(|m| m.starts_with('/') && media.is_none()) {
+        let url = url.trim_end_matches('/');
+        if !prefixes.iter().any(|p| under(url, p)) {
+            warnings.push(format!("MEDIA_URL {url}/ matches no pattern of {urlconf}: uploaded files there are not served; serve them from Django or a [static] mount"));
         }
     }
     let identity_path = report.identity_path.clone().unwrap_or_else(|| {
@@ -225,6 +254,8 @@ pub fn plan(root: &Path, layout: &Layout, settings: &str, app_name: &str, report
         prefixes,
         static_prefix,
         static_root,
+        media,
+        python: None,
         identity_path,
         session_cookie: report.session_cookie.clone().unwrap_or_else(|| "sessionid".into()),
         login_url,
@@ -250,18 +281,49 @@ fn static_files(root: &Path, report: &Report, warnings: &mut Vec<String>) -> (St
         warnings.push(format!("STATIC_ROOT is not set: {url} goes to Django, which serves static files only with DEBUG (or WhiteNoise); set it and run collectstatic to let the gateway serve them"));
         return (prefix.to_owned(), None);
     };
-    // Django's BASE_DIR is usually resolved already; a STATIC_ROOT through a symlink is not.
-    let relative = static_root
+    (prefix.to_owned(), Some(project_path(root, static_root)))
+}
+
+/// `(MEDIA_URL's prefix, MEDIA_ROOT)` when the gateway can serve uploaded files: MEDIA_URL
+/// a path on this site other than STATIC_URL, and MEDIA_ROOT set. A MEDIA_URL without
+/// MEDIA_ROOT is left to the "matches no pattern" warning of `plan`.
+fn media_files(
+    root: &Path,
+    report: &Report,
+    static_prefix: &str,
+    warnings: &mut Vec<String>,
+) -> Option<(String, String)> {
+    let url = report.media_url.as_deref().filter(|u| !u.is_empty())?;
+    let prefix = url.trim_end_matches('/');
+    if !is_site_path(url) || prefix.is_empty() {
+        warnings.push(format!(
+            "MEDIA_URL {url} is not a path under the site's root: the gateway does not serve uploaded files (whatever answers {url} must)"
+        ));
+        return None;
+    }
+    if prefix == static_prefix || REFLEX_PATHS.iter().any(|r| under(r, prefix) || under(prefix, r)) {
+        warnings.push(format!(
+            "MEDIA_URL {url} overlaps STATIC_URL or a Reflex path: the gateway does not serve uploaded files there"
+        ));
+        return None;
+    }
+    let media_root = report.media_root.as_deref()?;
+    Some((prefix.to_owned(), project_path(root, media_root)))
+}
+
+/// `path` relative to `root` when inside it (`.` for `root` itself), else as it is.
+fn project_path(root: &Path, path: &Path) -> String {
+    // Django's BASE_DIR is usually resolved already; a folder through a symlink is not.
+    let relative = path
         .strip_prefix(root)
         .map(Path::to_owned)
         .ok()
-        .or_else(|| static_root.canonicalize().ok()?.strip_prefix(root).ok().map(Path::to_owned));
-    let root_text = match relative {
+        .or_else(|| path.canonicalize().ok()?.strip_prefix(root).ok().map(Path::to_owned));
+    match relative {
         Some(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
         Some(rel) => slash_path(&rel),
-        None => static_root.display().to_string(),
-    };
-    (prefix.to_owned(), Some(root_text))
+        None => path.display().to_string(),
+    }
 }
 
 /// Is `path` equal to `prefix` or under `prefix + "/"`?
@@ -281,10 +343,13 @@ fn slash_path(path: &Path) -> String {
 }
 
 fn summary(dir: &Path, p: &Project) -> String {
-    let static_files = match &p.static_root {
+    let mut static_files = match &p.static_root {
         Some(root) => format!("; STATIC_URL {}/ from {root}", p.static_prefix),
         None => String::new(),
     };
+    if let Some((prefix, root)) = &p.media {
+        static_files += &format!("; MEDIA_URL {prefix}/ from {root}");
+    }
     let django_dir = &p.django_dir;
     let reflex_dir = &p.reflex_dir;
     format!(
@@ -323,6 +388,8 @@ impl Project {
             prefixes: vec!["/_isthmus".into(), "/admin".into(), "/api".into()],
             static_prefix: "/static".into(),
             static_root: Some("backend/staticfiles".into()),
+            media: Some(("/media".into(), "backend/media".into())),
+            python: None,
             identity_path: DEFAULT_IDENTITY_PATH.into(),
             session_cookie: "sessionid".into(),
             login_url: DEFAULT_LOGIN_URL.into(),
@@ -342,6 +409,7 @@ mod tests {
             static_url: Some("/static/".into()),
             static_root: Some(root.join("backend/staticfiles")),
             media_url: None,
+            media_root: None,
             unresolved: vec!["<slug:page>/".into()],
             identity_path: Some(DEFAULT_IDENTITY_PATH.into()),
             login_url: Some("/admin/login/".into()),

@@ -77,15 +77,33 @@ pub fn config(p: &Project, env_file: &str) -> String {
         );
     }
 
+    if let Some((prefix, root)) = &p.media {
+        t += &format!("# Django's MEDIA_ROOT (uploaded files), served at MEDIA_URL {prefix}/.\n");
+        t += &format!("[static.media]\nroot = {}\nstrip_prefix = {}\n\n", lit(root.as_str()), lit(prefix.as_str()));
+    }
+
+    t += "# The Django project `isthmus check` and `isthmus run` ask for its URL prefixes now\n";
+    t += "# (`manage.py isthmus_prefixes`), to name those the router below no longer matches.\n";
+    t += &format!("[django]\nmanage = {}\n", lit(join(django_dir, "manage.py")));
+    match &p.python {
+        Some(python) => t += &format!("python = {}\n\n", lit(python.as_str())),
+        None => t += "# python = \".venv/bin/python\"   # default: $VIRTUAL_ENV/bin/python, else python3\n\n",
+    }
+
     t += &format!("[routing]\nplugins_dir = {}\n\n", lit(super::PLUGINS_DIR));
     t += "# Reflex's own paths go to reflex; the prefixes of ROOT_URLCONF's top-level patterns (found by\n";
-    t += "# `manage.py isthmus_prefixes`) to django; STATIC_URL to Django's static files; the rest to the SPA.\n";
+    t += "# `manage.py isthmus_prefixes`) to django; STATIC_URL to Django's static files (MEDIA_URL to the\n";
+    t += "# uploaded ones); the rest to the SPA. `isthmus check` fails when Django's prefixes drift from these.\n";
     let mut router = vec![format!("django_prefixes = {}", lit(p.prefixes.clone()))];
     if p.static_prefix != "/static" {
         router.push(format!("static_prefix = {}", lit(p.static_prefix.as_str())));
     }
     if p.static_root.is_some() {
         router.push("static_mount = \"django_static\"".into());
+    }
+    if let Some((prefix, _)) = &p.media {
+        router.push(format!("media_prefix = {}", lit(prefix.as_str())));
+        router.push("media_mount = \"media\"".into());
     }
     router.push("spa_mount = \"frontend\"".into());
     t += &format!("[[routing.routers]]\nplugin = \"prefix_router.wasm\"\nconfig = {{ {} }}\n\n", router.join(", "));
