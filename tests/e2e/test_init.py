@@ -49,6 +49,19 @@ def env_file(app: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
+def ready_to_check(app: Path, secrets: dict[str, str]) -> tuple[dict[str, str], str]:
+    """What init's printed next steps leave for the user to do before `isthmus check`: the
+    environment, collectstatic, an exported SPA (a placeholder); the config's path."""
+    env = base_env(**secrets, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=app / "backend", env=env, check=True
+    )
+    spa = app / "frontend" / ".web" / "build" / "client"
+    spa.mkdir(parents=True)
+    (spa / "index.html").write_text("<!doctype html><title>Shop</title>\n")
+    return env, str(app / "isthmus.toml")
+
+
 def test_init_writes_the_shops_config_and_isthmus_check_accepts_it(isthmus, shop):
     out = init(isthmus, shop, "--python", sys.executable)
     assert out.returncode == 0, out.stderr
@@ -90,14 +103,7 @@ def test_init_writes_the_shops_config_and_isthmus_check_accepts_it(isthmus, shop
         assert (shop / "plugins" / plugin).read_bytes() == (REPO / "target" / "plugins" / plugin).read_bytes()
 
     # The next steps it printed: the environment, static files; then check.
-    env = base_env(**secrets, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=shop / "backend", env=env, check=True
-    )
-    spa = shop / "frontend" / ".web" / "build" / "client"
-    spa.mkdir(parents=True)
-    (spa / "index.html").write_text("<!doctype html><title>Shop</title>\n")
-    config_path = str(shop / "isthmus.toml")
+    env, config_path = ready_to_check(shop, secrets)
     check = subprocess.run([str(isthmus), "check", "--config", config_path], env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     for path, where in [
@@ -147,14 +153,7 @@ def test_check_names_the_prefixes_urls_py_gained_and_lost_since_init(isthmus, sh
         "python": sys.executable,
     }
     secrets = env_file(shop)
-    env = base_env(**secrets, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=shop / "backend", env=env, check=True
-    )
-    spa = shop / "frontend" / ".web" / "build" / "client"
-    spa.mkdir(parents=True)
-    (spa / "index.html").write_text("<!doctype html><title>Shop</title>\n")
-    config_path = str(shop / "isthmus.toml")
+    env, config_path = ready_to_check(shop, secrets)
 
     def check() -> subprocess.CompletedProcess:
         return subprocess.run([str(isthmus), "check", "--config", config_path], env=env, capture_output=True, text=True)
