@@ -227,7 +227,8 @@ async fn keep_running(
             Some(done) = restart.recv() => Ended::Restarting(done),
             status = run_until_exit(&w, &mut running, &readiness, &mut told_when_ready) => Ended::Exited(status),
         };
-        let status = match ended {
+        // Why it is restarted, and whether the backoff starts over (a run that lasted).
+        let (status, reset) = match ended {
             Ended::Stopping => return drain_and_stop(&w, running, &readiness).await,
             Ended::Restarting(done) => {
                 drain_and_stop(&w, running, &readiness).await;
@@ -239,28 +240,16 @@ async fn keep_running(
                         continue;
                     }
                     // Dropping `done` tells the rolling restart to go no further.
-                    Err(e) => {
-                        tracing::error!(upstream = %w.endpoint.name(), "cannot start `{}`: {e}", spec.argv[0]);
-                        running = loop {
-                            if !sleep_unless(&stop, backoff).await {
-                                return;
-                            }
-                            backoff = (backoff * 2).min(limits::RESTART_BACKOFF_MAX);
-                            if let Ok(r) = spec.spawn() {
-                                break r;
-                            }
-                        };
-                        continue;
-                    }
+                    Err(e) => (format!("stopped for a rolling restart, then could not be started: {e}"), false),
                 }
             }
             Ended::Exited(status) => {
                 readiness.set(&w.upstream, &w.endpoint, false);
-                status
+                running.clear_group().await;
+                (status, started.elapsed() >= limits::RESTART_RESET_AFTER)
             }
         };
-        running.clear_group().await;
-        if started.elapsed() >= limits::RESTART_RESET_AFTER {
+        if reset {
             backoff = limits::RESTART_BACKOFF_MIN;
         }
         running = loop {

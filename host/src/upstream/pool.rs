@@ -8,9 +8,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 
 use http::uri::Authority;
-use http::{Request, Response};
-
-use http::HeaderMap;
+use http::{HeaderMap, Request, Response};
 use tokio::sync::Notify;
 
 use super::balance::{self, HashKey, Turns};
@@ -51,9 +49,10 @@ impl Pool {
         // Without a runtime (`isthmus check`) nothing is served, so nothing is probed.
         let refused = Arc::new(OnceLock::new());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            for (endpoint, uri) in endpoints.iter().zip(&upstream.uris).filter(|_| upstream.health.is_some()) {
-                let check = upstream.health.clone().expect("filtered");
-                runtime.spawn(health::check(Arc::downgrade(endpoint), uri.clone(), check));
+            if let Some(check) = &upstream.health {
+                for (endpoint, uri) in endpoints.iter().zip(&upstream.uris) {
+                    runtime.spawn(health::check(Arc::downgrade(endpoint), uri.clone(), check.clone()));
+                }
             }
             if several {
                 runtime.spawn(refuse_unshared_state(
