@@ -1,36 +1,15 @@
 //! isthmus's default event-bridge policy: reflex-django's auth decorators applied as
 //! gateway rules, as a WebAssembly component (world `isthmus:policy/bridge`) written
-//! on the `isthmus-policy` SDK. The rules live in [`rules`]; see README.md for the
+//! on the `isthmus-policy` SDK (whose lent users answer the rules' questions one at a
+//! time: a staff member's permissions are never copied into the guest). The rules live in [`rules`]; see README.md for the
 //! configuration keys and the refusals.
 
 pub mod rules;
 
 use isthmus_policy::{Bridge, Event, Request, User, Verdict};
-use rules::{Config, Outcome, Who};
+use rules::{Config, Outcome};
 
 pub struct DjangoBridge(Config);
-
-/// Rules ask the host about the lent user one question at a time (a staff member's
-/// permissions are never copied into the guest).
-struct Asks<'a>(&'a dyn User);
-
-impl Who for Asks<'_> {
-    fn authenticated(&self) -> bool {
-        self.0.authenticated()
-    }
-    fn is_staff(&self) -> bool {
-        self.0.is_staff()
-    }
-    fn is_superuser(&self) -> bool {
-        self.0.is_superuser()
-    }
-    fn in_group(&self, name: &str) -> bool {
-        self.0.in_group(name)
-    }
-    fn has_permission(&self, perm: &str) -> bool {
-        self.0.has_permission(perm)
-    }
-}
 
 fn verdict(outcome: Outcome) -> Verdict {
     match outcome {
@@ -46,11 +25,11 @@ impl Bridge for DjangoBridge {
     }
 
     fn on_connect(&self, _handshake: &dyn Request, who: &dyn User) -> Verdict {
-        verdict(self.0.on_connect(&Asks(who)))
+        verdict(self.0.on_connect(who))
     }
 
     fn on_event(&self, ev: &dyn Event, who: &dyn User) -> Verdict {
-        verdict(self.0.on_event(&ev.name(), &Asks(who)))
+        verdict(self.0.on_event(&ev.name(), who))
     }
 }
 

@@ -11,16 +11,25 @@
 //! 5. Everything else → forward to `frontend_upstream` when it is set (dev mode), else
 //!    serve from `spa_mount`, else (`spa_mount: null`) pass to the next router.
 //!
+//! Page guards (`pages`): a request that rule 5 would send to the single-page app (a
+//! Reflex page's first load, before any of its code runs) is first judged by the first
+//! entry of `pages` whose glob matches its path; a visitor who fails it is refused (302
+//! to `login_url` with `?next=`, or 403), and the SPA is never served to them. Django's
+//! and Reflex's own paths are not judged here: Django guards its views itself, and the
+//! event bridge guards Reflex's handlers.
+//!
 //! A path is "under" a prefix `p` when it equals `p` or starts with `p + "/"`, so
 //! `/administrator` is not under `/admin`.
 
+use isthmus_policy::access::{kind, login_url, Pages, Who, DEFAULT_LOGIN_URL};
+use isthmus_policy::Refusal;
 use serde_json::{Map, Value};
 
 /// Paths the Reflex backend answers itself; reflex-django always sends them to Reflex.
 pub const RESERVED: [&str; 6] = isthmus_policy::REFLEX_PATHS;
 
 /// Every key `init` accepts, in documentation order.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 12] = [
     "django_upstream",
     "reflex_upstream",
     "django_prefixes",
@@ -30,6 +39,9 @@ pub const KEYS: [&str; 9] = [
     "media_mount",
     "spa_mount",
     "frontend_upstream",
+    "pages",
+    "login_url",
+    "raise_exception",
 ];
 
 pub const DEFAULT_DJANGO_UPSTREAM: &str = "django";
@@ -62,6 +74,13 @@ pub struct Config {
     pub media_mount: Option<String>,
     pub spa_mount: Option<String>,
     pub frontend_upstream: Option<String>,
+    /// Guards on the first load of the SPA's pages.
+    pub pages: Pages,
+    /// Where refused anonymous visitors are sent (`?next=` appended by the gateway).
+    pub login_url: String,
+    /// Refuse logged-in visitors who lack a requirement with 403 instead of sending them
+    /// to `login_url` (Django's `raise_exception=True`).
+    pub raise_exception: bool,
 }
 
 impl Default for Config {
@@ -76,6 +95,9 @@ impl Default for Config {
             media_mount: None,
             spa_mount: Some(DEFAULT_SPA_MOUNT.into()),
             frontend_upstream: None,
+            pages: Pages::default(),
+            login_url: DEFAULT_LOGIN_URL.into(),
+            raise_exception: false,
         }
     }
 }
@@ -168,6 +190,18 @@ impl Config {
         if let Some(v) = map.get("frontend_upstream") {
             config.frontend_upstream = optional_name(v, "frontend_upstream")?;
         }
+        if let Some(v) = map.get("pages") {
+            config.pages = Pages::from_value(v, "pages")?;
+        }
+        if let Some(v) = map.get("login_url") {
+            config.login_url = login_url(v)?;
+        }
+        if let Some(v) = map.get("raise_exception") {
+            let Value::Bool(b) = v else {
+                return Err(format!("raise_exception: expected true or false, got {}", kind(v)));
+            };
+            config.raise_exception = *b;
+        }
         Ok(config)
     }
 
@@ -200,6 +234,29 @@ impl Config {
             Some(mount) => Target::ServeStatic(mount),
             None => Target::Pass,
         }
+    }
+}
+
+impl Config {
+    /// Whether a router with this config needs each request's Django user: only to
+    /// judge page guards (a router without them costs no identity lookup).
+    pub fn needs_identity(&self) -> bool {
+        !self.pages.is_empty()
+    }
+
+    /// The refusal of a request for `path` that `route` sent to `target`, when `target`
+    /// is the single-page app and a page guard refuses `who`.
+    pub fn page_refusal(&self, target: Target<'_>, path: &str, who: &(impl Who + ?Sized)) -> Option<Refusal> {
+        let spa = match target {
+            Target::Forward(upstream) => self.frontend_upstream.as_deref() == Some(upstream),
+            Target::ServeStatic(mount) => self.spa_mount.as_deref() == Some(mount),
+            Target::Pass => false,
+        };
+        if !spa {
+            return None;
+        }
+        let (_, require) = self.pages.select(path)?;
+        require.refusal(who, &self.login_url, self.raise_exception)
     }
 }
 
@@ -260,17 +317,6 @@ fn optional_string(v: &Value, key: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,7 +371,8 @@ mod tests {
     fn every_key_is_read() {
         let c = cfg(r#"{"django_upstream":"dj","reflex_upstream":"rx","django_prefixes":["/x"],
             "static_prefix":"/assets","static_mount":"sm","media_prefix":"/media","media_mount":"mm",
-            "spa_mount":"spa","frontend_upstream":"vite"}"#);
+            "spa_mount":"spa","frontend_upstream":"vite","pages":[{"page":"/o*","require":"staff"}],
+            "login_url":"/accounts/login/","raise_exception":true}"#);
         assert_eq!(
             c,
             Config {
@@ -338,6 +385,9 @@ mod tests {
                 media_mount: Some("mm".into()),
                 spa_mount: Some("spa".into()),
                 frontend_upstream: Some("vite".into()),
+                pages: Pages::from_value(&serde_json::json!([{"page": "/o*", "require": "staff"}]), "pages").unwrap(),
+                login_url: "/accounts/login/".into(),
+                raise_exception: true,
             }
         );
     }
@@ -617,6 +667,14 @@ mod tests {
         assert_err(r#"{"django_prefix":["/admin"]}"#, &["unknown key `django_prefix`", "django_prefixes"]);
         assert_err(r#"{"Django_upstream":"x"}"#, &["unknown key `Django_upstream`"]);
         assert_err(r#"{"mode":"x","django_upstream":"d"}"#, &["unknown key `mode`"]);
+    }
+
+    #[test]
+    fn bad_page_guards_name_the_key() {
+        assert_err(r#"{"pages":[{"page":"/x","require":"staf"}]}"#, &["pages[0].require: unknown requirement"]);
+        assert_err(r#"{"pages":{"page":"/x"}}"#, &["pages: expected a list"]);
+        assert_err(r#"{"login_url":"login"}"#, &["login_url", "must start with"]);
+        assert_err(r#"{"raise_exception":"yes"}"#, &["raise_exception: expected true or false"]);
     }
 
     #[test]

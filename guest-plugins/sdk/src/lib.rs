@@ -40,6 +40,7 @@
 //! The contract itself, with everything the gateway does with each answer, is
 //! `wit/policy.wit` (`isthmus:policy@0.3.0`).
 
+pub mod access;
 pub mod config;
 pub mod testing;
 mod types;
