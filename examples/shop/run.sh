@@ -24,8 +24,6 @@ printf '\n==> set-up done in %ss\n' $(($(date +%s) - t0))
 # Reflex's dev server needs Node >= 22 and bun (prepare.sh put them in .tools).
 export PATH="$repo/python/.venv/bin:$here/.tools/node_modules/.bin:$PATH"
 export ISTHMUS_PUBLIC_ORIGIN="${ISTHMUS_PUBLIC_ORIGIN:-http://127.0.0.1:3000}"
-# Session writes from Reflex handlers (update_session) go to Django through the gateway.
-export ISTHMUS_SESSION_URL="${ISTHMUS_SESSION_URL:-http://127.0.0.1:3000/_isthmus/session}"
 export REFLEX_TELEMETRY_ENABLED=false REFLEX_USE_SYSTEM_BUN=1
 
 config="$here/isthmus.toml"

@@ -316,3 +316,26 @@ def test_stacked_guards():
 
     assert handler(state(USER)) == "ran"
     assert handler(state(ANON)) != "ran"
+
+
+def test_on_a_page_function_the_guard_renders_loading_and_checks_on_mount():
+    import reflex as rx
+
+    @decorators.staff_required(redirect="/denied")
+    def reports() -> rx.Component:
+        return rx.text("the reports")
+
+    component = reports()
+    assert "the reports" in str(component)
+    assert "Loading" in str(component)
+    guard = decorators.PAGE_GUARDS[
+        f"{__name__}.test_on_a_page_function_the_guard_renders_loading_and_checks_on_mount.<locals>.reports"
+    ]
+    assert target(guard.refusal(state(ANON), "reports")) == (
+        "document",
+        "/accounts/login/?next=/orders%3Ftab%3Dopen%26x%3D%252F",
+    )
+    assert target(guard.refusal(state(USER), "reports")) == ("document", "/denied")
+    assert guard.refusal(state({**USER, "is_staff": True}), "reports") is None
+    with pytest.raises(TypeError, match="on_denied= applies to handlers only"):
+        login_required(on_denied=lambda s: None)(lambda: rx.text("x"))

@@ -295,6 +295,9 @@ class Stack:
                 "ISTHMUS_IDENTITY_SECRET": self.identity_secret,
                 "ISTHMUS_BRIDGE_SECRET": self.bridge_secret,
                 "ISTHMUS_PUBLIC_ORIGIN": f"http://127.0.0.1:{self.gateway_port}",
+                # The Reflex app's page guards (isthmus_reflex.guard_pages) read the
+                # example's config, as `isthmus run` would name it.
+                "ISTHMUS_CONFIG": str(self.app / "isthmus.toml"),
                 # update_session: Django's session-write view, through the main gateway.
                 "ISTHMUS_SESSION_URL": f"http://127.0.0.1:{self.gateway_port}/_isthmus/session",
                 "REFLEX_TELEMETRY_ENABLED": "false",

@@ -19,6 +19,8 @@ pub struct Spec {
     /// Filled into `PORT` / `HOST` for programs that read them.
     pub host: String,
     pub port: u16,
+    /// What the companion reads to find the gateway (see `supervise::gateway_env`).
+    pub env: Vec<(&'static str, String)>,
 }
 
 pub struct Running {
@@ -32,6 +34,7 @@ impl Spec {
         cmd.args(&self.argv[1..])
             .env("PORT", self.port.to_string())
             .env("HOST", &self.host)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

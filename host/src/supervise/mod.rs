@@ -11,6 +11,7 @@ pub mod command;
 mod health;
 mod readiness;
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,7 +163,29 @@ fn spec(w: &Watched, command: &str, upstream: &Upstream, config: &Config) -> Res
         cwd: Some(upstream.cwd.clone().unwrap_or_else(|| base_dir.to_owned())),
         host: command::bind_host(&w.uri).to_owned(),
         port: w.uri.port_u16().expect("validated: upstream urls name a port"),
+        env: gateway_env(config),
     })
+}
+
+/// What the companion in a supervised process needs to know of the gateway:
+/// `ISTHMUS_CONFIG`, the config file (whose page guards `isthmus_reflex.guard_pages`
+/// reads), and `ISTHMUS_SESSION_URL`, where session writes go (through the gateway's
+/// plain listener, on loopback; with TLS on the listener the operator sets it). Values
+/// already in the environment win.
+fn gateway_env(config: &Config) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if std::env::var_os("ISTHMUS_CONFIG").is_none() {
+        let file = std::path::absolute(&config.file).unwrap_or_else(|_| config.file.clone());
+        env.push(("ISTHMUS_CONFIG", file.display().to_string()));
+    }
+    if std::env::var_os("ISTHMUS_SESSION_URL").is_none() && config.listen.tls.is_none() {
+        let mut addr = config.listen.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+        }
+        env.push(("ISTHMUS_SESSION_URL", format!("http://{addr}/_isthmus/session")));
+    }
+    env
 }
 
 enum Ended {

@@ -15,6 +15,8 @@
   gateway's ``X-Isthmus-Identity`` header);
 - ``UserState`` — the verified identity as vars for components
   (``rx.cond(UserState.is_authenticated, …)``), refreshed on every event (imports ``reflex``);
+- :func:`guard_pages` — the page guards of isthmus.toml (or given inline) on every event
+  of a guarded page: client-side navigation, ``on_load`` and handlers;
 - :func:`install_locale` — each event's language and time zone activated before its handler;
 - :mod:`isthmus_reflex.auth` — log in / out and change the password from Reflex pages with
   Django's own views (imports ``reflex``).
@@ -48,6 +50,7 @@ from .decorators import (
     superuser_required,
 )
 from .django_setup import configure_django
+from .pages import PageGuardError, PageGuards, guard_pages, load_page_guards
 from .session import SessionKeyRefused, SessionWriteError, set_session_url, write_session
 from .upload import UploadIdentityMiddleware, encode_identity_header, install_upload_identity
 
@@ -63,6 +66,8 @@ __all__ = [
     "Identity",
     "ModelSerializer",
     "ModelState",
+    "PageGuardError",
+    "PageGuards",
     "ReflexDjangoModelSerializer",
     "SessionKeyRefused",
     "SessionWriteError",
@@ -75,9 +80,11 @@ __all__ = [
     "encode_identity_header",
     "fetch_messages",
     "group_required",
+    "guard_pages",
     "identity_of",
     "install_locale",
     "install_upload_identity",
+    "load_page_guards",
     "login_required",
     "make_injection",
     "permission_required",

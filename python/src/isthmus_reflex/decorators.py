@@ -19,6 +19,18 @@ flag), or returns whatever ``on_denied(state)`` returns when given.
 These are defence in depth beside the gateway's own per-event rules: the identity comes
 from the signed injection (see :mod:`isthmus_reflex.bridge`), so an event that did not
 come through the gateway is anonymous and refused.
+
+On a page function (one without parameters), as reflex-django's decorators are used::
+
+    @login_required
+    def orders() -> rx.Component: ...
+
+the page renders "Loading…" until :class:`~isthmus_reflex.userstate.UserState` says the
+visitor is logged in (and staff, for ``staff_required``…), and on mount asks the server
+to check the guard with the verified identity, which sends a refused visitor to the
+login page (or ``redirect``). What the browser renders is the SPA's own code: the
+gateway's page guards (``pages``) and :func:`~isthmus_reflex.pages.guard_pages` keep the
+page and its events from the wrong visitor; this keeps the page's look in step.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -132,6 +145,55 @@ def _refusal(
     return navigate(login_redirect_url(state, login_url), full_page=full_page)
 
 
+@dataclass(frozen=True)
+class PageGuard:
+    """A decorated page's guard, looked up by the page's name when the page mounts."""
+
+    test: Callable[[Identity], bool]
+    test_name: str
+    login_url: str | None
+    redirect: str | None
+    full_page: bool | None
+
+    def refusal(self, state: Any, page: str) -> Any:
+        """None when the event's user passes, else the navigation that refuses them."""
+        ident = identity_of(state)
+        if self.test(ident):
+            return None
+        return _refusal(
+            state,
+            ident,
+            self.test_name,
+            page,
+            login_url=self.login_url,
+            redirect=self.redirect,
+            on_denied=None,
+            full_page=self.full_page,
+        )
+
+
+#: Decorated pages by name (``module.function``): what ``UserState.check_page`` runs.
+PAGE_GUARDS: dict[str, PageGuard] = {}
+
+
+def _guard_page(page: Callable[[], Any], guard: PageGuard, visible: str) -> Callable[[], Any]:
+    import reflex as rx
+
+    from .userstate import UserState
+
+    key = f"{page.__module__}.{page.__qualname__}"
+    PAGE_GUARDS[key] = guard
+
+    @functools.wraps(page)
+    def guarded() -> Any:
+        return rx.fragment(
+            rx.box(on_mount=cast(Any, UserState.check_page)(key), display="none"),
+            rx.cond(getattr(UserState, visible), page(), rx.center(rx.text("Loading…"))),
+        )
+
+    return guarded
+
+
 def _guard(
     test: Callable[[Identity], bool],
     test_name: str,
@@ -140,9 +202,16 @@ def _guard(
     redirect: str | None = None,
     on_denied: Callable[[Any], Any] | None = None,
     full_page: bool | None = None,
+    visible: str = "is_authenticated",
 ) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         name = getattr(fn, "__qualname__", getattr(fn, "__name__", "handler"))
+        if not inspect.signature(fn).parameters:
+            if on_denied is not None:
+                msg = f"{test_name} on page {name}: on_denied= applies to handlers only"
+                raise TypeError(msg)
+            guard = PageGuard(test, test_name, login_url, redirect, full_page)
+            return cast(F, _guard_page(fn, guard, visible))
 
         def refused(state: Any) -> tuple[bool, Any]:
             ident = identity_of(state)
@@ -293,6 +362,7 @@ def staff_required(
         redirect=redirect,
         on_denied=on_denied,
         full_page=full_page,
+        visible="is_staff",
     )
     return decorate(fn) if fn is not None else decorate
 
@@ -313,5 +383,6 @@ def superuser_required(
         redirect=redirect,
         on_denied=on_denied,
         full_page=full_page,
+        visible="is_superuser",
     )
     return decorate(fn) if fn is not None else decorate

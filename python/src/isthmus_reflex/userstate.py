@@ -29,6 +29,7 @@ from reflex.event import EventSpec
 
 from .auth import DEFAULT_PREFIX, check_prefix
 from .bridge import Identity, verified_identity
+from .decorators import PAGE_GUARDS
 from .locale import csrf_token_for, language_for
 
 #: The full event name to set as ``on_identity_change`` in isthmus.toml when no state of
@@ -127,6 +128,13 @@ class UserState(rx.State):
         """The browser's own CSRF cookie value at the WebSocket handshake, for a form
         that posts to Django (``csrfmiddlewaretoken``). Sent only to that browser."""
         return csrf_token_for(self.router_data)
+
+    @rx.event
+    def check_page(self, page: str) -> Any:
+        """On mount of a page under ``@login_required`` & co.: its guard, on the server,
+        with the verified identity (an unknown name is no page of this app: nothing)."""
+        guard = PAGE_GUARDS.get(page)
+        return None if guard is None else guard.refusal(self, page)
 
     @rx.event
     def refresh(self) -> EventSpec:

@@ -4,7 +4,7 @@ a Reflex login page, a password change page and an upload, all with Django's aut
 import os
 
 import reflex as rx
-from isthmus_reflex import UserState, auth, fetch_messages, install_locale, install_upload_identity
+from isthmus_reflex import UserState, auth, fetch_messages, guard_pages, install_locale, install_upload_identity
 
 from .state import AccountState, LoginState, ProductAdminState, ShopState, UploadState, WhoamiState
 
@@ -254,6 +254,9 @@ app = rx.App()
 install_upload_identity(app)
 # Each event's language (LocaleMiddleware's choice) and time zone, activated before its handler.
 install_locale(app)
+# The page guards of isthmus.toml (`isthmus run` names it in ISTHMUS_CONFIG), on every
+# event of a guarded page: installed last, so that they run first.
+guard_pages(app)
 app.add_page(index, route="/", title="Shop", on_load=ShopState.load)
 app.add_page(login, route="/login", title="Log in")
 app.add_page(account, route="/account", title="Your account", on_load=ShopState.load)
