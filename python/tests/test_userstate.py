@@ -137,6 +137,21 @@ def test_csrf_token_is_the_browsers_cookie():
     assert csrf_token_for(router_data(headers={})) == ""
 
 
+def test_csrf_token_follows_the_cookie_the_browser_reports_after_a_login():
+    _, state = user_state(ALICE, headers={"cookie": "csrftoken=" + "a" * 32})
+    assert state.csrf_token == "a" * 32
+    # Django rotated the token at a login in this tab; refresh reads it back.
+    events = UserState.refresh.fn(state)
+    script = events[1].args[0][1]._var_value
+    assert '"csrftoken="' in script
+    UserState.receive_csrf.fn(state, "B" * 64)
+    assert state.csrf_token == "B" * 64
+    # What is not a token's shape is not taken.
+    for bad in ["", "x" * 31, "a" * 32 + ";", 5, None]:
+        UserState.receive_csrf.fn(state, bad)
+        assert state.csrf_token == "B" * 64
+
+
 def test_csrf_cookie_name_setting_and_sessions(settings):
     settings.CSRF_COOKIE_NAME = "mycsrf"
     assert csrf_token_for(router_data(headers={"cookie": "csrftoken=a; mycsrf=b"})) == "b"

@@ -88,17 +88,22 @@ def language_for(identity: Identity, router_data: Any) -> str:
     return translation.get_language_from_request(request) or ""
 
 
+def csrf_cookie_name() -> str | None:
+    """Django's ``CSRF_COOKIE_NAME``; None with ``CSRF_USE_SESSIONS`` (no such cookie)."""
+    if not _django_ready():
+        return DEFAULT_CSRF_COOKIE
+    from django.conf import settings
+
+    return None if settings.CSRF_USE_SESSIONS else str(settings.CSRF_COOKIE_NAME)
+
+
 def csrf_token_for(router_data: Any) -> str:
     """The browser's CSRF cookie value at the handshake: what a form posting to Django
     must send as ``csrfmiddlewaretoken`` (Django accepts the unmasked secret). "" when
     there is none, or with ``CSRF_USE_SESSIONS`` (the secret is then in the session)."""
-    name = DEFAULT_CSRF_COOKIE
-    if _django_ready():
-        from django.conf import settings
-
-        if settings.CSRF_USE_SESSIONS:
-            return ""
-        name = settings.CSRF_COOKIE_NAME
+    name = csrf_cookie_name()
+    if name is None:
+        return ""
     from django.http.cookie import parse_cookie
 
     raw = handshake_headers(router_data).get("cookie", "")

@@ -22,6 +22,7 @@ page only, not in Django's storage (a Django page never shows them).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import reflex as rx
@@ -30,7 +31,7 @@ from reflex.event import EventSpec
 from .auth import DEFAULT_PREFIX, check_prefix
 from .bridge import Identity, verified_identity
 from .decorators import PAGE_GUARDS
-from .locale import csrf_token_for, language_for
+from .locale import csrf_cookie_name, csrf_token_for, language_for
 
 #: The full event name to set as ``on_identity_change`` in isthmus.toml when no state of
 #: the app needs its own handler.
@@ -123,11 +124,16 @@ class UserState(rx.State):
     def timezone(self) -> str:
         return self._identity().timezone
 
+    #: The CSRF cookie as the browser last reported it (``refresh``): Django rotates the
+    #: token at a login, after this page's WebSocket handshake. Backend-only.
+    _csrf_reported: str = ""
+
     @rx.var(cache=False)
     def csrf_token(self) -> str:
-        """The browser's own CSRF cookie value at the WebSocket handshake, for a form
-        that posts to Django (``csrfmiddlewaretoken``). Sent only to that browser."""
-        return csrf_token_for(self.router_data)
+        """The browser's own CSRF cookie value, for a form that posts to Django
+        (``csrfmiddlewaretoken``): as of the WebSocket handshake, or as the browser
+        reported it since the last :meth:`refresh`. Sent only to that browser."""
+        return self._csrf_reported or csrf_token_for(self.router_data)
 
     @rx.event
     def check_page(self, page: str) -> Any:
@@ -137,10 +143,18 @@ class UserState(rx.State):
         return None if guard is None else guard.refusal(self, page)
 
     @rx.event
-    def refresh(self) -> EventSpec:
+    def refresh(self) -> list[EventSpec]:
         """``on_identity_change``: the event itself recomputes the vars; Django's pending
-        messages (a login view's "Welcome back", say) are fetched as well."""
-        return fetch_messages()
+        messages (a login view's "Welcome back", say) are fetched, and the CSRF cookie
+        Django rotated at the login is read back from the browser."""
+        return [fetch_messages(), read_csrf_cookie()]
+
+    @rx.event
+    def receive_csrf(self, token: Any) -> None:
+        """Callback of :func:`read_csrf_cookie`: the browser's own cookie, for its own
+        forms (a value that is not a token shape is ignored)."""
+        if isinstance(token, str) and _CSRF_SHAPE.fullmatch(token):
+            self._csrf_reported = token
 
     @rx.event
     def receive_messages(self, answer: dict[str, Any]) -> None:
@@ -171,6 +185,28 @@ _FETCH_SCRIPT = """(async () => {
     return {messages: []};
   }
 })()"""
+
+
+#: Django's CSRF secrets and masked tokens: 32 or 64 ASCII letters and digits.
+_CSRF_SHAPE = re.compile(r"[A-Za-z0-9]{32}|[A-Za-z0-9]{64}")
+
+_READ_COOKIE_SCRIPT = """(() => {
+  const prefix = %(prefix)s;
+  const found = document.cookie.split("; ").find((c) => c.startsWith(prefix));
+  return found ? decodeURIComponent(found.slice(prefix.length)) : "";
+})()"""
+
+
+def read_csrf_cookie() -> EventSpec:
+    """Read the browser's CSRF cookie into ``UserState.csrf_token`` (an event for a
+    handler to return, e.g. after a login in this tab); nothing with ``CSRF_USE_SESSIONS``."""
+    import json
+
+    name = csrf_cookie_name()
+    if name is None:
+        return rx.call_script("void 0")
+    script = _READ_COOKIE_SCRIPT % {"prefix": json.dumps(f"{name}=")}
+    return rx.call_script(script, callback=UserState.receive_csrf)
 
 
 def fetch_messages(prefix: str = DEFAULT_PREFIX) -> EventSpec:

@@ -19,6 +19,7 @@ from isthmus_reflex import (
     group_required,
     login_required,
     permission_required,
+    UserState,
     staff_required,
 )
 from shop.models import Product
@@ -60,9 +61,11 @@ class ShopState(DjangoUserMixin, rx.State):
         """Called by the gateway (full name
         ``reflex___state____state.shop_frontend___state____shop_state.on_identity_change``)
         when the browser's Django session changed: a login or logout in this tab or in
-        another one. The event carries the new identity, like any other."""
+        another one. The event carries the new identity, like any other; UserState's
+        refresh then reads Django's messages and the CSRF token the login rotated."""
         self.identity_changes += 1
         self._greet()
+        return UserState.refresh
 
     @rx.event
     def on_logged_out(self, answer: dict):
