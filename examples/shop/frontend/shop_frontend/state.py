@@ -15,11 +15,11 @@ from isthmus_reflex import (
     ModelState,
     SessionKeyRefused,
     SessionWriteError,
+    UserState,
     auth,
     group_required,
     login_required,
     permission_required,
-    UserState,
     staff_required,
 )
 from shop.models import Product
