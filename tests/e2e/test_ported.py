@@ -58,7 +58,7 @@ async def add(sock, title: str) -> None:
     await sock.call(f"{TODO}.set_new_title", {"value": title})
     await sock.call(f"{TODO}.add_todo", {})
     await sock.until_state(lambda: title in titles(sock))
-    assert sock.get(TODO, "new_title") == "" and sock.get(TODO, "error") == ""
+    assert sock.get(TODO, "new_title") == "" and sock.get(TODO, "error", "") == ""
 
 
 async def signed_in(browser, sockets, username: str, route: str = "/"):
@@ -107,7 +107,7 @@ async def test_signed_in_users_see_and_change_only_their_own_rows(stack, browser
     assert alice.get(TODO, "error") == "Type something first.", empty
 
     bob = await signed_in(browser, sockets, "bob")
-    assert bob.get(TODO, "todos") == []  # on_load ran as bob: none of alice's rows
+    assert bob.get(TODO, "todos", []) == []  # on_load ran as bob: none of alice's rows
     await add(bob, "Bob's own")
     assert titles(bob) == ["Bob's own"]
     # Bob sends the id of one of alice's rows: the handler looks it up among his own
