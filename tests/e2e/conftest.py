@@ -1,17 +1,14 @@
 """Session fixture: the shop example running for real behind the gateway.
 
 One temporary folder holds a copy of examples/shop, its SQLite DB, STATIC_ROOT, the
-plugins, the generated gateway configs and every process's log. Set ISTHMUS_E2E_KEEP=1
-to keep it after the run (its path is printed).
+plugins, the generated gateway configs and every process's log (stack.running_stack;
+test_ported.py runs examples/ported the same way). Set ISTHMUS_E2E_KEEP=1 to keep it
+after the run (its path is printed).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -23,40 +20,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bridge_client import BridgeClient  # noqa: E402
 from chromium import Chromium  # noqa: E402
 from spa import SpaExport, check_prerequisites, export_spa  # noqa: E402
-from stack import PASSWORD, Stack, create_stack, free_port  # noqa: E402
+from stack import PASSWORD, SHOP, TIMINGS, Stack, free_port, running_stack  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 #: Screenshots of the browser tests' pages when a test fails.
 BROWSER_OUT = REPO / "test-output" / "browser"
 
-TIMINGS: dict[str, float] = {}
+
+def prepare_shop(s: Stack) -> None:
+    s.manage("migrate", "--noinput", "-v0")
+    s.manage("collectstatic", "--noinput", "-v0")
+    s.manage("shop_demo_users", "--password", PASSWORD)
 
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:
-    root = Path(tempfile.mkdtemp(prefix="isthmus-e2e-"))
-    keep = os.environ.get("ISTHMUS_E2E_KEEP") == "1"
-    s: Stack | None = None
-    try:
-        t = time.monotonic()
-        s = create_stack(root)
-        TIMINGS["build+copy"] = time.monotonic() - t
-        t = time.monotonic()
-        s.manage("migrate", "--noinput", "-v0")
-        s.manage("collectstatic", "--noinput", "-v0")
-        s.manage("shop_demo_users", "--password", PASSWORD)
-        TIMINGS["migrate+collectstatic+users"] = time.monotonic() - t
-        t = time.monotonic()
-        s.start_gateway("main", run=True)
-        TIMINGS["isthmus run: django+reflex+gateway ready"] = time.monotonic() - t
+    """The shop. A test module may define a `stack` of its own (test_ported.py): then
+    `browser`, `sockets` and the logs of its failures are that stack's."""
+    with running_stack(SHOP, prepare_shop) as s:
         yield s
-    finally:
-        if s is not None:
-            s.stop_all()
-        if keep:
-            print(f"\ntests/e2e: kept {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 #: pytest-timeout counts a test's fixtures in its time, so the first test that uses the
@@ -72,12 +54,18 @@ SPA_EXPORT_TIMEOUT = 900
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected
 def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
     for fixture, least in (("stack", STACK_SETUP_TIMEOUT), ("spa_export", SPA_EXPORT_TIMEOUT)):
-        first = next((item for item in items if fixture in getattr(item, "fixturenames", ())), None)
-        if first is not None:
-            marker = first.get_closest_marker("timeout")
+        # The first test of each definition of the fixture (a module may define its own).
+        seen: set[object] = set()
+        for item in items:
+            info = getattr(item, "_fixtureinfo", None)
+            defs = info.name2fixturedefs.get(fixture) if info is not None else None
+            if not defs or defs[-1] in seen:
+                continue
+            seen.add(defs[-1])
+            marker = item.get_closest_marker("timeout")
             current = marker.args[0] if marker and marker.args else config.getini("timeout")
             if float(current or 0) < least:
-                first.add_marker(pytest.mark.timeout(least))
+                item.add_marker(pytest.mark.timeout(least))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001

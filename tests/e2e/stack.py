@@ -19,11 +19,12 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 import tomli_w
@@ -31,20 +32,62 @@ import tomli_w
 from otlp import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "shop"
 VENV_BIN = Path(sys.executable).parent
 #: The default policies, from target/plugins (guest-plugins/build.sh).
 PLUGINS = ("prefix_router.wasm", "django_bridge.wasm")
-#: The example's own policies, from examples/shop/plugins (examples/shop/policies.sh):
-#: staff_reports, the Python router first in the example's chain.
-EXAMPLE_PLUGINS = ("staff_reports.wasm",)
-#: Requests through the whole router chain that must answer something other than 503
-#: before a gateway counts as ready: a gateway may answer 503 + Retry-After (its log
-#: says "router is starting") while it compiles a plugin (the Python component: seconds
-#: in a release build, over a minute in a debug build on a busy machine).
-CHAIN_PROBES = ("/ping", "/reports/stock/")
-#: How long a gateway may take until CHAIN_PROBES stop answering 503.
+#: How long a gateway may take until its example's chain probes stop answering 503.
 CHAIN_READY_TIMEOUT = 300.0
+
+#: How long each step of the set-up took, for the summary at the end of the run.
+TIMINGS: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class Example:
+    """An example project the suite runs for real, and what differs from one to another."""
+
+    name: str
+    path: Path
+    #: The folder of manage.py, relative to the example.
+    django_dir: str
+    settings: str
+    #: The environment variables its settings read the SQLite file and STATIC_ROOT from.
+    db_env: str
+    static_root_env: str
+    #: Its own policies, from <example>/plugins (built by its own script).
+    plugins: tuple[str, ...] = ()
+    #: Requests through the whole router chain that must answer something other than 503
+    #: before a gateway counts as ready: a gateway may answer 503 + Retry-After (its log
+    #: says "router is starting") while it compiles a plugin (a Python component: seconds
+    #: in a release build, over a minute in a debug build on a busy machine).
+    chain_probes: tuple[str, ...] = ("/ping",)
+    #: Where `reflex export` leaves its SPA, relative to the example.
+    spa_dir: str = ".web/build/client"
+
+
+#: examples/shop, which most of the suite drives; its own policy is staff_reports, the
+#: Python router first in its chain (examples/shop/policies.sh).
+SHOP = Example(
+    name="shop",
+    path=REPO / "examples" / "shop",
+    django_dir="backend",
+    settings="shopsite.settings",
+    db_env="SHOP_DB_PATH",
+    static_root_env="SHOP_STATIC_ROOT",
+    plugins=("staff_reports.wasm",),
+    chain_probes=("/ping", "/reports/stock/"),
+    spa_dir="frontend/.web/build/client",
+)
+#: examples/ported: reflex-django's tutorial app, ported (test_ported.py).
+PORTED = Example(
+    name="ported",
+    path=REPO / "examples" / "ported",
+    django_dir=".",
+    settings="config.settings",
+    db_env="PORTED_DB_PATH",
+    static_root_env="PORTED_STATIC_ROOT",
+)
+EXAMPLE = SHOP.path
 
 #: Password of every demo user (manage.py shop_demo_users).
 PASSWORD = "e2e-Passw0rd-" + secrets.token_hex(4)
@@ -180,13 +223,13 @@ def build(logdir: Path) -> Path:
     raise RuntimeError("no isthmus binary in target/release or target/debug: run cargo build --release -p isthmus")
 
 
-def copy_example(dest: Path) -> Path:
-    """A private copy of examples/shop, without its local state (DB, .web, plugins…)."""
+def copy_example(dest: Path, example: Example = SHOP) -> Path:
+    """A private copy of the example, without its local state (DB, .web, plugins…)."""
     ignore = shutil.ignore_patterns(
         ".web", ".states", ".tools", ".env", "node_modules", "plugins", "staticfiles", "*.sqlite3*", "__pycache__",
         "*.pyc", "build", ".venv", ".bindings", "*.wasm",
     )  # fmt: skip
-    shutil.copytree(EXAMPLE, dest, ignore=ignore)
+    shutil.copytree(example.path, dest, ignore=ignore)
     return dest
 
 
@@ -236,8 +279,8 @@ class Gateway:
         )
 
 
-def wait_chain_ready(gw: Gateway, *, timeout: float) -> None:
-    """Until requests through the router chain stop answering 503, bounded by `timeout`:
+def wait_chain_ready(gw: Gateway, *, probes: tuple[str, ...], timeout: float) -> None:
+    """Until `probes` through the router chain stop answering 503, bounded by `timeout`:
     a gateway that listens while a plugin still compiles answers 503 with Retry-After
     (its log says "router is starting"), and `isthmus run` answers 503 for an
     upstream not yet healthy. Any other status counts (502: Reflex is not there, for
@@ -245,7 +288,7 @@ def wait_chain_ready(gw: Gateway, *, timeout: float) -> None:
     last: dict[str, str] = {}
 
     def through_chain() -> bool:
-        for path in CHAIN_PROBES:
+        for path in probes:
             r = httpx.get(f"{gw.url}{path}", timeout=10, verify=gw.verify)
             if r.status_code == 503:
                 last[path] = f"503 retry-after={r.headers.get('retry-after')} {r.text[:200]!r}"
@@ -276,6 +319,7 @@ class Stack:
     spa_root: Path
     plugins_dir: Path
     logdir: Path
+    example: Example = SHOP
     procs: dict[str, Proc] = field(default_factory=dict)
     gateways: dict[str, Gateway] = field(default_factory=dict)
     # Where the Reflex process (reflex-otel) and traced gateways export their spans.
@@ -289,9 +333,9 @@ class Stack:
                 "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONDONTWRITEBYTECODE": "1",
-                "DJANGO_SETTINGS_MODULE": "shopsite.settings",
-                "SHOP_DB_PATH": str(self.db_path),
-                "SHOP_STATIC_ROOT": str(self.static_root),
+                "DJANGO_SETTINGS_MODULE": self.example.settings,
+                self.example.db_env: str(self.db_path),
+                self.example.static_root_env: str(self.static_root),
                 "ISTHMUS_IDENTITY_SECRET": self.identity_secret,
                 "ISTHMUS_BRIDGE_SECRET": self.bridge_secret,
                 "ISTHMUS_PUBLIC_ORIGIN": f"http://127.0.0.1:{self.gateway_port}",
@@ -317,11 +361,12 @@ class Stack:
         env.update(extra)
         return env
 
-    def manage(self, *args: str) -> str:
+    def manage(self, *args: str, **env: str) -> str:
+        """`python manage.py ARGS` in the example's Django project, with `env` added."""
         out = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=self.app / "backend",
-            env=self.env(),
+            cwd=self.app / self.example.django_dir,
+            env=self.env(**env),
             capture_output=True,
             text=True,
         )
@@ -341,7 +386,7 @@ class Stack:
         without_routers: tuple[str, ...] = (),
         edit: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """examples/shop/isthmus.toml with this stack's ports and folders; the routers
+        """The example's isthmus.toml with this stack's ports and folders; the routers
         whose plugin file is in `without_routers` are left out of the chain; `edit`, if
         given, changes the result in place last (e.g. removes a key)."""
         with open(self.app / "isthmus.toml", "rb") as f:
@@ -353,6 +398,8 @@ class Stack:
         config["upstreams"]["reflex"]["url"] = f"http://127.0.0.1:{reflex_port or self.reflex_port}"
         for name in ("django", "reflex"):
             config["upstreams"][name]["cwd"] = str(self.app / config["upstreams"][name]["cwd"])
+        if "django" in config:  # the config is written elsewhere: its manage.py by full path
+            config["django"]["manage"] = str(self.app / config["django"]["manage"])
         config["static"]["frontend"]["root"] = str(self.spa_root)
         config["static"]["django_static"]["root"] = str(self.static_root)
         config["routing"]["plugins_dir"] = str(self.plugins_dir)
@@ -422,7 +469,7 @@ class Stack:
                 timeout=CHAIN_READY_TIMEOUT if run else CHAIN_READY_TIMEOUT / 2,
                 procs=[proc],
             )
-            wait_chain_ready(gw, timeout=CHAIN_READY_TIMEOUT)
+            wait_chain_ready(gw, probes=self.example.chain_probes, timeout=CHAIN_READY_TIMEOUT)
         except BaseException:
             # A wait failed (or pytest-timeout fired): stop it now, not at exit, so it is
             # not left compiling into a temporary folder that is being removed.
@@ -447,11 +494,11 @@ class Stack:
         return "\n".join(f"--- {p.name} ({p.log})\n{tail(p.log, 40)}" for p in self.procs.values())
 
 
-def create_stack(root: Path) -> Stack:
+def create_stack(root: Path, example: Example = SHOP) -> Stack:
     logdir = root / "logs"
     logdir.mkdir(parents=True)
     isthmus = build(logdir)
-    app = copy_example(root / "shop")
+    app = copy_example(root / example.name, example)
     plugins_dir = app / "plugins"
     plugins_dir.mkdir()
     for plugin in PLUGINS:
@@ -459,21 +506,22 @@ def create_stack(root: Path) -> Stack:
         if not src.is_file():
             raise RuntimeError(f"{src} is missing: run bash guest-plugins/build.sh")
         shutil.copy2(src, plugins_dir / plugin)
-    for plugin in EXAMPLE_PLUGINS:
-        src = EXAMPLE / "plugins" / plugin
+    for plugin in example.plugins:
+        src = example.path / "plugins" / plugin
         if not src.is_file():
-            raise RuntimeError(f"{src} is missing: run bash examples/shop/policies.sh")
+            raise RuntimeError(f"{src} is missing: run bash {example.path.relative_to(REPO)}/policies.sh")
         shutil.copy2(src, plugins_dir / plugin)
     # The tests speak Socket.IO themselves and need no SPA. When the example's SPA was
     # exported (examples/shop/prepare.sh), it is served as it is; otherwise a stand-in
     # index.html keeps the `frontend` mount valid.
-    exported = EXAMPLE / "frontend" / ".web" / "build" / "client"
+    exported = example.path / example.spa_dir
     if (exported / "index.html").is_file() and os.environ.get("ISTHMUS_E2E_SPA", "1") == "1":
         spa_root = exported
     else:
         spa_root = root / "spa"
         spa_root.mkdir()
-        (spa_root / "index.html").write_text("<!doctype html><title>Shop</title><div id=root>shop SPA stand-in</div>\n")
+        stand_in = f"<!doctype html><title>{example.name}</title><div id=root>{example.name} SPA stand-in</div>\n"
+        (spa_root / "index.html").write_text(stand_in)
     return Stack(
         root=root,
         app=app,
@@ -483,9 +531,38 @@ def create_stack(root: Path) -> Stack:
         django_port=free_port(),
         reflex_port=free_port(),
         gateway_port=free_port(),
-        db_path=root / "shop.sqlite3",
+        db_path=root / f"{example.name}.sqlite3",
         static_root=root / "staticfiles",
         spa_root=spa_root,
         plugins_dir=plugins_dir,
         logdir=logdir,
+        example=example,
     )
+
+
+@contextlib.contextmanager
+def running_stack(example: Example, prepare: Callable[[Stack], None]) -> Iterator[Stack]:
+    """The example in a temporary folder of its own: copied, `prepare`d (migrations, users…),
+    then served by `isthmus run` (Django, Reflex and the gateway) until the block ends, when
+    every process is stopped and the folder removed (kept, and its path printed, with
+    ISTHMUS_E2E_KEEP=1)."""
+    root = Path(tempfile.mkdtemp(prefix=f"isthmus-e2e-{example.name}-"))
+    s: Stack | None = None
+    try:
+        t = time.monotonic()
+        s = create_stack(root, example)
+        TIMINGS[f"{example.name}: build+copy"] = time.monotonic() - t
+        t = time.monotonic()
+        prepare(s)
+        TIMINGS[f"{example.name}: prepare (migrate, collectstatic, users)"] = time.monotonic() - t
+        t = time.monotonic()
+        s.start_gateway("main", run=True)
+        TIMINGS[f"{example.name}: isthmus run: django+reflex+gateway ready"] = time.monotonic() - t
+        yield s
+    finally:
+        if s is not None:
+            s.stop_all()
+        if os.environ.get("ISTHMUS_E2E_KEEP") == "1":
+            print(f"\ntests/e2e: kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
