@@ -76,7 +76,7 @@ def test_one_origin_for_django_and_the_spa(stack):
     assert admin.status_code == 200 and "csrfmiddlewaretoken" in admin.text
     assert httpx.get(f"{base}/static/admin/css/base.css", timeout=10).status_code == 200
     assert httpx.get(f"{base}/ping", timeout=10).text.strip('"') == "pong"  # Reflex's own
-    page = httpx.get(f"{base}/account", timeout=10)  # a Reflex page: the SPA's index.html
+    page = httpx.get(f"{base}/", timeout=10)  # a Reflex page: the SPA's index.html
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     # The router's Django prefixes are still what config/urls.py has ([django] in isthmus.toml).
     check = stack.check(stack.gateways["main"].config_path)
@@ -142,8 +142,15 @@ async def test_ticking_off_needs_a_login_at_the_gateway_and_in_the_handler(stack
 
 
 async def test_account_page_sends_anonymous_visitors_to_log_in(stack, browser, sockets):
-    # Page guards (the cookbook's `@page(..., login_required=True)`) would answer this
-    # page's first load at the gateway; today its on_load's @login_required does it.
+    # The cookbook's `@page(..., login_required=True)`: the gateway's page guard answers
+    # the first load, before any of the SPA ...
+    first_load = httpx.get(f"{stack.gateways['main'].url}/account", timeout=10)
+    assert first_load.status_code == 302, first_load.text[:300]
+    assert first_load.headers["location"] == "/admin/login/?next=/account"
+    b = browser()
+    b.admin_login("alice")
+    assert b.http.get("/account").status_code == 200
+    # ... and guard_pages the page's events (client-side navigation), hydrate included.
     anonymous = await sockets(route="/account")
     await anonymous.until_state(lambda: login_redirect(anonymous.all_updates) is not None)
     assert_login_redirect(anonymous.all_updates, "/account")

@@ -14,8 +14,10 @@ What changed, line for line (docs/migrating-from-reflex-django.md has the whole 
 - ``toggle`` carries ``@login_required``, as the cookbook advises for handlers that
   change data (the tutorial returned silently for anonymous users); the gateway's
   bridge policy refuses it too (isthmus.toml);
-- the cookbook's ``@page(route="/account", login_required=True)``: today an on_load
-  guarded by ``@login_required`` sends anonymous visitors to the login page.
+- the cookbook's ``@page(route="/account", login_required=True)``: a page guard in
+  isthmus.toml (the gateway refuses the first load, ``guard_pages`` the page's events),
+  and ``@login_required`` on the page function, as in reflex-django (the page shows
+  "Loading…" until the visitor is known to be logged in).
 """
 
 from __future__ import annotations
@@ -69,13 +71,6 @@ class TodoState(DjangoUserMixin, rx.State):
         await self.on_load()
 
 
-class AccountState(DjangoUserMixin, rx.State):
-    @rx.event
-    @login_required
-    def on_load(self):
-        """Nothing to load: the guard is the point (see the module's docstring)."""
-
-
 def todo_row(todo: dict) -> rx.Component:
     return rx.hstack(
         rx.checkbox(
@@ -116,6 +111,7 @@ def index() -> rx.Component:
     )
 
 
+@login_required
 def account() -> rx.Component:
     return rx.vstack(
         rx.heading("Your account"),
