@@ -22,7 +22,9 @@ bash guest-plugins/build.sh
 step "guest plugin unit tests"
 cargo test --manifest-path guest-plugins/Cargo.toml --target "$host_target" --quiet
 
-step "gateway: unit and integration tests (promtool checks the metrics scrape; redis-server links several gateways)"
+# Among them the allocation guard (host/tests/allocations.rs, ~5 s): heap allocations per
+# request on the hot paths against bench/alloc-baseline.toml; more than the baseline fails.
+step "gateway: unit and integration tests (promtool checks the metrics scrape; redis-server links several gateways; the allocation guard)"
 bash tests/promtool.sh
 bash tests/redis-server.sh
 cargo test --workspace --quiet

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p isthmus --bench route_call` (run `guest-plugins/build.sh` first).
 
+mod fixtures;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use isthmus::config::Config;
 use isthmus::plugin::PluginHost;
 use isthmus::policy::{RouteRequest, Router};
+
+use fixtures::BROWSER_HEADERS;
 
 fn component() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/prefix_router.wasm");
@@ -42,25 +46,15 @@ config = {{ django_prefixes = ["/admin", "/api", "/webhooks"] }}
     Config::parse(&text, &dir.join("isthmus.toml")).unwrap()
 }
 
-/// What a browser sends: a handful of typical headers.
+/// A browser's request (`fixtures::BROWSER_HEADERS`).
 fn request(path: &str) -> RouteRequest {
-    let h = |n: &str, v: &str| (n.to_owned(), v.to_owned());
     RouteRequest {
         method: "GET".into(),
         scheme: "https".into(),
         authority: "app.example.com".into(),
         path: path.into(),
         query: "page=2".into(),
-        headers: vec![
-            h("host", "app.example.com"),
-            h("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-            h("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-            h("accept-language", "en-US,en;q=0.5"),
-            h("accept-encoding", "gzip, deflate, br"),
-            h("cookie", "sessionid=0123456789abcdef0123456789abcdef; csrftoken=abcdefabcdefabcdefabcdefabcdef12"),
-            h("referer", "https://app.example.com/"),
-            h("sec-fetch-mode", "navigate"),
-        ],
+        headers: BROWSER_HEADERS.iter().map(|&(n, v)| (n.to_owned(), v.to_owned())).collect(),
         client_ip: "203.0.113.7".into(),
     }
 }

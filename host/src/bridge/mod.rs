@@ -91,7 +91,7 @@ impl Bridge {
             // Socket.IO's polling transport would carry events past the bridge.
             return Ok(body::text(StatusCode::BAD_REQUEST, "the event bridge accepts WebSocket connections only"));
         }
-        let name = outbound.upstream_name().to_owned();
+        let name = outbound.upstream_name();
         match upstreams.exchange(req, outbound, hop).await? {
             Exchanged::Response(response) => Ok(response),
             Exchanged::Switched { response, client, upstream, slot } => {
@@ -104,7 +104,7 @@ impl Bridge {
                 );
                 let session =
                     Session::new(self.clone(), page.route.clone(), page.session, registration, hop.span.context);
-                let idle = upstreams.timeouts().idle;
+                let (idle, name) = (upstreams.timeouts().idle, name.to_owned());
                 upstreams.tunnels().spawn(TunnelKind::Bridged, slot, move |shutdown| async move {
                     if let Some((client, upstream)) = Upstreams::join(client, upstream, &name).await {
                         relay::run(client, upstream, session, idle, shutdown).await;

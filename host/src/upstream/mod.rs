@@ -63,13 +63,14 @@ pub struct Outbound<'a> {
     target: PathAndQuery,
 }
 
-impl Outbound<'_> {
+impl<'a> Outbound<'a> {
     /// The path the upstream will see, rewrites included.
     pub fn path(&self) -> &str {
         self.target.path()
     }
 
-    pub fn upstream_name(&self) -> &str {
+    /// Borrowed from the decision, so it outlives the exchange that consumes `self`.
+    pub fn upstream_name(&self) -> &'a str {
         &self.forward.upstream
     }
 }
