@@ -20,9 +20,7 @@
 //!   `forbidden:<requirement>`.
 
 use isthmus_policy::access::{check_keys, kind, login_url};
-pub use isthmus_policy::access::{
-    Facts, Glob, Requirement, Requirements, Who, DEFAULT_LOGIN_URL, KNOWN_REQUIREMENTS,
-};
+pub use isthmus_policy::access::{Facts, Glob, Requirement, Requirements, Who, DEFAULT_LOGIN_URL, KNOWN_REQUIREMENTS};
 use isthmus_policy::Refusal;
 
 use serde_json::{Map, Value};

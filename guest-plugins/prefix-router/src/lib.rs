@@ -65,8 +65,14 @@ mod tests {
         assert_eq!(router.route(&FakeRequest::get("/orders"), &ann), Decision::ServeStatic("frontend".into()));
         assert_eq!(router.route(&FakeRequest::get("/staff/x"), &anonymous), login);
         // raise_exception: a logged-in visitor lacking the requirement gets 403.
-        assert_eq!(router.route(&FakeRequest::get("/staff/x"), &ann), Decision::Refuse(Refusal::Forbidden("staff".into())));
-        assert_eq!(router.route(&FakeRequest::get("/staff/x"), &ann.clone().staff()), Decision::ServeStatic("frontend".into()));
+        assert_eq!(
+            router.route(&FakeRequest::get("/staff/x"), &ann),
+            Decision::Refuse(Refusal::Forbidden("staff".into()))
+        );
+        assert_eq!(
+            router.route(&FakeRequest::get("/staff/x"), &ann.clone().staff()),
+            Decision::ServeStatic("frontend".into())
+        );
         // Open pages, and Django's and Reflex's own paths, are not judged here.
         assert_eq!(router.route(&FakeRequest::get("/"), &anonymous), Decision::ServeStatic("frontend".into()));
         assert_eq!(router.route(&FakeRequest::get("/admin/orders"), &anonymous), Decision::forward("django"));

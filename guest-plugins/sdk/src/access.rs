@@ -382,7 +382,6 @@ impl fmt::Display for Requirements {
     }
 }
 
-
 /// Every lent user answers the rules' questions by asking the host.
 impl<T: User + ?Sized> Who for T {
     fn authenticated(&self) -> bool {
@@ -424,7 +423,12 @@ impl Pages {
         let Value::Array(items) = v else {
             return Err(format!("{key}: expected a list of {{\"page\", \"require\"}} objects, got {}", kind(v)));
         };
-        items.iter().enumerate().map(|(i, item)| page_rule(item, &format!("{key}[{i}]"))).collect::<Result<_, _>>().map(Pages)
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| page_rule(item, &format!("{key}[{i}]")))
+            .collect::<Result<_, _>>()
+            .map(Pages)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -504,7 +508,6 @@ pub fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -718,9 +721,11 @@ mod tests {
 
     #[test]
     fn the_first_matching_page_guard_decides() {
-        let p = pages(r#"[{"page": "/orders/new", "require": "perm:shop.add_order"},
+        let p = pages(
+            r#"[{"page": "/orders/new", "require": "perm:shop.add_order"},
                           {"page": "/orders*", "require": "authenticated"},
-                          {"page": "/staff/*", "require": ["staff", "group:managers"]}]"#)
+                          {"page": "/staff/*", "require": ["staff", "group:managers"]}]"#,
+        )
         .unwrap();
         let require = |path| p.select(path).map(|(i, r)| (i, r.to_string()));
         assert_eq!(require("/orders/new"), Some((0, "perm:shop.add_order".into())));
@@ -741,24 +746,29 @@ mod tests {
         let (_, require) = p.select("/staff/reports").unwrap();
         let anonymous: &dyn User = &FakeUser::anonymous();
         assert_eq!(require.refusal(anonymous, "/login/", false), Some(Refusal::LoginRequired("/login/".into())));
-        assert_eq!(
-            require.refusal(&FakeUser::named("ann"), "/login/", true),
-            Some(Refusal::Forbidden("staff".into()))
-        );
+        assert_eq!(require.refusal(&FakeUser::named("ann"), "/login/", true), Some(Refusal::Forbidden("staff".into())));
         assert_eq!(require.refusal(&FakeUser::named("ann").staff(), "/login/", true), None);
     }
 
     #[test]
     fn bad_page_guards_are_refused_naming_the_entry() {
         let err = |json| pages(json).unwrap_err();
-        assert_eq!(err(r#"{"page": "/x"}"#), "pages: expected a list of {\"page\", \"require\"} objects, got an object");
+        assert_eq!(
+            err(r#"{"page": "/x"}"#),
+            "pages: expected a list of {\"page\", \"require\"} objects, got an object"
+        );
         assert!(err(r#"[{"page": "/x", "require": "any"}, "/y"]"#).starts_with("pages[1]: expected an object"));
         assert!(err(r#"[{"require": "any"}]"#).starts_with("pages[0]: missing key \"page\""));
         assert!(err(r#"[{"page": "/x"}]"#).starts_with("pages[0]: missing key \"require\""));
-        assert!(err(r#"[{"page": "orders", "require": "any"}]"#).starts_with("pages[0].page: \"orders\" must start with \"/\""));
+        assert!(err(r#"[{"page": "orders", "require": "any"}]"#)
+            .starts_with("pages[0].page: \"orders\" must start with \"/\""));
         assert!(err(r#"[{"page": 3, "require": "any"}]"#).starts_with("pages[0].page: expected a string"));
-        assert!(err(r#"[{"page": "/x", "require": "staf"}]"#).starts_with("pages[0].require: unknown requirement \"staf\""));
-        assert!(err(r#"[{"page": "/x", "require": "any", "event": "*"}]"#).starts_with("pages[0]: unknown key \"event\""));
+        assert!(
+            err(r#"[{"page": "/x", "require": "staf"}]"#).starts_with("pages[0].require: unknown requirement \"staf\"")
+        );
+        assert!(
+            err(r#"[{"page": "/x", "require": "any", "event": "*"}]"#).starts_with("pages[0]: unknown key \"event\"")
+        );
         assert!(pages(r#"[{"page": "*", "require": "authenticated"}]"#).is_ok());
     }
 }
