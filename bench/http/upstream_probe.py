@@ -183,9 +183,9 @@ def main() -> int:
                         res.add(case, f"{name} per request: {who}", "count", n / per)
                 B.log(f"upstream_probe rep {rep + 1}/{args.reps} {case}: {r.rps:.0f} req/s, "
                       f"{mine / r.requests:.1f} µs CPU/req")
+            res.write()  # after every repetition: a failed run keeps what it measured
     finally:
         B.stop_all()
-    res.write()
     for row in sorted((s.row() for s in res.series.values()), key=lambda row: (row["metric"], row["case"])):
         print(f"{row['metric']:45} {row['case']:32} {row['median']:9.2f}  ({row['min']:.2f} – {row['max']:.2f})")
     return 0
