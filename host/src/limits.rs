@@ -170,8 +170,15 @@ pub const PLUGIN_STARTUP_WAIT: Duration = Duration::from_secs(2);
 /// Compiled plugins kept on disk (`.cwasm` bytes, every plugin and version together);
 /// past it the least recently used are removed. A Python component compiles to ~36 MB.
 pub const PLUGIN_CACHE_MAX_BYTES: u64 = 1 << 30;
-/// How often the epoch ticker advances; the granularity of plugin deadlines.
+/// How often the epoch ticker advances while a guest call is in progress; the
+/// granularity of plugin deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How often it advances while calls may start but none is in progress (a busy gateway
+/// between its calls of a few µs). A call starting then is ticked every `EPOCH_TICK`
+/// from the next tick on: never stopped early, a runaway one at most this much later.
+/// Ticking every `EPOCH_TICK` all along woke the thread 1000 times a second on the
+/// gateway's core (BENCHMARKS.md, "uvicorn upstreams").
+pub const EPOCH_QUIET_TICK: Duration = Duration::from_millis(10);
 /// Largest Reply body or header list a plugin may return before the gateway refuses it.
 pub const PLUGIN_MAX_REPLY_BYTES: usize = 1024 * 1024;
 

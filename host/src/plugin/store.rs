@@ -26,6 +26,9 @@ pub struct HostState {
     clock: DeadlineClock,
     /// Told of each call's budget, so that it ticks while the call may run.
     ticker: Arc<Ticker>,
+    /// Inside a call, counted by the ticker (`begin_call` to `end_call`, or the drop of
+    /// a store whose call failed to start).
+    calling: bool,
 }
 
 /// The deadline of guest code, beyond the plain epoch deadline: when it expires, the
@@ -161,6 +164,7 @@ pub(crate) fn new_store(
         origin: now,
         clock: DeadlineClock::default(),
         ticker: ticker.clone(),
+        calling: false,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -179,6 +183,10 @@ pub(crate) fn begin_call(store: &mut Store<HostState>, deadline: Duration, ticks
     state.clock.probe_window = deadline / 4;
     state.clock.probe_start = None;
     state.clock.probes = 0;
+    if !state.calling {
+        state.calling = true;
+        state.ticker.enter();
+    }
     // The deadline; each probe window `on_deadline` grants asks for its own ticks.
     state.ticker.need(ticks);
 }
@@ -188,6 +196,19 @@ impl HostState {
     pub fn end_call(&mut self) {
         self.stdout.end_call();
         self.stderr.end_call();
+        self.leave();
+    }
+
+    fn leave(&mut self) {
+        if std::mem::take(&mut self.calling) {
+            self.ticker.leave();
+        }
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 
@@ -229,6 +250,27 @@ mod tests {
                 std::thread::sleep(limits::EPOCH_TICK);
             }
         }
+        ticker.stop();
+    }
+
+    /// A call counts as in progress from its start to its end, or to the drop of a
+    /// store whose call never ended (instantiation failed), however often it was begun.
+    #[test]
+    fn calls_in_progress_are_counted_until_they_end_or_their_store_goes() {
+        let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true)).unwrap();
+        let ticker = Ticker::start(&engine).unwrap();
+        let mut ended = new_store(&engine, &ticker, &Arc::from("t"), 1 << 20);
+        let mut dropped = new_store(&engine, &ticker, &Arc::from("t"), 1 << 20);
+        begin_call(&mut ended, Duration::from_millis(4), 5);
+        begin_call(&mut ended, Duration::from_millis(4), 5);
+        begin_call(&mut dropped, Duration::from_millis(4), 5);
+        assert_eq!(ticker.calling(), 2);
+        ended.data_mut().end_call();
+        ended.data_mut().end_call();
+        assert_eq!(ticker.calling(), 1);
+        drop(dropped);
+        drop(ended);
+        assert_eq!(ticker.calling(), 0);
         ticker.stop();
     }
 }

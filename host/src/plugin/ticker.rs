@@ -3,9 +3,12 @@
 //! Ticking only matters while a guest call may be running, so each call says how many
 //! ticks its whole budget spans (`need`) and the thread parks once they are done: an
 //! idle gateway is not woken 1000 times a second, and a busy one pays an atomic max per
-//! call (a wake-up only for the first call after idle).
+//! call (a wake-up only for the first call after idle). Between calls (`enter`/`leave`
+//! count those in progress) it ticks at the slower `EPOCH_QUIET_TICK`: a busy gateway's
+//! calls take microseconds, and a tick every millisecond preempted whatever ran on the
+//! gateway's core, the upstreams too.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
@@ -19,6 +22,8 @@ pub(crate) struct Ticker {
     epoch: AtomicU64,
     /// Keep ticking until the epoch reaches this.
     until: AtomicU64,
+    /// Guest calls in progress: ticks come every `EPOCH_TICK` while there is one.
+    calling: AtomicUsize,
     /// The thread is parked, or about to park; a caller raising `until` wakes it.
     parked: AtomicBool,
     /// Set by `stop`: the thread exits.
@@ -48,7 +53,12 @@ impl Ticker {
                     this.parked.store(false, Ordering::SeqCst);
                     continue;
                 }
-                std::thread::sleep(limits::EPOCH_TICK);
+                // Ticks are never closer than `EPOCH_TICK`, so no call is stopped early.
+                let pace = match this.calling.load(Ordering::SeqCst) {
+                    0 => limits::EPOCH_QUIET_TICK,
+                    _ => limits::EPOCH_TICK,
+                };
+                std::thread::sleep(pace);
                 let Some(engine) = engine.upgrade() else { return };
                 engine.increment_epoch();
                 this.epoch.fetch_add(1, Ordering::SeqCst);
@@ -69,6 +79,16 @@ impl Ticker {
         }
     }
 
+    /// A guest call starts: tick at full pace until it `leave`s.
+    pub fn enter(&self) {
+        self.calling.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A call that `enter`ed is over.
+    pub fn leave(&self) {
+        self.calling.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// End the thread, parked or ticking.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
@@ -85,6 +105,12 @@ impl Ticker {
     #[cfg(test)]
     pub fn ticks(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Calls in progress.
+    #[cfg(test)]
+    pub fn calling(&self) -> usize {
+        self.calling.load(Ordering::SeqCst)
     }
 
     /// The tick the thread runs until.
