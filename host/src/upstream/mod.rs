@@ -7,6 +7,7 @@
 //! request id and the trace context written: `headers`, `crate::trace`), bounds waits (`idle`, the configured timeouts) and
 //! keeps the tunnels upgraded connections become (`tunnels`).
 
+pub mod address;
 pub mod balance;
 mod endpoint;
 mod error;
@@ -29,6 +30,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use tokio::sync::Notify;
 
+pub use address::Address;
 pub use endpoint::{Endpoint, PoolSettings, PooledBody, ServedBy, UpstreamSlot};
 pub use error::UpstreamError;
 pub use pool::Pool;
