@@ -63,6 +63,8 @@ impl Run {
             .arg(site.path().join("isthmus.toml"))
             .args(args)
             .env("STATE_DIR", site.path())
+            // Sockets `isthmus run` picks go in the site: a failed test leaves none behind.
+            .env("XDG_RUNTIME_DIR", site.path())
             .env("RUST_LOG", "isthmus=info")
             .stderr(Stdio::piped())
             .spawn()
@@ -688,6 +690,7 @@ config = {{ django_prefixes = ["/api"], spa_mount = "frontend" }}
     assert_eq!(sockets[0], folder.join("django-0.sock"));
     assert_eq!(sockets[1], folder.join("django-1.sock"));
     assert!(folder.file_name().unwrap().to_str().unwrap().starts_with("isthmus-"), "{folder:?}");
+    assert_eq!(folder.parent(), Some(run.site.path()), "under $XDG_RUNTIME_DIR");
     assert_eq!(std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777, 0o700);
 
     // A replica that exits is started again on its socket, its old socket file removed first.
