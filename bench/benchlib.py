@@ -161,17 +161,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 30.0, server: Server | None = None) -> None:
+def wait_port(port: int | Path, timeout: float = 30.0, server: Server | None = None) -> None:
+    """Until `port` on 127.0.0.1 (or the Unix socket at that path) accepts a connection."""
+    where = port if isinstance(port, Path) else f"127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+            if isinstance(port, Path):
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(0.5)
+                    s.connect(str(port))
+            else:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
         except OSError:
             if server is not None and not server.alive():
                 raise RuntimeError(f"{server.name} exited before listening:\n{server.log_text()[-3000:]}")
             time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    raise RuntimeError(f"nothing listens on {where} after {timeout}s")
 
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:

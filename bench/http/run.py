@@ -1,6 +1,7 @@
 """HTTP part of the benchmark: the same trivial upstreams reached directly, through
-isthmus (default prefix-router plugin) and through nginx; and reflex-django 4.0.3's
-dispatcher under uvicorn in front of trivial ASGI apps.
+isthmus (default prefix-router plugin) and through nginx; reflex-django 4.0.3's
+dispatcher under uvicorn in front of trivial ASGI apps; and those uvicorn upstreams on
+Unix sockets (`uvicorn-uds/…`, `--uds`) behind isthmus and nginx.
 
     python bench/http/run.py RESULTS_DIR [--quick] [--rd-python PY | --no-rd REASON]
                              [--compare OTHER_ISTHMUS]
@@ -89,6 +90,12 @@ plugin = "prefix_router.wasm"
 config = {{ django_prefixes = ["/admin", "/api"] }}
 """
 
+# The same two proxies with each upstream on a Unix socket (`{django}`, `{reflex}`: the
+# sockets' paths). nginx's worker runs as the user starting it, as isthmus does, so that
+# it may enter the private work folder holding the sockets.
+ISTHMUS_UDS_CONF = ISTHMUS_CONF.replace("http://127.0.0.1:", "unix:")
+PROXY_UDS_CONF = "user root;\n" + PROXY_CONF.replace("server 127.0.0.1:", "server unix:")
+
 # isthmus logs one access line per request at info; nginx's access_log is off, so
 # isthmus's is too. Everything else (readiness, reloads) is still logged.
 ISTHMUS_ENV = {"RUST_LOG": "info,isthmus::access=off"}
@@ -107,11 +114,13 @@ class Env:
         conf = UPSTREAM_CONF.format(work=self.work, name=name, servers=servers)
         return B.nginx(name, conf, self.work, list(ports.values()))
 
-    def nginx_proxy(self, port: int, django: int, reflex: int, name: str = "nginx-proxy") -> B.Server:
-        conf = PROXY_CONF.format(work=self.work, name=name, port=port, django=django, reflex=reflex)
+    # Upstreams are ports on 127.0.0.1, or paths of Unix sockets.
+    def nginx_proxy(self, port: int, django: int | Path, reflex: int | Path, name: str = "nginx-proxy") -> B.Server:
+        template = PROXY_UDS_CONF if isinstance(django, Path) else PROXY_CONF
+        conf = template.format(work=self.work, name=name, port=port, django=django, reflex=reflex)
         return B.nginx(name, conf, self.work, [port])
 
-    def isthmus_site(self, port: int, django: int, reflex: int) -> Path:
+    def isthmus_site(self, port: int, django: int | Path, reflex: int | Path) -> Path:
         site = self.work / "isthmus"
         (site / "plugins").mkdir(parents=True, exist_ok=True)
         (site / "spa").mkdir(exist_ok=True)
@@ -119,10 +128,11 @@ class Env:
         dest = site / "plugins" / "prefix_router.wasm"
         if not dest.exists() or dest.read_bytes() != self.plugin.read_bytes():
             shutil.copyfile(self.plugin, dest)
-        (site / "isthmus.toml").write_text(ISTHMUS_CONF.format(port=port, django=django, reflex=reflex))
+        template = ISTHMUS_UDS_CONF if isinstance(django, Path) else ISTHMUS_CONF
+        (site / "isthmus.toml").write_text(template.format(port=port, django=django, reflex=reflex))
         return site
 
-    def isthmus_gateway(self, kind: str, port: int, django: int, reflex: int) -> B.Server:
+    def isthmus_gateway(self, kind: str, port: int, django: int | Path, reflex: int | Path) -> B.Server:
         site = self.isthmus_site(port, django, reflex)
         log = self.work / "isthmus.log"
         log.unlink(missing_ok=True)
@@ -132,10 +142,11 @@ class Env:
         B.wait_port(port, server=s)
         return s
 
-    def uvicorn(self, port: int, app: str, name: str) -> B.Server:
+    def uvicorn(self, port: int | Path, app: str, name: str) -> B.Server:
+        """uvicorn on `port` of 127.0.0.1, or on the Unix socket at that path (`--uds`)."""
         assert self.rd_python
-        argv = [self.rd_python, "-m", "uvicorn", app, "--app-dir", str(HERE), "--host", "127.0.0.1",
-                "--port", str(port), "--no-access-log", "--log-level", "warning",
+        at = ["--uds", str(port)] if isinstance(port, Path) else ["--host", "127.0.0.1", "--port", str(port)]
+        argv = [self.rd_python, "-m", "uvicorn", app, "--app-dir", str(HERE), *at, "--no-access-log", "--log-level", "warning",
                 "--loop", "uvloop", "--http", "httptools", "--lifespan", "on"]
         s = B.Server(name, argv, self.work / f"{name}.log").start()
         B.wait_port(port, timeout=60, server=s)
@@ -159,7 +170,7 @@ def cases(env: Env, with_rd: bool):
             return port, [up, env.nginx_proxy(port, ports["django"], ports["reflex"])]
         return start
 
-    def asgi(kind: str):
+    def asgi(kind: str, uds: bool = False):
         def start():
             if kind == "direct":
                 port = p()
@@ -168,6 +179,8 @@ def cases(env: Env, with_rd: bool):
                 port = p()
                 return port, [env.uvicorn(port, "asgi_apps:dispatch", "uvicorn-reflex-django")]
             dj, rx, port = p(), p(), p()
+            if uds:
+                dj, rx = env.work / "django.sock", env.work / "reflex.sock"
             ups = [env.uvicorn(dj, "asgi_apps:django_app", "uvicorn-django"), env.uvicorn(rx, "asgi_apps:reflex_app", "uvicorn-reflex")]
             if kind in env.isthmus:
                 return port, [*ups, env.isthmus_gateway(kind, port, dj, rx)]
@@ -177,6 +190,8 @@ def cases(env: Env, with_rd: bool):
     out = {f"return-200/{k}": return200(k) for k in ("direct", *env.isthmus, "nginx")}
     if with_rd:
         out.update({f"uvicorn-asgi/{k}": asgi(k) for k in ("direct", "reflex-django", *env.isthmus, "nginx")})
+        # The same uvicorn upstreams on Unix sockets (`--uds`); wrk speaks TCP only, so no direct case.
+        out.update({f"uvicorn-uds/{k}": asgi(k, uds=True) for k in (*env.isthmus, "nginx")})
     return out
 
 

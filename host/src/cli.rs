@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::caps::ConnectionCaps;
-use crate::config::{Config, ConfigError};
+use crate::config::{Address, Config, ConfigError};
 use crate::dispatch::{Gateway, Supervised};
 use crate::metrics::listener::ReadyCheck;
 use crate::metrics::{self, Metrics};
@@ -18,6 +18,7 @@ use crate::redirect::Redirect;
 use crate::reload::{spawn_reloader, Reload};
 use crate::request::{self, Peer};
 use crate::server::{self, ServerSettings};
+use crate::supervise::sockets::SocketDir;
 use crate::supervise::{Readiness, SuperviseError, Supervisor};
 use crate::tls::{Tls, TlsError};
 use crate::upstream::headers::ClientHeaders;
@@ -222,7 +223,21 @@ impl Loaded {
 /// `isthmus serve` (`run` = None) or `isthmus run` (`run` = Some(dev)).
 fn serve(config_path: &Path, run: Option<bool>) -> Result<(), CliError> {
     // A plugin still compiling after `startup_wait` does not hold up serving.
-    let loaded = Loaded::new(config_path, |config| Some(config.routing.startup_wait))?;
+    let mut loaded = Loaded::new(config_path, |config| Some(config.routing.startup_wait))?;
+    // The sockets `isthmus run` picks exist before the pools that connect to them; the
+    // folder goes when this returns, after the children are stopped.
+    let _sockets = match run {
+        Some(_) => SocketDir::place(&mut loaded.config)?,
+        None => match loaded.config.upstreams.iter().find(|(_, u)| u.picks_sockets) {
+            Some((name, _)) => {
+                return Err(CliError::Usage(format!(
+                    "{}: upstreams.{name}: its Unix socket is picked by `isthmus run` (`{{uds}}` in its command, no `url`), so `serve` cannot reach it; use `isthmus run`, or start it yourself and give `url = \"unix:/path/to/{name}.sock\"`",
+                    loaded.config.file.display()
+                )))
+            }
+            None => None,
+        },
+    };
     let config = &loaded.config;
     crate::logging::set_format(config.log.format);
     let file = config.file.display();
@@ -444,9 +459,18 @@ fn describe(config: &Config, decision: &Decision) -> String {
     match decision {
         Decision::Forward(f) => {
             let at = match config.upstreams.get(&f.upstream) {
+                Some(u) if u.picks_sockets => {
+                    format!("at {} Unix socket(s) `isthmus run` picks", u.addresses.len())
+                }
                 Some(u) => {
-                    let addresses: Vec<_> =
-                        u.uris.iter().map(|uri| uri.to_string().trim_end_matches('/').to_owned()).collect();
+                    let addresses: Vec<_> = u
+                        .addresses
+                        .iter()
+                        .map(|a| match a {
+                            Address::Tcp { .. } => format!("http://{a}"),
+                            Address::Unix(_) => a.to_string(),
+                        })
+                        .collect();
                     format!("at {}", addresses.join(", "))
                 }
                 None => "which is not configured: 502".to_owned(),

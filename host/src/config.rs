@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::limits;
 use crate::policy::FailMode;
 pub use crate::upstream::balance::HashKey;
+pub use crate::upstream::Address;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {key}: {message}", file.display())]
@@ -206,13 +207,15 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
-    /// `http://host:port`, no path: the upstream's one endpoint (with `replicas`, the first).
+    /// `http://host:port`, no path, or a Unix socket `unix:PATH`: the upstream's one
+    /// endpoint (with `replicas`, the first).
     pub url: Option<String>,
     /// A pool of several endpoints (same form as `url`), instead of `url`.
     #[serde(default)]
     pub endpoints: Vec<String>,
     /// `isthmus run` starts this many copies of `run`, on `url`'s port and the ports
-    /// after it, all of them endpoints of the pool.
+    /// after it (or, with `{uds}` and no `url`, on sockets it picks), all of them
+    /// endpoints of the pool.
     pub replicas: Option<usize>,
     /// How a pool's endpoints share the work.
     #[serde(default)]
@@ -221,7 +224,8 @@ pub struct Upstream {
     /// (`query:NAME`, `header:NAME`); a request with none is balanced by least connections.
     #[serde(default, deserialize_with = "one_or_many")]
     pub hash_key: Vec<String>,
-    /// Command `isthmus run` starts (once per endpoint); `{port}` is replaced by the endpoint's port.
+    /// Command `isthmus run` starts (once per endpoint); `{port}` is replaced by the
+    /// endpoint's port, `{uds}` by its socket's path.
     pub run: Option<String>,
     /// Command `isthmus run --dev` starts instead of `run`.
     pub dev_run: Option<String>,
@@ -232,20 +236,22 @@ pub struct Upstream {
     /// Connections open to each endpoint at once (in use, idle, tunnels).
     #[serde(default = "default_upstream_max_connections")]
     pub max_connections: usize,
-    /// Every endpoint, parsed: `endpoints`, or `url` and its replicas' ports.
+    /// Every endpoint, parsed: `endpoints`, or `url` and its replicas' ports. When
+    /// `isthmus run` picks the sockets (`picks_sockets`), their file names, relative
+    /// until it creates their folder (`supervise::sockets`).
     #[serde(skip)]
-    pub uris: Vec<http::Uri>,
+    pub addresses: Vec<Address>,
+    /// `{uds}` in a command and no `url` or `endpoints`: `isthmus run` picks a socket
+    /// per replica in a private folder; `serve` cannot reach the upstream.
+    #[serde(skip)]
+    pub picks_sockets: bool,
     /// `hash_key`, parsed.
     #[serde(skip)]
     pub hash_keys: Vec<HashKey>,
 }
 
-impl Upstream {
-    /// The first endpoint: the port `{port:NAME}` names, the address `isthmus route` shows.
-    pub fn uri(&self) -> &http::Uri {
-        &self.uris[0]
-    }
-}
+/// The placeholder of a command for its endpoint's Unix socket.
+pub const UDS_PLACEHOLDER: &str = "{uds}";
 
 /// `upstreams.<name>.balance`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -730,7 +736,8 @@ impl Config {
         for (name, upstream) in &mut self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
             check_name(name).map_err(|m| (format!("upstreams.{name}"), m))?;
-            upstream.uris = endpoint_uris(upstream).map_err(|(field, m)| (key(field), m))?;
+            (upstream.addresses, upstream.picks_sockets) =
+                endpoint_addresses(name, upstream, &base).map_err(|(field, m)| (key(field), m))?;
             upstream.hash_keys = (upstream.hash_key.iter().map(|k| HashKey::parse(k)).collect::<Result<_, _>>())
                 .map_err(|m| (key("hash_key"), m))?;
             if let Some(cwd) = &mut upstream.cwd {
@@ -952,7 +959,6 @@ impl Config {
         if self.upstreams.is_empty() {
             return Err(("upstreams".into(), "at least one upstream is required".into()));
         }
-        let port_of = |other: &str| self.upstreams.get(other).and_then(|u| u.uri().port_u16());
         for (name, upstream) in &self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
             if upstream.max_connections == 0 {
@@ -987,7 +993,7 @@ impl Config {
             if upstream.replicas.is_some() && upstream.run.is_none() {
                 return Err((key("replicas"), "needs `run`: the command `isthmus run` starts once per replica".into()));
             }
-            if upstream.dev_run.is_some() && upstream.uris.len() > 1 {
+            if upstream.dev_run.is_some() && upstream.addresses.len() > 1 {
                 return Err((
                     key("dev_run"),
                     "starts one process (with hot reload): give a pool of several endpoints `run` only".into(),
@@ -998,16 +1004,26 @@ impl Config {
                 if command.trim().is_empty() {
                     return Err((key(field), "must not be empty".into()));
                 }
-                if !command.contains("{port}") {
-                    return Err((
-                        key(field),
-                        format!("`{command}` must contain `{{port}}`, so that the process listens where `url` says"),
-                    ));
+                for address in &upstream.addresses {
+                    let (placeholder, listens) = match address {
+                        Address::Tcp { .. } => ("{port}", "where `url` says"),
+                        Address::Unix(_) => (UDS_PLACEHOLDER, "on its Unix socket"),
+                    };
+                    if !command.contains(placeholder) {
+                        return Err((
+                            key(field),
+                            format!("`{command}` must contain `{placeholder}`, so that the process listens {listens}"),
+                        ));
+                    }
                 }
-                if let Some(uri) = upstream.uris.iter().find(|u| !is_loopback(u)) {
+                if let Some(address) = upstream.addresses.iter().find(|a| !a.is_local()) {
                     let at = if upstream.url.is_some() { "url" } else { "endpoints" };
-                    return Err((key(at), format!("`{uri}` must be on 127.0.0.1, ::1 or localhost: `isthmus run` starts `{field}` on this machine and keeps it off the network")));
+                    return Err((key(at), format!("`{address}` must be on 127.0.0.1, ::1, localhost or a Unix socket: `isthmus run` starts `{field}` on this machine and keeps it off the network")));
                 }
+            }
+            let at = if upstream.url.is_some() { "url" } else { "endpoints" };
+            for address in upstream.addresses.iter().filter(|_| !upstream.picks_sockets) {
+                check_socket(address).map_err(|m| (key(at), m))?;
             }
             if let Some(cwd) = &upstream.cwd {
                 if !cwd.is_dir() {
@@ -1018,31 +1034,46 @@ impl Config {
         // Commands once every url is known: `{port:NAME}` names another upstream.
         for (name, upstream) in &self.upstreams {
             for (field, command) in [("run", &upstream.run), ("dev_run", &upstream.dev_run)] {
-                if let Some(command) = command {
-                    crate::supervise::command::argv(command, upstream.uri(), &port_of)
+                let Some(command) = command else { continue };
+                for address in &upstream.addresses {
+                    crate::supervise::command::argv(command, address, &|other| self.port_of(other))
                         .map_err(|m| (format!("upstreams.{name}.{field}"), m))?;
                 }
             }
         }
-        // Two started processes cannot listen on one port.
-        let mut started: Vec<(&str, &http::Uri)> = Vec::new();
+        // Two started processes cannot listen on one port (whatever the host) or one socket.
+        let mut started: Vec<(&str, &Address)> = Vec::new();
         for (name, upstream) in self.upstreams.iter().filter(|(_, u)| u.run.is_some() || u.dev_run.is_some()) {
-            for uri in &upstream.uris {
-                let same = |(_, other): &&(&str, &http::Uri)| other.port_u16() == uri.port_u16();
+            for address in upstream.addresses.iter().filter(|_| !upstream.picks_sockets) {
+                let same = |(_, other): &&(&str, &Address)| match (address.port(), other.port()) {
+                    (Some(port), Some(other)) => port == other,
+                    _ => address == *other,
+                };
                 if let Some((other, _)) = started.iter().find(same) {
                     let field = if upstream.replicas.is_some() { "replicas" } else { "url" };
+                    let what = match address.port() {
+                        Some(port) => format!("port {port}"),
+                        None => format!("`{address}`"),
+                    };
                     return Err((
                         format!("upstreams.{name}.{field}"),
-                        format!(
-                            "port {} is also where `isthmus run` starts upstream `{other}`",
-                            uri.port_u16().unwrap_or_default()
-                        ),
+                        format!("{what} is also where `isthmus run` starts upstream `{other}`"),
                     ));
                 }
-                started.push((name, uri));
+                started.push((name, address));
             }
         }
         Ok(())
+    }
+
+    /// The port of upstream `name`'s first endpoint, for `{port:NAME}`.
+    pub fn port_of(&self, name: &str) -> Result<u16, String> {
+        let upstream = self.upstreams.get(name).ok_or_else(|| format!("`{name}` is not in [upstreams]"))?;
+        upstream
+            .addresses
+            .first()
+            .and_then(Address::port)
+            .ok_or_else(|| format!("upstream `{name}` listens on a Unix socket, not a port"))
     }
 
     fn check_static(&self) -> Result<(), (String, String)> {
@@ -1197,56 +1228,80 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// An upstream's endpoints: `url` (and, with `replicas`, the ports after its own) or `endpoints`.
-fn endpoint_uris(upstream: &Upstream) -> Result<Vec<http::Uri>, (&'static str, String)> {
-    let uris = match (&upstream.url, upstream.endpoints.as_slice(), upstream.replicas) {
+/// An upstream's endpoints: `url` (and, with `replicas`, the ports after its own),
+/// `endpoints`, or, with `{uds}` in a command and neither, one socket per replica that
+/// `isthmus run` picks (true: their names, relative to the folder it creates).
+fn endpoint_addresses(
+    name: &str,
+    upstream: &Upstream,
+    base: &Path,
+) -> Result<(Vec<Address>, bool), (&'static str, String)> {
+    let picks =
+        [&upstream.run, &upstream.dev_run].iter().any(|c| c.as_ref().is_some_and(|c| c.contains(UDS_PLACEHOLDER)));
+    let n = upstream.replicas.unwrap_or(1);
+    if !(1..=limits::MAX_REPLICAS).contains(&n) {
+        return Err(("replicas", format!("must be from 1 to {}", limits::MAX_REPLICAS)));
+    }
+    let addresses = match (&upstream.url, upstream.endpoints.as_slice(), upstream.replicas) {
         (Some(_), [_, ..], _) => return Err(("endpoints", "give either `url` or `endpoints`, not both".into())),
-        (None, [], _) => return Err(("url", "required (or `endpoints`, for a pool)".into())),
+        (None, [], _) if picks => {
+            let sockets = (0..n).map(|i| Address::Unix(format!("{name}-{i}.sock").into())).collect();
+            return Ok((sockets, true));
+        }
+        (None, [], _) => {
+            return Err((
+                "url",
+                "required (or `endpoints`, for a pool, or `{uds}` in `run` for a Unix socket `isthmus run` picks)"
+                    .into(),
+            ))
+        }
         (None, [_, ..], Some(_)) => {
             return Err(("replicas", "goes with `url` (the first replica's address), not `endpoints`".into()))
         }
         (None, endpoints, None) => endpoints
             .iter()
-            .map(|e| parse_upstream_url(e))
+            .map(|e| Address::parse(e, base))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ("endpoints", m))?,
-        (Some(url), [], replicas) => {
-            let first = parse_upstream_url(url).map_err(|m| ("url", m))?;
-            let n = replicas.unwrap_or(1);
-            if !(1..=limits::MAX_REPLICAS).contains(&n) {
-                return Err(("replicas", format!("must be from 1 to {}", limits::MAX_REPLICAS)));
+        (Some(url), [], _) => match Address::parse(url, base).map_err(|m| ("url", m))? {
+            Address::Tcp { host, port } => {
+                let last = usize::from(port) + n - 1;
+                if last > usize::from(u16::MAX) {
+                    return Err(("replicas", format!("{n} replicas from port {port} go past port 65535")));
+                }
+                (0..n as u16).map(|i| Address::Tcp { host: host.clone(), port: port + i }).collect()
             }
-            let (host, port) = (first.host().unwrap_or_default().to_owned(), first.port_u16().unwrap_or_default());
-            let last = usize::from(port) + n - 1;
-            if last > usize::from(u16::MAX) {
-                return Err(("replicas", format!("{n} replicas from port {port} go past port 65535")));
+            socket if n == 1 => vec![socket],
+            _ => {
+                return Err((
+                    "replicas",
+                    format!("`{url}` is one socket: leave `url` out and put `{UDS_PLACEHOLDER}` in `run`, and `isthmus run` picks a socket per replica"),
+                ))
             }
-            (0..n as u16)
-                .map(|i| format!("http://{host}:{}", port + i).parse().expect("an address made of a valid one"))
-                .collect()
-        }
+        },
     };
-    for (i, uri) in uris.iter().enumerate() {
-        if uris[..i].contains(uri) {
-            return Err(("endpoints", format!("`{uri}` is listed twice")));
+    for (i, address) in addresses.iter().enumerate() {
+        if addresses[..i].contains(address) {
+            return Err(("endpoints", format!("`{address}` is listed twice")));
         }
     }
-    Ok(uris)
+    Ok((addresses, false))
 }
 
-fn parse_upstream_url(url: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!("`{url}` must start with http:// (TLS to upstreams is not supported)"));
+/// A socket's folder must exist (the server only creates the socket), and a file
+/// already there must be a socket: a typo fails here, not as a 502 on each request.
+fn check_socket(address: &Address) -> Result<(), String> {
+    let Address::Unix(path) = address else { return Ok(()) };
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(format!("`{address}`: its folder `{}` does not exist", folder.display()));
     }
-    let authority = uri.authority().ok_or_else(|| format!("`{url}` has no host"))?;
-    if authority.port_u16().is_none() {
-        return Err(format!("`{url}` must name a port"));
+    match std::fs::metadata(path) {
+        Ok(meta) if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            Err(format!("`{address}`: `{}` exists and is not a socket", path.display()))
+        }
+        _ => Ok(()),
     }
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(format!("`{url}` must not have a path; use the router's path rewrite"));
-    }
-    Ok(uri)
 }
 
 fn parse_otlp_endpoint(url: &str) -> Result<http::Uri, String> {
@@ -1263,17 +1318,6 @@ fn parse_otlp_endpoint(url: &str) -> Result<http::Uri, String> {
         return Err(format!("`{url}` has no path; OTLP/HTTP collectors take traces at `/v1/traces`"));
     }
     Ok(uri)
-}
-
-fn is_loopback(uri: &http::Uri) -> bool {
-    match uri.host().unwrap_or("") {
-        "localhost" => true,
-        host => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-    }
 }
 
 /// " (line N)" for a byte span into `text`, to point at the bad line.

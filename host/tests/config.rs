@@ -358,7 +358,7 @@ fn pools_load_endpoints_replicas_balance_and_health_checks() {
     );
     let config = Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
     let django = &config.upstreams["django"];
-    let ports: Vec<_> = django.uris.iter().map(|u| u.port_u16().unwrap()).collect();
+    let ports: Vec<_> = django.addresses.iter().map(|a| a.port().unwrap()).collect();
     assert_eq!(ports, [8001, 8002, 8003]);
     assert_eq!(django.balance, isthmus::config::Balance::Hash);
     assert_eq!(django.hash_keys.len(), 2);
@@ -372,10 +372,94 @@ fn pools_load_endpoints_replicas_balance_and_health_checks() {
     let text = pool("endpoints = [\"http://10.0.0.1:8000\", \"http://reflex-1.reflex:8000\"]\nhealth = \"/ping\"");
     let config = Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
     let django = &config.upstreams["django"];
-    assert_eq!(django.uris.len(), 2);
+    assert_eq!(django.addresses.len(), 2);
     assert_eq!(django.balance, isthmus::config::Balance::LeastConn);
     assert_eq!(django.health.as_ref().unwrap().interval, isthmus::limits::HEALTH_CHECK_INTERVAL);
-    assert_eq!(django.uri().to_string(), "http://10.0.0.1:8000/");
+    assert_eq!(django.addresses[0].to_string(), "10.0.0.1:8000");
+}
+
+#[test]
+fn unix_sockets_load_from_url_endpoints_and_commands() {
+    use isthmus::config::Address;
+    let dir = site();
+    let file = dir.path().join("isthmus.toml");
+    std::fs::create_dir(dir.path().join("run")).unwrap();
+    // A relative path is the config folder's; `{uds}` is filled with the url's path.
+    let config = Config::parse(&pool("url = \"unix:run/django.sock\"\nrun = \"uvicorn a:b --uds {uds}\""), &file)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let django = &config.upstreams["django"];
+    assert_eq!(django.addresses, [Address::Unix(dir.path().join("run/django.sock"))]);
+    assert!(!django.picks_sockets);
+    let socket = dir.path().join("run/b.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let text =
+        pool(&format!("endpoints = [\"unix:run/a.sock\", \"unix:{}\", \"http://127.0.0.1:8002\"]", socket.display()));
+    let config = Config::parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
+    let labels: Vec<_> = config.upstreams["django"].addresses.iter().map(ToString::to_string).collect();
+    assert_eq!(labels[1..], [format!("unix:{}", socket.display()), "127.0.0.1:8002".to_owned()]);
+    // `{uds}` without a url: `isthmus run` picks one socket per replica, named here and
+    // placed in its private folder when it starts.
+    let config = Config::parse(&pool("replicas = 2\nrun = \"uvicorn a:b --uds {uds}\""), &file)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let django = &config.upstreams["django"];
+    assert!(django.picks_sockets);
+    assert_eq!(django.addresses, [Address::Unix("django-0.sock".into()), Address::Unix("django-1.sock".into())]);
+}
+
+#[test]
+fn unix_socket_mistakes_name_the_key() {
+    let dir = site();
+    std::fs::write(dir.path().join("plain-file"), b"x").unwrap();
+    let long = format!("/{}", "d".repeat(110));
+    let cases = [
+        (pool("url = \"unix:\""), "upstreams.django.url", "unix:/path/to/app.sock"),
+        (pool("url = \"unix:///run/a.sock\""), "upstreams.django.url", "unix:/path/to/app.sock"),
+        (pool(&format!("url = \"unix:{long}.sock\"")), "upstreams.django.url", "at most 107"),
+        (
+            pool("url = \"unix:/no/such/folder/a.sock\""),
+            "upstreams.django.url",
+            "folder `/no/such/folder` does not exist",
+        ),
+        (
+            pool(&format!("url = \"unix:{}\"", dir.path().join("plain-file").display())),
+            "upstreams.django.url",
+            "is not a socket",
+        ),
+        (
+            pool("endpoints = [\"http://127.0.0.1:8001\", \"unix:/no/such/folder/a.sock\"]"),
+            "upstreams.django.endpoints",
+            "does not exist",
+        ),
+        (
+            pool("url = \"unix:/tmp/a.sock\"\nreplicas = 2\nrun = \"x {uds}\""),
+            "upstreams.django.replicas",
+            "leave `url` out and put `{uds}` in `run`",
+        ),
+        (pool("url = \"unix:/tmp/a.sock\"\nrun = \"x --port {port}\""), "upstreams.django.run", "must contain `{uds}`"),
+        (
+            pool("url = \"unix:/tmp/a.sock\"\nrun = \"x --uds {uds} --port {port}\""),
+            "upstreams.django.run",
+            "use `{uds}`",
+        ),
+        (pool("url = \"http://127.0.0.1:8001\"\nrun = \"x {port} {uds}\""), "upstreams.django.run", "use `{port}`"),
+        (pool("run = \"x --port {port}\""), "upstreams.django.url", "`{uds}` in `run`"),
+        (
+            pool("run = \"x --uds {uds}\"")
+                + "\n[upstreams.reflex]\nurl = \"http://127.0.0.1:8002\"\nrun = \"y {port} {port:django}\"\n",
+            "upstreams.reflex.run",
+            "upstream `django` listens on a Unix socket, not a port",
+        ),
+        (
+            pool("url = \"unix:/tmp/same.sock\"\nrun = \"x {uds}\"")
+                + "\n[upstreams.reflex]\nurl = \"unix:/tmp/same.sock\"\nrun = \"y {uds}\"\n",
+            "upstreams.",
+            "`unix:/tmp/same.sock` is also where `isthmus run` starts upstream",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let msg = error(&text);
+        assert!(msg.contains(key) && msg.contains(message), "expected `{key}` and `{message}` in: {msg}\n{text}");
+    }
 }
 
 #[test]

@@ -333,15 +333,6 @@ async fn websocket_upgrades_are_tunneled() {
     ws.close(None).await.unwrap();
 }
 
-/// The body of every error the gateway answers itself: the status and the request id
-/// only, never what failed (asserted against the response's own `x-request-id`).
-fn assert_generic_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8], expected: StatusCode) {
-    assert_eq!(status, expected, "{}", String::from_utf8_lossy(body));
-    let id = headers["x-request-id"].to_str().unwrap();
-    let generic = format!("{} {}\nrequest id: {id}\n", expected.as_u16(), expected.canonical_reason().unwrap());
-    assert_eq!(String::from_utf8_lossy(body), generic);
-}
-
 #[tokio::test]
 async fn unreachable_upstream_is_a_generic_502_with_the_detail_in_the_log() {
     let log = global_log();

@@ -63,6 +63,8 @@ impl Run {
             .arg(site.path().join("isthmus.toml"))
             .args(args)
             .env("STATE_DIR", site.path())
+            // Sockets `isthmus run` picks go in the site: a failed test leaves none behind.
+            .env("XDG_RUNTIME_DIR", site.path())
             .env("RUST_LOG", "isthmus=info")
             .stderr(Stdio::piped())
             .spawn()
@@ -618,4 +620,89 @@ fn run_warns_of_prefix_drift_in_the_background_and_serves() {
     let (listening, drift) = (log.find("isthmus listening").unwrap(), log.find("django_prefixes").unwrap());
     assert!(listening < drift, "{log}");
     assert_eq!(run.until_ok("/index.html", Duration::from_secs(30)).1, "<h1>exported spa</h1>");
+}
+
+/// A child on the Unix socket it is given: records `pid pgid`, answers `/health` 200,
+/// `…/crash` answers then exits 3, anything else `<name> <socket> <path>`. Python's
+/// server binds without removing a stale socket file, as uvicorn with --workers does.
+const UDS_PY: &str = r#"
+import os, socketserver, sys
+from http.server import BaseHTTPRequestHandler
+name, path = sys.argv[1], sys.argv[2]
+assert "PORT" not in os.environ and "HOST" not in os.environ
+with open(os.path.join(os.environ["STATE_DIR"], name + ".pids"), "a") as f:
+    f.write(f"{os.getpid()} {os.getpgid(0)}\n")
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def address_string(self): return "unix"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        body = b"ok" if self.path == "/health" else f"{name} {path} {self.path}".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); self.wfile.flush()
+        if self.path.endswith("/crash"):
+            os._exit(3)
+socketserver.ThreadingUnixStreamServer(path, H).serve_forever()
+"#;
+
+#[test]
+fn sockets_run_picks_are_private_per_replica_survive_a_restart_and_go_at_exit() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_port();
+    let site = Site::new();
+    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/prefix_router.wasm")).unwrap();
+    site.write("uds.py", UDS_PY);
+    site.write("spa/index.html", "<h1>exported spa</h1>");
+    site.write(
+        "isthmus.toml",
+        format!(
+            r#"
+[listen]
+addr = "127.0.0.1:{port}"
+shutdown_grace = "2s"
+
+[upstreams.django]
+replicas = 2
+run = "python3 uds.py django {{uds}}"
+health = "/health"
+
+[upstreams.reflex]
+url = "http://127.0.0.1:{reflex}"
+
+[static.frontend]
+root = "spa"
+fallback = "index.html"
+
+[[routing.routers]]
+plugin = "prefix_router.wasm"
+config = {{ django_prefixes = ["/api"], spa_mount = "frontend" }}
+"#,
+            reflex = free_port()
+        ),
+    );
+    let mut run = Run::start(site, port, &[]);
+    run.wait_log("all upstreams ready", 1, Duration::from_secs(30));
+    let sockets: std::collections::BTreeSet<String> = (0..4)
+        .map(|_| run.until_ok("/api/x", Duration::from_secs(5)).1.split(' ').nth(1).unwrap().to_owned())
+        .collect();
+    let sockets: Vec<_> = sockets.iter().map(std::path::PathBuf::from).collect();
+    assert_eq!(sockets.len(), 2, "one socket per replica: {sockets:?}");
+    let folder = sockets[0].parent().unwrap().to_owned();
+    assert_eq!(sockets[0], folder.join("django-0.sock"));
+    assert_eq!(sockets[1], folder.join("django-1.sock"));
+    assert!(folder.file_name().unwrap().to_str().unwrap().starts_with("isthmus-"), "{folder:?}");
+    assert_eq!(folder.parent(), Some(run.site.path()), "under $XDG_RUNTIME_DIR");
+    assert_eq!(std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777, 0o700);
+
+    // A replica that exits is started again on its socket, its old socket file removed first.
+    let _ = run.get("/api/crash");
+    run.wait_log("restarted", 1, Duration::from_secs(10));
+    // Each replica ready says so at start (2), then the restarted one again.
+    run.wait_log("all upstreams ready", 3, Duration::from_secs(10));
+    let seen: std::collections::BTreeSet<String> =
+        (0..4).map(|_| run.until_ok("/api/x", Duration::from_secs(5)).1).collect();
+    assert_eq!(seen.len(), 2, "both replicas answer again: {seen:?}\n{}", run.log());
+
+    run.signal(libc::SIGTERM);
+    assert_eq!(run.exit_code(Duration::from_secs(20)), Some(0), "{}", run.log());
+    assert!(!folder.exists(), "the socket folder is removed at exit");
 }

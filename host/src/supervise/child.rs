@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+use super::command::bind_host;
+use crate::config::Address;
 use crate::limits;
 
 #[derive(Debug, Clone)]
@@ -16,9 +18,9 @@ pub struct Spec {
     pub name: String,
     pub argv: Vec<String>,
     pub cwd: Option<PathBuf>,
-    /// Filled into `PORT` / `HOST` for programs that read them.
-    pub host: String,
-    pub port: u16,
+    /// Where it listens: a TCP address is also told in `PORT` / `HOST`, for programs
+    /// that read them.
+    pub address: Address,
     /// What the companion reads to find the gateway (see `supervise::gateway_env`).
     pub env: Vec<(&'static str, String)>,
 }
@@ -31,9 +33,15 @@ pub struct Running {
 impl Spec {
     pub fn spawn(&self) -> std::io::Result<Running> {
         let mut cmd = Command::new(&self.argv[0]);
+        match &self.address {
+            Address::Tcp { host, port } => {
+                cmd.env("PORT", port.to_string()).env("HOST", bind_host(host));
+            }
+            // A socket left by the previous run would make a fresh bind fail (uvicorn
+            // with --workers binds without removing it first).
+            Address::Unix(path) => remove_stale_socket(path),
+        }
         cmd.args(&self.argv[1..])
-            .env("PORT", self.port.to_string())
-            .env("HOST", &self.host)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -109,6 +117,13 @@ impl Running {
         }
         let _ = self.child.wait().await;
         killed
+    }
+}
+
+fn remove_stale_socket(path: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
     }
 }
 

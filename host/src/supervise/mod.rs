@@ -10,19 +10,19 @@ mod child;
 pub mod command;
 mod health;
 mod readiness;
+pub mod sockets;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::Uri;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use readiness::Readiness;
 
-use crate::config::{Config, Upstream};
+use crate::config::{Address, Config, Upstream};
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::upstream::{Endpoint, Upstreams};
@@ -34,6 +34,8 @@ pub enum SuperviseError {
     Command { file: String, name: String, field: &'static str, message: String },
     #[error("{file}: upstreams.{name}.{field}: cannot start `{program}`: {error}")]
     Spawn { file: String, name: String, field: &'static str, program: String, error: std::io::Error },
+    #[error("cannot create a folder for the upstreams' Unix sockets in {dir}: {error}")]
+    SocketDir { dir: String, error: std::io::Error },
 }
 
 pub struct Supervisor {
@@ -46,7 +48,7 @@ pub struct Supervisor {
 struct Watched {
     upstream: String,
     endpoint: Arc<Endpoint>,
-    uri: Uri,
+    address: Address,
     health: Option<String>,
 }
 
@@ -78,11 +80,11 @@ impl Supervisor {
             }
             let pool = upstreams.get(name).expect("every configured upstream has a pool");
             supervised.push((name.clone(), pool.endpoints().to_vec()));
-            for (endpoint, uri) in pool.endpoints().iter().zip(&upstream.uris) {
+            for (endpoint, address) in pool.endpoints().iter().zip(&upstream.addresses) {
                 let w = Watched {
                     upstream: name.clone(),
                     endpoint: endpoint.clone(),
-                    uri: uri.clone(),
+                    address: address.clone(),
                     health: upstream.health.as_ref().map(|h| h.path.clone()),
                 };
                 match command {
@@ -136,7 +138,7 @@ impl Supervisor {
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    took = health::wait_healthy(w.endpoint.name(), &w.uri, w.health.as_deref()) => mark_ready(&readiness, &w, took),
+                    took = health::wait_healthy(w.endpoint.name(), &w.address, w.health.as_deref()) => mark_ready(&readiness, &w, took),
                 }
             });
         }
@@ -155,14 +157,12 @@ impl Supervisor {
 }
 
 fn spec(w: &Watched, command: &str, upstream: &Upstream, config: &Config) -> Result<Spec, String> {
-    let (ports, base_dir) = (&config.upstreams, &config.base_dir);
     Ok(Spec {
         name: w.endpoint.name().to_owned(),
-        argv: command::argv(command, &w.uri, &|other| ports.get(other).and_then(|u| u.uri().port_u16()))?,
+        argv: command::argv(command, &w.address, &|other| config.port_of(other))?,
         // As every relative path of the config: from the config's folder.
-        cwd: Some(upstream.cwd.clone().unwrap_or_else(|| base_dir.to_owned())),
-        host: command::bind_host(&w.uri).to_owned(),
-        port: w.uri.port_u16().expect("validated: upstream urls name a port"),
+        cwd: Some(upstream.cwd.clone().unwrap_or_else(|| config.base_dir.to_owned())),
+        address: w.address.clone(),
         env: gateway_env(config),
     })
 }
@@ -317,7 +317,7 @@ async fn run_until_exit(
     told_when_ready: &mut Option<oneshot::Sender<()>>,
 ) -> String {
     let became_ready = async {
-        let took = health::wait_healthy(w.endpoint.name(), &w.uri, w.health.as_deref()).await;
+        let took = health::wait_healthy(w.endpoint.name(), &w.address, w.health.as_deref()).await;
         mark_ready(readiness, w, took);
         if let Some(done) = told_when_ready.take() {
             let _ = done.send(());

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::Authority;
 use http::{Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -26,10 +25,10 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::address::Address;
 use super::idle::IdleTimeout;
 use super::UpstreamError;
 use crate::body::Body;
@@ -52,12 +51,11 @@ pub struct PoolSettings {
 pub struct Endpoint {
     /// In errors and logs: the upstream's name, and the address when the pool has several.
     name: String,
-    /// The address, as the metrics label it.
-    address: String,
+    /// Where it listens (TCP or a Unix socket), and that as the metrics label it.
+    address: Address,
+    label: String,
     /// Set on each response when the pool has several endpoints.
     served_by: Option<ServedBy>,
-    host: String,
-    port: u16,
     /// Sent when a request carries no Host of its own.
     host_header: HeaderValue,
     /// What rendezvous hashing mixes with a request's key: the same on every gateway.
@@ -167,26 +165,23 @@ pub struct UpstreamSlot {
 impl Endpoint {
     pub fn new(
         upstream: &str,
-        authority: &Authority,
+        address: Address,
         several: bool,
         settings: PoolSettings,
         connect_errors: Counter,
         metrics: &Metrics,
     ) -> Arc<Endpoint> {
-        // IPv6 literals come bracketed in an authority; the resolver wants them bare.
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
-        let address = authority.as_str().to_owned();
-        let up = metrics.endpoint_up(upstream, &address);
+        let label = address.to_string();
+        let up = metrics.endpoint_up(upstream, &label);
         up.set(1);
         Arc::new(Endpoint {
-            name: if several { format!("{upstream} ({address})") } else { upstream.to_owned() },
-            seed: xxhash_rust::xxh3::xxh3_64(address.as_bytes()),
-            ejections: metrics.endpoint_ejections(upstream, &address),
-            served_by: several.then(|| ServedBy(address.as_str().into())),
+            name: if several { format!("{upstream} ({label})") } else { upstream.to_owned() },
+            seed: xxhash_rust::xxh3::xxh3_64(label.as_bytes()),
+            ejections: metrics.endpoint_ejections(upstream, &label),
+            served_by: several.then(|| ServedBy(label.as_str().into())),
+            host_header: address.host_header(),
             address,
-            host,
-            port: authority.port_u16().unwrap_or(80),
-            host_header: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
+            label,
             settings,
             idle: Mutex::new(Idle::default()),
             slots: Arc::new(Semaphore::new(settings.max_connections)),
@@ -209,8 +204,9 @@ impl Endpoint {
         &self.name
     }
 
+    /// `127.0.0.1:8001` or `unix:/path`, as logs and metrics show it.
     pub fn address(&self) -> &str {
-        &self.address
+        &self.label
     }
 
     pub fn in_flight(&self) -> usize {
@@ -416,7 +412,7 @@ impl Endpoint {
     async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
         let timeout = self.settings.connect_timeout;
         let connect_timeout = || UpstreamError::ConnectTimeout { upstream: self.name.clone(), timeout };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect((self.host.as_str(), self.port))).await {
+        let stream = match tokio::time::timeout(timeout, self.address.connect()).await {
             Ok(Ok(stream)) => stream,
             failed => {
                 self.connect_errors.inc();
@@ -428,8 +424,6 @@ impl Endpoint {
                 });
             }
         };
-        // Request heads are small writes answered at once: Nagle would hold them back.
-        let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| self.failed(&e))?;
         let name = self.name.clone();
         tokio::spawn(async move {

@@ -1,5 +1,5 @@
 //! Health probes of an upstream endpoint: one probe (its `health` path answering 2xx or
-//! 3xx, or, without a path, a TCP connection), and the active checks that probe each
+//! 3xx, or, without a path, a connection accepted, over TCP or its Unix socket), and the active checks that probe each
 //! endpoint of a pool while the gateway serves and take it out of (or back into) the
 //! pool after `unhealthy_threshold` (`healthy_threshold`) results in a row. And the
 //! one check a pool of Reflex endpoints needs before it may serve: that its replicas
@@ -9,27 +9,25 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode, Uri};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use super::address::Address;
 use super::endpoint::Endpoint;
 use crate::config::HealthCheck;
 use crate::limits;
 
 /// One probe, all of it within `timeout`.
-pub async fn probe(uri: &Uri, path: Option<&str>, timeout: Duration) -> Result<(), String> {
+pub async fn probe(address: &Address, path: Option<&str>, timeout: Duration) -> Result<(), String> {
     let Some(path) = path else {
-        let authority = uri.authority().expect("upstream urls are validated to have a host and port");
-        let connect = TcpStream::connect(authority.as_str());
-        return match tokio::time::timeout(timeout, connect).await {
+        return match tokio::time::timeout(timeout, address.connect()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("connect: {e}")),
             Err(_) => Err(format!("no connection within {timeout:?}")),
         };
     };
-    let (status, _) = get(uri, path, timeout).await?;
+    let (status, _) = get(address, path, timeout).await?;
     if status.is_success() || status.is_redirection() {
         Ok(())
     } else {
@@ -38,16 +36,15 @@ pub async fn probe(uri: &Uri, path: Option<&str>, timeout: Duration) -> Result<(
 }
 
 /// `GET path` of an endpoint: the status and (up to 64 KiB of) the body, all within `timeout`.
-async fn get(uri: &Uri, path: &str, timeout: Duration) -> Result<(StatusCode, Bytes), String> {
-    let authority = uri.authority().expect("upstream urls are validated to have a host and port");
+async fn get(address: &Address, path: &str, timeout: Duration) -> Result<(StatusCode, Bytes), String> {
     let answered = async {
-        let stream = TcpStream::connect(authority.as_str()).await.map_err(|e| format!("connect: {e}"))?;
+        let stream = address.connect().await.map_err(|e| format!("connect: {e}"))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("GET {path}: {e}"))?;
         tokio::spawn(conn);
         let req = Request::get(path)
-            .header(http::header::HOST, authority.as_str())
+            .header(http::header::HOST, address.host_header())
             .body(Empty::<Bytes>::new())
             .expect("a valid request");
         let res = sender.send_request(req).await.map_err(|e| format!("GET {path}: {e}"))?;
@@ -83,10 +80,10 @@ pub fn shared_state(status: StatusCode, body: &[u8]) -> SharedState {
 }
 
 /// Asks the pool's endpoints for `/_health` until one answers, and returns what it says.
-pub async fn await_shared_state(uris: &[Uri]) -> SharedState {
+pub async fn await_shared_state(addresses: &[Address]) -> SharedState {
     loop {
-        for uri in uris {
-            if let Ok((status, body)) = get(uri, "/_health", limits::HEALTH_TIMEOUT).await {
+        for address in addresses {
+            if let Ok((status, body)) = get(address, "/_health", limits::HEALTH_TIMEOUT).await {
                 return shared_state(status, &body);
             }
         }
@@ -96,7 +93,7 @@ pub async fn await_shared_state(uris: &[Uri]) -> SharedState {
 
 /// Probes `endpoint` every `check.interval` while it exists (the gateway holds it).
 /// A process `isthmus run` has not seen ready yet is left to the supervisor.
-pub async fn check(endpoint: Weak<Endpoint>, uri: Uri, check: HealthCheck) {
+pub async fn check(endpoint: Weak<Endpoint>, address: Address, check: HealthCheck) {
     let (mut passes, mut fails) = (0u32, 0u32);
     loop {
         tokio::time::sleep(check.interval).await;
@@ -105,7 +102,7 @@ pub async fn check(endpoint: Weak<Endpoint>, uri: Uri, check: HealthCheck) {
             (passes, fails) = (0, 0);
             continue;
         }
-        let result = probe(&uri, Some(&check.path), check.timeout).await;
+        let result = probe(&address, Some(&check.path), check.timeout).await;
         judge(&endpoint, &check, result, &mut passes, &mut fails);
     }
 }

@@ -1,12 +1,13 @@
 //! The upstream transport, used by every dispatch target that talks to an upstream:
 //! the proxy, the event bridge (its handshake and its identity calls). It owns one
 //! pool per upstream (`pool`): its endpoints, each with its keep-alive connections
-//! (`endpoint`), chosen by the upstream's balance (`balance`) among those its health
+//! (`endpoint`) opened by the one connector of `address` (TCP or a Unix socket), chosen by the upstream's balance (`balance`) among those its health
 //! checks (`health`) and the supervisor leave in, and prepares what is sent (the
 //! decision's path and header edits, hop-by-hop headers removed, X-Forwarded-*, the
 //! request id and the trace context written: `headers`, `crate::trace`), bounds waits (`idle`, the configured timeouts) and
 //! keeps the tunnels upgraded connections become (`tunnels`).
 
+pub mod address;
 pub mod balance;
 mod endpoint;
 mod error;
@@ -29,6 +30,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use tokio::sync::Notify;
 
+pub use address::Address;
 pub use endpoint::{Endpoint, PoolSettings, PooledBody, ServedBy, UpstreamSlot};
 pub use error::UpstreamError;
 pub use pool::Pool;

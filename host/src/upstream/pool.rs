@@ -7,10 +7,10 @@
 
 use std::sync::{Arc, OnceLock, Weak};
 
-use http::uri::Authority;
 use http::{HeaderMap, Request, Response};
 use tokio::sync::Notify;
 
+use super::address::Address;
 use super::balance::{self, HashKey, Turns};
 use super::endpoint::{Endpoint, Failure, PoolSettings, PooledBody};
 use super::{health, UpstreamError};
@@ -37,27 +37,26 @@ impl Pool {
         metrics: &Metrics,
         refusal: &Arc<Notify>,
     ) -> Pool {
-        let several = upstream.uris.len() > 1;
+        let several = upstream.addresses.len() > 1;
         let endpoints: Vec<_> = upstream
-            .uris
+            .addresses
             .iter()
-            .map(|uri| {
-                let authority: &Authority = uri.authority().expect("validated by config");
-                Endpoint::new(name, authority, several, settings, metrics.connect_errors(name), metrics)
+            .map(|address| {
+                Endpoint::new(name, address.clone(), several, settings, metrics.connect_errors(name), metrics)
             })
             .collect();
         // Without a runtime (`isthmus check`) nothing is served, so nothing is probed.
         let refused = Arc::new(OnceLock::new());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             if let Some(check) = &upstream.health {
-                for (endpoint, uri) in endpoints.iter().zip(&upstream.uris) {
-                    runtime.spawn(health::check(Arc::downgrade(endpoint), uri.clone(), check.clone()));
+                for (endpoint, address) in endpoints.iter().zip(&upstream.addresses) {
+                    runtime.spawn(health::check(Arc::downgrade(endpoint), address.clone(), check.clone()));
                 }
             }
             if several {
                 runtime.spawn(refuse_unshared_state(
                     name.to_owned(),
-                    upstream.uris.clone(),
+                    upstream.addresses.clone(),
                     Arc::downgrade(&refused),
                     refusal.clone(),
                 ));
@@ -148,18 +147,18 @@ impl Pool {
 /// Redis: behind one pool, a client reconnecting to another replica would find none.
 async fn refuse_unshared_state(
     name: String,
-    uris: Vec<http::Uri>,
+    addresses: Vec<Address>,
     refused: Weak<OnceLock<String>>,
     refusal: Arc<Notify>,
 ) {
-    if health::await_shared_state(&uris).await != health::SharedState::Missing {
+    if health::await_shared_state(&addresses).await != health::SharedState::Missing {
         return;
     }
     let why = format!(
         "upstreams.{name}: its {} endpoints are Reflex backends without Redis (their /_health names no `redis`): \
          each would keep its own clients' state, lost when a client reconnects to another. Give every replica \
          REFLEX_REDIS_URL (Reflex then keeps state in Redis), or give the upstream one endpoint",
-        uris.len()
+        addresses.len()
     );
     tracing::error!("{why}");
     if let Some(refused) = refused.upgrade() {

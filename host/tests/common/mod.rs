@@ -216,6 +216,20 @@ pub async fn send(req: Request<Full<Bytes>>) -> (http::StatusCode, http::HeaderM
     (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
 }
 
+/// The body of every error the gateway answers itself: the status and the request id
+/// only, never what failed (asserted against the response's own `x-request-id`).
+pub fn assert_generic_error(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    expected: http::StatusCode,
+) {
+    assert_eq!(status, expected, "{}", String::from_utf8_lossy(body));
+    let id = headers["x-request-id"].to_str().unwrap();
+    let generic = format!("{} {}\nrequest id: {id}\n", expected.as_u16(), expected.canonical_reason().unwrap());
+    assert_eq!(String::from_utf8_lossy(body), generic);
+}
+
 pub fn text(s: impl Into<String>) -> Response<Body> {
     Response::new(isthmus::body::full(s.into()))
 }
