@@ -77,15 +77,21 @@ async def test_slow_identity_endpoint_times_out_to_anonymous(stack, browser, soc
 
 @pytest.fixture(scope="module")
 def down_deny_gateway(stack):
-    # The bridge's own refusal of the CONNECT, so without the example's staff_reports
-    # router: a router that needs the user makes the gateway resolve it before routing,
-    # and in deny mode a request carrying a session cookie (the WebSocket's handshake
-    # too) is then answered 503 before it reaches the bridge (see the test below).
+    # The bridge's own refusal of the CONNECT, so without the example's routers that need
+    # the user (staff_reports, and the prefix router's page guards): a router that needs
+    # the user makes the gateway resolve it before routing, and in deny mode a request
+    # carrying a session cookie (the WebSocket's handshake too) is then answered 503
+    # before it reaches the bridge (see the test below).
+    def without_page_guards(config):
+        for router in config["routing"]["routers"]:
+            router.get("config", {}).pop("pages", None)
+
     gw = stack.start_gateway(
         "django-down-deny",
         django_port=dead_port(),
         bridge={"on_identity_error": "deny"},
         without_routers=("staff_reports.wasm",),
+        edit=without_page_guards,
     )
     yield gw
     stack.stop_gateway("django-down-deny")

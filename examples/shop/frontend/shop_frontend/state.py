@@ -15,7 +15,6 @@ from isthmus_reflex import (
     ModelState,
     SessionKeyRefused,
     SessionWriteError,
-    UserState,
     auth,
     group_required,
     login_required,
@@ -61,11 +60,9 @@ class ShopState(DjangoUserMixin, rx.State):
         """Called by the gateway (full name
         ``reflex___state____state.shop_frontend___state____shop_state.on_identity_change``)
         when the browser's Django session changed: a login or logout in this tab or in
-        another one. The event carries the new identity, like any other; UserState's
-        refresh then reads Django's messages and the CSRF token the login rotated."""
+        another one. The event carries the new identity, like any other."""
         self.identity_changes += 1
         self._greet()
-        return UserState.refresh
 
     @rx.event
     def on_logged_out(self, answer: dict):
