@@ -190,13 +190,11 @@ fn wait_gone(pgid: i32, timeout: Duration) {
 
 fn site(port: u16, django_delay: f64, extra: &str) -> Site {
     let site = Site::new();
-    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/prefix_router.wasm")).unwrap();
     site.write("upstream.py", UPSTREAM_PY);
-    site.write("spa/index.html", "<h1>exported spa</h1>");
     let (django, reflex) = (free_port(), free_port());
-    site.write(
-        "isthmus.toml",
-        format!(
+    write_router_config(
+        &site,
+        &format!(
             r#"
 [listen]
 addr = "127.0.0.1:{port}"
@@ -211,7 +209,23 @@ health = "/health"
 url = "http://localhost:{reflex}"
 run = "python3 '{dir}/upstream.py' reflex {{port}} 0"
 cwd = "spa"
+"#,
+            dir = site.path().display()
+        ),
+        extra,
+    );
+    site
+}
 
+/// The prefix router and an exported SPA on `site`, with `upstreams` (the config above
+/// them) and `extra` (below) in its isthmus.toml.
+fn write_router_config(site: &Site, upstreams: &str, extra: &str) {
+    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/prefix_router.wasm")).unwrap();
+    site.write("spa/index.html", "<h1>exported spa</h1>");
+    site.write(
+        "isthmus.toml",
+        format!(
+            r#"{upstreams}
 [static.frontend]
 root = "spa"
 fallback = "index.html"
@@ -219,11 +233,9 @@ fallback = "index.html"
 [[routing.routers]]
 plugin = "prefix_router.wasm"
 config = {{ django_prefixes = ["/api"], spa_mount = "frontend" }}
-{extra}"#,
-            dir = site.path().display()
+{extra}"#
         ),
     );
-    site
 }
 
 #[test]
@@ -649,12 +661,10 @@ fn sockets_run_picks_are_private_per_replica_survive_a_restart_and_go_at_exit() 
     use std::os::unix::fs::PermissionsExt;
     let port = free_port();
     let site = Site::new();
-    std::fs::copy(plugin_path("prefix_router.wasm"), site.path().join("plugins/prefix_router.wasm")).unwrap();
     site.write("uds.py", UDS_PY);
-    site.write("spa/index.html", "<h1>exported spa</h1>");
-    site.write(
-        "isthmus.toml",
-        format!(
+    write_router_config(
+        &site,
+        &format!(
             r#"
 [listen]
 addr = "127.0.0.1:{port}"
@@ -667,17 +677,10 @@ health = "/health"
 
 [upstreams.reflex]
 url = "http://127.0.0.1:{reflex}"
-
-[static.frontend]
-root = "spa"
-fallback = "index.html"
-
-[[routing.routers]]
-plugin = "prefix_router.wasm"
-config = {{ django_prefixes = ["/api"], spa_mount = "frontend" }}
 "#,
             reflex = free_port()
         ),
+        "",
     );
     let mut run = Run::start(site, port, &[]);
     run.wait_log("all upstreams ready", 1, Duration::from_secs(30));

@@ -435,10 +435,6 @@ impl Pages {
         self.0.is_empty()
     }
 
-    pub fn rules(&self) -> &[PageRule] {
-        &self.0
-    }
-
     /// The guard of `path` (its index and requirements), if any matches.
     pub fn select(&self, path: &str) -> Option<(usize, &Requirements)> {
         self.0.iter().position(|r| r.page.matches(path)).map(|i| (i, &self.0[i].require))
