@@ -70,8 +70,8 @@ def parse_requirement(text: str) -> Requirement:
     """Parse one requirement, as the gateway's policies do (the message lacks the key)."""
     if text in _WORDS:
         return Requirement(text, _WORDS[text])
-    kind, _, name = text.partition(":")
-    if kind in ("group", "perm") and _:
+    kind, colon, name = text.partition(":")
+    if kind in ("group", "perm") and colon:
         if not name:
             raise PageGuardError(f"empty {'group name' if kind == 'group' else 'permission'} in {text!r}")
         if name.strip() != name:
